@@ -1,0 +1,1 @@
+//! HTTP: Flower-compatible API, health, /metrics.

@@ -1,0 +1,1 @@
+//! AMQP event source: connection lifecycle, declare, consume, reconnect.

@@ -1,0 +1,1 @@
+//! Prometheus registry: self metrics and the Celery metrics folded from state.

@@ -1,0 +1,44 @@
+//! Borrowed, read-only views of the model: what readers (HTTP, metrics,
+//! queries) see. They never allocate; `to_api` builds the wire type when a
+//! response needs it.
+
+use api::TaskState;
+
+/// One task, borrowed from the state. Field names match `api::Task`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskView<'a> {
+    pub uuid: &'a str,
+    pub name: Option<&'a str>,
+    pub state: &'a TaskState,
+    pub sent: Option<f64>,
+    pub received: Option<f64>,
+    pub started: Option<f64>,
+    pub succeeded: Option<f64>,
+    pub failed: Option<f64>,
+    pub retried: Option<f64>,
+    pub revoked: Option<f64>,
+    pub rejected: Option<f64>,
+    /// Timestamp of the event that last set the state (Flower's `timestamp`).
+    pub timestamp: Option<f64>,
+    pub args: Option<&'a str>,
+    pub kwargs: Option<&'a str>,
+    pub eta: Option<&'a str>,
+    pub expires: Option<&'a str>,
+    pub retries: Option<i64>,
+    pub result: Option<&'a str>,
+    pub exception: Option<&'a str>,
+    pub traceback: Option<&'a str>,
+    pub runtime: Option<f64>,
+    pub exchange: Option<&'a str>,
+    pub routing_key: Option<&'a str>,
+    pub queue: Option<&'a str>,
+    pub clock: Option<u64>,
+    /// Nodename of the producer that sent it (from `task-sent`).
+    pub client: Option<&'a str>,
+    /// Nodename of the worker that handled it.
+    pub worker: Option<&'a str>,
+    pub root_id: Option<&'a str>,
+    pub parent_id: Option<&'a str>,
+    /// Ids of known children (never the task itself).
+    pub children: Vec<&'a str>,
+}
