@@ -1,1 +1,95 @@
 //! HTTP: Flower-compatible API, health, /metrics.
+
+mod errors;
+mod flower;
+mod health;
+mod metrics;
+mod params;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+pub use errors::HttpError;
+
+use crate::shared::Shared;
+
+/// Every route, under `config.url_prefix` when it is set (paths outside the
+/// prefix then answer 404, as Flower's `--url_prefix` does).
+pub fn router(shared: Arc<Shared>) -> Router {
+    let prefix = shared.config.url_prefix.clone();
+    let routes = Router::new()
+        .route("/", get(index))
+        .route("/api/workers", get(flower::workers))
+        .route("/api/tasks", get(flower::tasks))
+        .route("/api/task/types", get(flower::task_types))
+        .route("/api/task/info/{uuid}", get(flower::task_info))
+        .route("/metrics", get(metrics::metrics))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/healthcheck", get(health::healthcheck))
+        .fallback(not_found)
+        .with_state(shared.clone());
+    if prefix.is_empty() {
+        routes
+    } else {
+        // A nested `/` answers `/flower` only; `/flower/` is the address
+        // people type and link to.
+        Router::new()
+            .route(&format!("{prefix}/"), get(index))
+            .with_state(shared)
+            .nest(&prefix, routes)
+    }
+}
+
+/// JSON for API paths, whose clients parse bodies; plain text elsewhere.
+/// The path is seen with the prefix already stripped.
+async fn not_found(uri: Uri) -> Response {
+    if uri.path() == "/api" || uri.path().starts_with("/api/") {
+        HttpError::not_found(format!("Not found: {}", uri.path())).into_response()
+    } else {
+        (StatusCode::NOT_FOUND, "Not found").into_response()
+    }
+}
+
+/// A stop-gap status page until the dashboard lands: counts and links.
+async fn index(State(shared): State<Arc<Shared>>) -> Html<String> {
+    let (tasks, workers) = {
+        let state = shared.state.read();
+        (state.task_count(), state.worker_count())
+    };
+    let consuming = shared.health.is_consuming();
+    let p = html_escape(&shared.config.url_prefix);
+    let link = |path: &str| format!("<li><a href=\"{p}{path}\">{path}</a></li>");
+    let links: String = [
+        "/api/workers",
+        "/api/workers?status=true",
+        "/api/tasks?limit=100",
+        "/api/task/types",
+        "/metrics",
+        "/readyz",
+    ]
+    .iter()
+    .map(|path| link(path))
+    .collect();
+    Html(format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>celeriac</title></head>\n\
+         <body><h1>celeriac</h1>\n\
+         <p>Consuming events: {consuming}. Tasks retained: {tasks}. Workers known: {workers}.</p>\n\
+         <ul>{links}</ul>\n</body></html>\n"
+    ))
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,3 +1,483 @@
 //! The cluster model. Pure: no I/O, no clock reads (time is passed in).
+//!
+//! Tasks merge by Celery's rules (celery-protocol §2.5, see `merge`), workers
+//! are alive by heartbeat expiry (§2.7, see `workers`), and per-series
+//! counters for Prometheus are kept as events arrive (see `aggregates`).
+//!
+//! Deliberate differences from Celery's `State`:
+//! - A task's `timestamp` is the timestamp of the event that set its current
+//!   state. Celery also overwrites it (and `clock`) when a lower-precedence
+//!   event without a merge rule arrives late (a late `task-sent`, a
+//!   `task-started` after `task-succeeded`); we keep the state's own.
+//! - Liveness is refreshed by task events at their receive time (`now`), like
+//!   heartbeats, not at the sender's timestamp.
+//! - JSON `null` never erases a known value (Celery sets the attribute to
+//!   `None`): a late event cannot blank `eta`, `parent_id`, ...
+//! - Custom task events (`task-progress`) set the state only; their
+//!   arbitrary fields are not merged into the task.
+//!
+//! Series labels (`task_series`) are taken when an event is counted and never
+//! moved afterwards, so Prometheus counters stay monotonic: an event of a task
+//! whose name is not known yet counts under `unknown`, and one that arrives
+//! before the task's `task-sent` (usually `task-received`, §2.4) counts under
+//! queue `celery`, as celery-exporter does.
+
+mod aggregates;
+mod ids;
+mod intern;
+mod merge;
+mod tasks;
 mod view;
+mod workers;
+
+use api::TaskState;
+use hashbrown::{HashMap, HashSet};
+
+use crate::events::{Event, EventKind};
+
+pub use aggregates::{
+    exception_class, Histogram, TaskCounts, TaskSeries, RUNTIME_BUCKETS, UNKNOWN_EXCEPTION,
+};
 pub use view::TaskView;
+
+use aggregates::{Aggregates, Count};
+use ids::IdText;
+use intern::{Interner, Sym};
+use merge::{outcome, Outcome, StateCode, BUILTIN_STATES};
+use tasks::{opt, Task, Tasks};
+use workers::{WorkerEvent, Workers};
+
+/// Task name used for series of tasks whose name is not known yet.
+pub const UNKNOWN_NAME: &str = "unknown";
+/// Queue used for series of tasks whose `task-sent` did not name one.
+pub const DEFAULT_QUEUE: &str = "celery";
+
+/// Bounds on what the state retains.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Tasks retained; the oldest-created is evicted beyond this (min 1).
+    pub max_tasks: usize,
+    /// Workers retained; the longest-silent is evicted beyond this (min 1).
+    pub max_workers: usize,
+    /// Seconds after which an offline worker is forgotten; `None` keeps them.
+    pub purge_offline_after: Option<f64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_tasks: crate::config::DEFAULT_MAX_TASKS,
+            max_workers: crate::config::DEFAULT_MAX_WORKERS,
+            purge_offline_after: None,
+        }
+    }
+}
+
+/// The model of one cluster.
+#[derive(Debug)]
+pub struct State {
+    limits: Limits,
+    strings: Interner,
+    tasks: Tasks,
+    workers: Workers,
+    aggregates: Aggregates,
+    /// Names ever seen, for `/api/task/types`.
+    task_types: HashSet<Sym>,
+    /// Custom state names by interned event subject (`progress` → PROGRESS).
+    subject_states: HashMap<Sym, StateCode>,
+    /// Values views borrow for custom states.
+    custom_states: HashMap<Sym, TaskState>,
+    unknown_name: Sym,
+    default_queue: Sym,
+}
+
+impl State {
+    pub fn new(limits: Limits) -> State {
+        let mut strings = Interner::default();
+        let unknown_name = strings.intern(UNKNOWN_NAME);
+        let default_queue = strings.intern(DEFAULT_QUEUE);
+        State {
+            tasks: Tasks::new(limits.max_tasks),
+            workers: Workers::new(limits.max_workers),
+            limits,
+            strings,
+            aggregates: Aggregates::default(),
+            task_types: HashSet::new(),
+            subject_states: HashMap::new(),
+            custom_states: HashMap::new(),
+            unknown_name,
+            default_queue,
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Applies one event. `now` = when celeriac received it (Celery's
+    /// `local_received`).
+    pub fn apply(&mut self, event: &Event, now: f64) {
+        let kind = match &event.kind {
+            EventKind::WorkerOnline => WorkerEvent::Online,
+            EventKind::WorkerHeartbeat => WorkerEvent::Heartbeat,
+            EventKind::WorkerOffline => WorkerEvent::Offline,
+            EventKind::Other(_) => return,
+            _ => return self.apply_task(event, now),
+        };
+        self.apply_worker(event, kind, now);
+    }
+
+    fn apply_worker(&mut self, ev: &Event, kind: WorkerEvent, now: f64) {
+        let host = self.strings.intern(&ev.hostname);
+        let strings = &mut self.strings;
+        let Some(w) = self.workers.worker_event(host, kind, now) else {
+            return;
+        };
+        // Celery sets every field the event carries; absent ones (the
+        // wake-up reply has no active/processed/loadavg) keep their value.
+        if let Some(f) = ev.freq.filter(|f| f.is_finite() && *f > 0.0) {
+            w.freq = f;
+        }
+        w.active = ev.active.or(w.active);
+        w.processed = ev.processed.or(w.processed);
+        w.loadavg = ev.loadavg.or(w.loadavg);
+        let mut sym =
+            |s: &Option<String>, old: Option<Sym>| s.as_deref().map(|s| strings.intern(s)).or(old);
+        w.sw_ident = sym(&ev.sw_ident, w.sw_ident);
+        w.sw_ver = sym(&ev.sw_ver, w.sw_ver);
+        w.sw_sys = sym(&ev.sw_sys, w.sw_sys);
+        w.pid = ev.pid.or(w.pid);
+        w.clock = ev.clock.or(w.clock);
+        w.utcoffset = ev.utcoffset.or(w.utcoffset);
+        w.timestamp = Some(ev.timestamp);
+    }
+
+    fn state_code(&mut self, kind: &EventKind) -> StateCode {
+        match kind {
+            EventKind::TaskSent => StateCode::Pending,
+            EventKind::TaskReceived => StateCode::Received,
+            EventKind::TaskStarted => StateCode::Started,
+            EventKind::TaskSucceeded => StateCode::Success,
+            EventKind::TaskFailed => StateCode::Failure,
+            EventKind::TaskRetried => StateCode::Retry,
+            EventKind::TaskRevoked => StateCode::Revoked,
+            EventKind::TaskRejected => StateCode::Rejected,
+            EventKind::TaskCustom(subject) => self.custom_state(subject),
+            // Not task events; callers never ask.
+            EventKind::WorkerOnline
+            | EventKind::WorkerHeartbeat
+            | EventKind::WorkerOffline
+            | EventKind::Other(_) => StateCode::Pending,
+        }
+    }
+
+    /// Celery upper-cases the subject; a subject that names a built-in
+    /// state (`task-pending`) is that state, with its precedence.
+    fn custom_state(&mut self, subject: &str) -> StateCode {
+        let subj = self.strings.intern(subject);
+        if let Some(&code) = self.subject_states.get(&subj) {
+            return code;
+        }
+        let code = match TaskState::parse(subject) {
+            TaskState::Pending => StateCode::Pending,
+            TaskState::Received => StateCode::Received,
+            TaskState::Started => StateCode::Started,
+            TaskState::Success => StateCode::Success,
+            TaskState::Failure => StateCode::Failure,
+            TaskState::Retry => StateCode::Retry,
+            TaskState::Revoked => StateCode::Revoked,
+            TaskState::Rejected => StateCode::Rejected,
+            custom @ TaskState::Custom(_) => {
+                let sym = self.strings.intern(custom.as_str());
+                self.custom_states.entry(sym).or_insert(custom);
+                StateCode::Custom(sym)
+            }
+        };
+        self.subject_states.insert(subj, code);
+        code
+    }
+
+    fn apply_task(&mut self, ev: &Event, now: f64) {
+        let Some(uuid) = ev.uuid.as_deref() else {
+            return;
+        };
+        let host = self.strings.intern(&ev.hostname);
+        let is_sent = ev.kind == EventKind::TaskSent;
+        if !is_sent {
+            self.workers.task_seen(host, now);
+        }
+        let new_state = self.state_code(&ev.kind);
+        let (r, _) = self.tasks.get_or_create(uuid);
+        let strings = &mut self.strings;
+        let Some(task) = self.tasks.get_mut(r) else {
+            return;
+        };
+        let ts = ev.timestamp;
+        let count = match &ev.kind {
+            EventKind::TaskSent => {
+                task.sent = ts;
+                Some(Count::Sent)
+            }
+            EventKind::TaskReceived => {
+                task.received = ts;
+                Some(Count::Received)
+            }
+            EventKind::TaskStarted => {
+                task.started = ts;
+                Some(Count::Started)
+            }
+            EventKind::TaskSucceeded => {
+                task.succeeded = ts;
+                Some(Count::Succeeded {
+                    runtime: ev.runtime,
+                })
+            }
+            EventKind::TaskFailed => {
+                task.failed = ts;
+                Some(Count::Failed {
+                    exception: ev.exception.as_deref(),
+                })
+            }
+            EventKind::TaskRetried => {
+                task.retried = ts;
+                Some(Count::Retried)
+            }
+            EventKind::TaskRevoked => {
+                task.revoked = ts;
+                Some(Count::Revoked)
+            }
+            EventKind::TaskRejected => {
+                task.rejected = ts;
+                Some(Count::Rejected)
+            }
+            _ => None,
+        };
+        if is_sent {
+            task.client = Some(host);
+        } else {
+            task.worker = Some(host);
+        }
+        let fields = match outcome(task.state, new_state) {
+            Outcome::SetState => {
+                task.state = new_state;
+                task.timestamp = ts;
+                task.clock = ev.clock;
+                Fields::All
+            }
+            Outcome::MergeOnly if new_state == StateCode::Received => Fields::ReceivedRule,
+            Outcome::MergeOnly => Fields::All,
+        };
+        let mut parent_changed = false;
+        let name_before = task.name;
+        if !matches!(ev.kind, EventKind::TaskCustom(_)) {
+            parent_changed = merge_fields(task, ev, fields, strings);
+        }
+        let (name, queue) = (task.name, task.queue);
+        if parent_changed {
+            self.tasks.link_parent(r);
+        }
+        if let Some(n) = name.filter(|&n| Some(n) != name_before) {
+            self.task_types.insert(n);
+        }
+        if let Some(c) = count {
+            self.aggregates.count(
+                name.unwrap_or(self.unknown_name),
+                host,
+                queue.unwrap_or(self.default_queue),
+                c,
+            );
+        }
+    }
+
+    /// Housekeeping at `now`: forget workers offline longer than
+    /// `purge_offline_after`.
+    pub fn tick(&mut self, now: f64) {
+        if let Some(after) = self.limits.purge_offline_after {
+            self.workers.purge_offline(now, after);
+        }
+    }
+
+    pub fn task(&self, uuid: &str) -> Option<TaskView<'_>> {
+        let r = self.tasks.find(uuid)?;
+        Some(self.view(self.tasks.get(r)?))
+    }
+
+    /// All retained tasks, oldest-created first.
+    pub fn tasks(&self) -> impl Iterator<Item = TaskView<'_>> {
+        self.tasks.iter().map(|(_, t)| self.view(t))
+    }
+
+    pub fn task_count(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn worker_count(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Workers with liveness evaluated at `now`, sorted by hostname.
+    pub fn workers(&self, now: f64) -> Vec<api::Worker> {
+        let mut v: Vec<api::Worker> = self
+            .workers
+            .iter()
+            .map(|w| w.to_api(&self.strings, now))
+            .collect();
+        v.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+        v
+    }
+
+    pub fn worker(&self, hostname: &str, now: f64) -> Option<api::Worker> {
+        let sym = self.strings.get(hostname)?;
+        Some(self.workers.get(sym)?.to_api(&self.strings, now))
+    }
+
+    /// Sorted task names ever seen (Flower's `/api/task/types`).
+    pub fn task_types(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .task_types
+            .iter()
+            .map(|&s| self.strings.resolve(s).to_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Pre-aggregated counters per (name, hostname, queue), for Prometheus.
+    pub fn task_series(&self) -> impl Iterator<Item = TaskSeries<'_>> {
+        self.aggregates.iter(&self.strings)
+    }
+
+    /// Distinct names, hostnames, queues, ... held; they are never freed,
+    /// so this is worth watching for unbounded label sources.
+    pub fn interned_strings(&self) -> usize {
+        self.strings.len()
+    }
+
+    /// How many tasks were evicted by `max_tasks`.
+    pub fn evicted_tasks(&self) -> u64 {
+        self.tasks.evicted()
+    }
+
+    fn state_ref(&self, code: StateCode) -> &TaskState {
+        match code.builtin_index() {
+            Some(i) => &BUILTIN_STATES[i],
+            None => match code {
+                StateCode::Custom(sym) => {
+                    self.custom_states.get(&sym).unwrap_or(&BUILTIN_STATES[0])
+                }
+                _ => &BUILTIN_STATES[0],
+            },
+        }
+    }
+
+    fn view<'a>(&'a self, t: &'a Task) -> TaskView<'a> {
+        let s = |x: Option<Sym>| x.map(|x| self.strings.resolve(x));
+        let known = |id: &'a Option<IdText>| {
+            id.as_ref()
+                .filter(|id| **id == t.id || self.tasks.contains(id))
+                .map(IdText::as_str)
+        };
+        TaskView {
+            uuid: t.id.as_str(),
+            name: s(t.name),
+            state: self.state_ref(t.state),
+            sent: opt(t.sent),
+            received: opt(t.received),
+            started: opt(t.started),
+            succeeded: opt(t.succeeded),
+            failed: opt(t.failed),
+            retried: opt(t.retried),
+            revoked: opt(t.revoked),
+            rejected: opt(t.rejected),
+            timestamp: opt(t.timestamp),
+            args: t.args.as_deref(),
+            kwargs: t.kwargs.as_deref(),
+            eta: t.eta.as_deref(),
+            expires: t.expires.as_deref(),
+            retries: t.retries,
+            result: t.result.as_deref(),
+            exception: t.exception.as_deref(),
+            traceback: t.traceback.as_deref(),
+            runtime: opt(t.runtime),
+            exchange: s(t.exchange),
+            routing_key: s(t.routing_key),
+            queue: s(t.queue),
+            clock: t.clock,
+            client: s(t.client),
+            worker: s(t.worker),
+            root_id: t.root_id.as_ref().map(IdText::as_str),
+            parent_id: t.parent_id.as_ref().map(IdText::as_str),
+            root: known(&t.root_id),
+            parent: known(&t.parent_id),
+            children: self.tasks.children(t).collect(),
+        }
+    }
+}
+
+/// Which of an event's fields merge into the task.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fields {
+    All,
+    /// Celery's `merge_rules[RECEIVED]`: name, args, kwargs, parent_id,
+    /// root_id, retries, eta, expires.
+    ReceivedRule,
+}
+
+/// Merges the event's fields into the task; returns whether `parent_id`
+/// changed. `timestamp` and `clock` are not fields here: they go with the
+/// state.
+fn merge_fields(task: &mut Task, ev: &Event, fields: Fields, strings: &mut Interner) -> bool {
+    if let Some(n) = ev.name.as_deref() {
+        if ev.kind == EventKind::TaskSent {
+            task.name = Some(strings.intern(n));
+            task.name_from_sent = true;
+        } else if !task.name_from_sent {
+            task.name = Some(strings.intern(n));
+        }
+    }
+    set_str(&mut task.args, &ev.args);
+    set_str(&mut task.kwargs, &ev.kwargs);
+    set_id(&mut task.root_id, &ev.root_id);
+    let parent_changed = set_id(&mut task.parent_id, &ev.parent_id);
+    task.retries = ev.retries.or(task.retries);
+    set_str(&mut task.eta, &ev.eta);
+    set_str(&mut task.expires, &ev.expires);
+    if fields == Fields::ReceivedRule {
+        return parent_changed;
+    }
+    let mut sym =
+        |s: &Option<String>, old: Option<Sym>| s.as_deref().map(|s| strings.intern(s)).or(old);
+    task.queue = sym(&ev.queue, task.queue);
+    task.exchange = sym(&ev.exchange, task.exchange);
+    task.routing_key = sym(&ev.routing_key, task.routing_key);
+    set_str(&mut task.result, &ev.result);
+    set_str(&mut task.exception, &ev.exception);
+    set_str(&mut task.traceback, &ev.traceback);
+    if let Some(rt) = ev.runtime {
+        task.runtime = rt;
+    }
+    parent_changed
+}
+
+/// Sets `slot` if the event has a value, reusing the allocation when equal
+/// (`task-sent` and `task-received` repeat args and kwargs).
+fn set_str(slot: &mut Option<Box<str>>, v: &Option<String>) {
+    if let Some(v) = v.as_deref() {
+        if slot.as_deref() != Some(v) {
+            *slot = Some(v.into());
+        }
+    }
+}
+
+fn set_id(slot: &mut Option<IdText>, v: &Option<String>) -> bool {
+    match v.as_deref() {
+        Some(v) if !slot.as_ref().is_some_and(|s| s.is(v)) => {
+            *slot = Some(IdText::new(v));
+            true
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -39,6 +39,51 @@ pub struct TaskView<'a> {
     pub worker: Option<&'a str>,
     pub root_id: Option<&'a str>,
     pub parent_id: Option<&'a str>,
+    /// `root_id` when that task is retained (Celery's lazy `root` lookup).
+    pub root: Option<&'a str>,
+    /// `parent_id` when that task is retained.
+    pub parent: Option<&'a str>,
     /// Ids of known children (never the task itself).
     pub children: Vec<&'a str>,
+}
+
+impl TaskView<'_> {
+    /// Flower's `Task.as_dict()` shape.
+    pub fn to_api(&self) -> api::Task {
+        let s = |x: Option<&str>| x.map(str::to_owned);
+        api::Task {
+            uuid: self.uuid.to_owned(),
+            name: s(self.name),
+            state: self.state.clone(),
+            received: self.received,
+            sent: self.sent,
+            started: self.started,
+            rejected: self.rejected,
+            succeeded: self.succeeded,
+            failed: self.failed,
+            retried: self.retried,
+            revoked: self.revoked,
+            args: s(self.args),
+            kwargs: s(self.kwargs),
+            eta: s(self.eta),
+            expires: s(self.expires),
+            retries: self.retries,
+            result: s(self.result),
+            exception: s(self.exception),
+            timestamp: self.timestamp,
+            runtime: self.runtime,
+            traceback: s(self.traceback),
+            exchange: s(self.exchange),
+            routing_key: s(self.routing_key),
+            clock: self.clock,
+            client: s(self.client),
+            root: s(self.root),
+            root_id: s(self.root_id),
+            parent: s(self.parent),
+            parent_id: s(self.parent_id),
+            children: self.children.iter().map(|c| (*c).to_owned()).collect(),
+            worker: s(self.worker),
+            queue: s(self.queue),
+        }
+    }
 }

@@ -1,0 +1,352 @@
+//! The final markdown table: every figure, the reference beside it, and the
+//! goal. Figures only; the bench judges nothing.
+
+use std::fmt::Write as _;
+
+use crate::scenarios::{mib, us_per, Results};
+
+/// `1234567` → `1,234,567`.
+pub fn fmt_int(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub fn fmt_signed(n: i64) -> String {
+    if n < 0 {
+        format!("-{}", fmt_int(n.unsigned_abs()))
+    } else {
+        fmt_int(n as u64)
+    }
+}
+
+fn fmt_f(v: f64, decimals: usize) -> String {
+    if v.is_finite() {
+        format!("{v:.decimals$}")
+    } else {
+        "–".to_owned()
+    }
+}
+
+fn fmt_rate(v: f64) -> String {
+    if v.is_finite() {
+        fmt_int(v.round() as u64)
+    } else {
+        "–".to_owned()
+    }
+}
+
+fn pct(a: f64, b: f64) -> String {
+    if b > 0.0 && a.is_finite() {
+        format!("{:.0}%", a / b * 100.0)
+    } else {
+        "–".to_owned()
+    }
+}
+
+fn times(a: f64, b: f64) -> String {
+    if b > 0.0 && a.is_finite() && b.is_finite() {
+        format!("{:.2}×", a / b)
+    } else {
+        "–".to_owned()
+    }
+}
+
+fn lost(published: u64, lost: i64) -> String {
+    if published == 0 {
+        return fmt_signed(lost);
+    }
+    format!(
+        "{} ({:.1}%)",
+        fmt_signed(lost),
+        lost as f64 / published as f64 * 100.0
+    )
+}
+
+struct Table {
+    rows: Vec<[String; 6]>,
+}
+
+impl Table {
+    fn row(&mut self, cells: [&str; 6]) {
+        self.rows.push(cells.map(str::to_owned));
+    }
+}
+
+pub fn render(results: &Results) -> String {
+    let mut t = Table { rows: Vec::new() };
+    if let Some(d) = &results.drain {
+        let (c, n) = (d.celeriac.as_ref(), d.noop.as_ref());
+        let events = d.preload.map_or(0, |p| p.events);
+        let messages = d.preload.map_or(0, |p| p.messages);
+        t.row([
+            "drain",
+            "backlog (events / messages)",
+            &format!("{} / {}", fmt_int(events), fmt_int(messages)),
+            "same",
+            "",
+            "≥ 1,000,000 events",
+        ]);
+        if let Some(p) = d.preload {
+            t.row([
+                "drain",
+                "preload publish rate (events/s)",
+                &fmt_rate(p.events_per_sec()),
+                "",
+                "",
+                "",
+            ]);
+        }
+        let c_rate = c.map_or(f64::NAN, |c| c.events_per_sec());
+        let n_rate = n.map_or(f64::NAN, |n| n.events_per_sec());
+        t.row([
+            "drain",
+            "drain rate (events/s)",
+            &fmt_rate(c_rate),
+            &format!("{} (no-op lapin)", fmt_rate(n_rate)),
+            &pct(c_rate, n_rate),
+            "≥ 90% of no-op",
+        ]);
+        let c_cpu = c.map_or(f64::NAN, |c| c.cpu_us_per_event());
+        let n_cpu = n.map_or(f64::NAN, |n| n.cpu_us_per_event());
+        t.row([
+            "drain",
+            "CPU per event (µs)",
+            &fmt_f(c_cpu, 2),
+            &format!("{} (no-op lapin)", fmt_f(n_cpu, 2)),
+            &times(c_cpu, n_cpu),
+            "≤ 1.3× no-op; ≤ 5 µs",
+        ]);
+        let c_msg = c.map_or(f64::NAN, |c| us_per(c.cpu, c.messages));
+        let n_msg = n.map_or(f64::NAN, |n| us_per(n.cpu, n.messages));
+        t.row([
+            "drain",
+            "CPU per message (µs)",
+            &fmt_f(c_msg, 2),
+            &format!("{} (no-op lapin)", fmt_f(n_msg, 2)),
+            &times(c_msg, n_msg),
+            "no-op ~10.5–12 µs (design)",
+        ]);
+        t.row([
+            "drain",
+            "wall / CPU time (s)",
+            &c.map_or("–".to_owned(), |c| {
+                format!("{:.1} / {:.2}", c.wall.as_secs_f64(), c.cpu.as_secs_f64())
+            }),
+            &n.map_or("–".to_owned(), |n| {
+                format!("{:.1} / {:.2}", n.wall.as_secs_f64(), n.cpu.as_secs_f64())
+            }),
+            "",
+            "",
+        ]);
+        if let Some((got, of)) = d.celeriac_short {
+            t.row([
+                "drain",
+                "celeriac stalled at (events)",
+                &format!("{} of {}", fmt_int(got), fmt_int(of)),
+                "",
+                "",
+                "all",
+            ]);
+        }
+    }
+    if results.live.is_some() || results.flower_live.is_some() {
+        let (c, f) = (results.live.as_ref(), results.flower_live.as_ref());
+        let reference = |f: Option<String>| f.map_or("–".to_owned(), |v| format!("{v} (Flower)"));
+        t.row([
+            "live",
+            "offered rate (events/s)",
+            &c.map_or("–".to_owned(), |c| fmt_rate(c.published.events_per_sec())),
+            &reference(f.map(|f| fmt_rate(f.published.events_per_sec()))),
+            "",
+            "as fast as the box allows; Flower at celeriac's rate",
+        ]);
+        t.row([
+            "live",
+            "events published",
+            &c.map_or("–".to_owned(), |c| fmt_int(c.published.events)),
+            &reference(f.map(|f| fmt_int(f.published.events))),
+            "",
+            "",
+        ]);
+        t.row([
+            "live",
+            "events processed",
+            &c.map_or("–".to_owned(), |c| fmt_int(c.processed)),
+            &reference(f.map(|f| fmt_int(f.processed))),
+            "",
+            "",
+        ]);
+        t.row([
+            "live",
+            "events lost",
+            &c.map_or("–".to_owned(), |c| lost(c.published.events, c.lost())),
+            &reference(f.map(|f| lost(f.published.events, f.lost()))),
+            "",
+            "0 (Flower 33–65% at 5–20k/s)",
+        ]);
+        let c_cpu = c.map_or(f64::NAN, |c| c.cpu_us_per_event());
+        let f_cpu = f.map_or(f64::NAN, |f| f.cpu_us_per_event());
+        t.row([
+            "live",
+            "CPU per event processed (µs)",
+            &fmt_f(c_cpu, 2),
+            &reference(f.map(|_| fmt_f(f_cpu, 1))),
+            &times(c_cpu, f_cpu),
+            "Flower ~280–320 µs",
+        ]);
+        t.row([
+            "live",
+            "publish start → last event processed (s)",
+            &c.map_or("–".to_owned(), |c| fmt_f(c.wall.as_secs_f64(), 1)),
+            &reference(f.map(|f| fmt_f(f.wall.as_secs_f64(), 1))),
+            "",
+            "",
+        ]);
+    }
+    if let Some(m) = &results.memory {
+        t.row([
+            "memory",
+            "tasks published / retained",
+            &format!(
+                "{} / {}",
+                fmt_int(m.tasks_published),
+                fmt_int(m.tasks_retained)
+            ),
+            "",
+            "",
+            "",
+        ]);
+        t.row([
+            "memory",
+            "RSS at start → after (MiB)",
+            &format!("{:.1} → {:.1}", mib(m.rss_start), mib(m.rss_end)),
+            "",
+            "",
+            "",
+        ]);
+        t.row([
+            "memory",
+            "memory per retained task (bytes)",
+            &fmt_f(m.bytes_per_task(), 0),
+            "~6,400 (Flower, design §8)",
+            &times(m.bytes_per_task(), 6_400.0),
+            "≤ 1,024",
+        ]);
+        t.row([
+            "memory",
+            "ingest rate (events/s)",
+            &fmt_rate(m.events_processed as f64 / m.ingest_wall.as_secs_f64()),
+            "",
+            "",
+            "",
+        ]);
+        if let Some(api) = m.api_median {
+            t.row([
+                "memory",
+                "GET /api/tasks?limit=100 median (ms)",
+                &fmt_f(api.as_secs_f64() * 1e3, 1),
+                "",
+                "",
+                "",
+            ]);
+        }
+    }
+    if results.celeriac_retained.is_some() || results.flower_retained.is_some() {
+        let (c, f) = (
+            results.celeriac_retained.as_ref(),
+            results.flower_retained.as_ref(),
+        );
+        let reference = |f: Option<String>| f.map_or("–".to_owned(), |v| format!("{v} (Flower)"));
+        t.row([
+            "retained",
+            "tasks retained",
+            &c.map_or("–".to_owned(), |c| fmt_int(c.tasks_retained)),
+            &reference(f.map(|f| fmt_int(f.tasks_retained))),
+            "",
+            "100,000",
+        ]);
+        let c_b = c.map_or(f64::NAN, |c| c.bytes_per_task());
+        let f_b = f.map_or(f64::NAN, |f| f.bytes_per_task());
+        t.row([
+            "retained",
+            "memory per retained task (bytes)",
+            &fmt_f(c_b, 0),
+            &reference(f.map(|_| fmt_f(f_b, 0))),
+            &times(c_b, f_b),
+            "≤ 1,024; Flower ~6,400",
+        ]);
+        let ms = |m: Option<&crate::scenarios::MemoryResult>| {
+            m.and_then(|m| m.api_median)
+                .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+        };
+        t.row([
+            "retained",
+            "GET /api/tasks?limit=100 median (ms)",
+            &fmt_f(ms(c), 1),
+            &reference(f.map(|_| fmt_f(ms(f), 1))),
+            &times(ms(c), ms(f)),
+            "Flower ~300 ms",
+        ]);
+    }
+
+    let header = [
+        "scenario",
+        "figure",
+        "celeriac",
+        "reference",
+        "celeriac ÷ reference",
+        "goal",
+    ];
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &t.rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: &[String], out: &mut String| {
+        out.push('|');
+        for (cell, w) in cells.iter().zip(widths) {
+            let pad = w - cell.chars().count();
+            let _ = write!(out, " {cell}{} |", " ".repeat(pad));
+        }
+        out.push('\n');
+    };
+    line(&header.map(str::to_owned), &mut out);
+    line(&widths.map(|w| "-".repeat(w)), &mut out);
+    for row in &t.rows {
+        line(row, &mut out);
+    }
+    for note in &results.notes {
+        let _ = writeln!(out, "\nnote: {note}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands() {
+        assert_eq!(fmt_int(0), "0");
+        assert_eq!(fmt_int(999), "999");
+        assert_eq!(fmt_int(1_000), "1,000");
+        assert_eq!(fmt_int(1_234_567), "1,234,567");
+        assert_eq!(fmt_signed(-1_500), "-1,500");
+    }
+
+    #[test]
+    fn empty_results_render_a_header() {
+        let table = render(&Results::default());
+        assert!(table.starts_with("| scenario"));
+        assert_eq!(table.lines().count(), 2);
+    }
+}

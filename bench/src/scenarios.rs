@@ -1,0 +1,635 @@
+//! The scenarios, each in a fresh vhost: drain (a preloaded backlog, no-op
+//! consumer vs celeriac), live (publish flat out, count what was lost),
+//! memory (RSS per retained task), and Flower side by side.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use lapin::{Connection, ConnectionProperties};
+
+use crate::loadgen::{self, Plan, Published, EVENTS_PER_TASK};
+use crate::mgmt::{Mgmt, VHOST_PREFIX};
+use crate::monitor::{Counter, Kind, Monitor};
+use crate::noop::{NoopReport, REPORT_PREFIX};
+use crate::procs::Managed;
+use crate::report::{fmt_int, fmt_signed};
+
+/// The durable queue the drain scenario preloads and celeriac then consumes
+/// with `--events-queue`.
+pub const DRAIN_QUEUE: &str = "celeriac-bench-drain";
+/// TTL of the drain queue: far longer than any preload plus drain takes.
+const DRAIN_TTL_SECS: u64 = 3_600;
+const PREFETCH: u16 = 2_000;
+/// The no-op consumer acks with `multiple` every this many deliveries.
+const NOOP_ACK_EVERY: u64 = 500;
+/// Flower's `/api/tasks` timing, as design §8 measured it.
+const API_SAMPLES: usize = 20;
+
+pub struct Settings {
+    /// AMQP URL without a vhost, e.g. `amqp://guest:guest@127.0.0.1:5672`.
+    pub amqp: String,
+    pub mgmt: Arc<Mgmt>,
+    pub celeriac: PathBuf,
+    /// A Python with Celery 5.7 and Flower 2.2, when Flower is to be run.
+    pub python: Option<String>,
+    pub logs: PathBuf,
+    pub drain_events: u64,
+    pub duration: Duration,
+    pub memory_tasks: u64,
+    pub flower_tasks: u64,
+    pub channels: usize,
+    pub confirms: bool,
+}
+
+impl Settings {
+    fn url(&self, vhost: &str) -> String {
+        format!("{}/{}", self.amqp.trim_end_matches('/'), vhost)
+    }
+
+    fn log(&self, name: &str) -> PathBuf {
+        self.logs.join(format!("{name}.log"))
+    }
+
+    fn plan(&self, mut plan: Plan) -> Plan {
+        plan.channels = self.channels;
+        plan.confirms = self.confirms;
+        plan
+    }
+
+    async fn vhost(&self, scenario: &str) -> Result<String> {
+        let name = format!("{VHOST_PREFIX}{}-{scenario}", std::process::id());
+        // A leftover of an earlier failure in this same process.
+        self.mgmt.delete_vhost(&name).await?;
+        self.mgmt.create_vhost(&name).await?;
+        Ok(name)
+    }
+
+    async fn drop_vhost(&self, name: &str) {
+        if let Err(e) = self.mgmt.delete_vhost(name).await {
+            eprintln!("warning: could not delete vhost {name}: {e:#}");
+        }
+    }
+}
+
+pub fn step(text: &str) {
+    println!("==> {text}");
+}
+
+pub fn detail(text: &str) {
+    println!("    {text}");
+}
+
+/// One consumer draining a backlog.
+#[derive(Clone, Copy, Debug)]
+pub struct Drained {
+    pub events: u64,
+    pub messages: u64,
+    pub wall: Duration,
+    pub cpu: Duration,
+}
+
+impl Drained {
+    pub fn events_per_sec(&self) -> f64 {
+        loadgen::per_sec(self.events, self.wall)
+    }
+
+    pub fn cpu_us_per_event(&self) -> f64 {
+        us_per(self.cpu, self.events)
+    }
+}
+
+pub fn us_per(cpu: Duration, events: u64) -> f64 {
+    if events == 0 {
+        f64::NAN
+    } else {
+        cpu.as_secs_f64() * 1e6 / events as f64
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct DrainResult {
+    pub preload: Option<Published>,
+    pub noop: Option<Drained>,
+    pub celeriac: Option<Drained>,
+    /// celeriac stopped short of the backlog (events it applied, of how many).
+    pub celeriac_short: Option<(u64, u64)>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct LiveResult {
+    pub published: Published,
+    pub processed: u64,
+    pub cpu: Duration,
+    /// From the start of publishing to the last event processed.
+    pub wall: Duration,
+}
+
+impl LiveResult {
+    pub fn lost(&self) -> i64 {
+        self.published.events as i64 - self.processed as i64
+    }
+
+    pub fn cpu_us_per_event(&self) -> f64 {
+        us_per(self.cpu, self.processed)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct MemoryResult {
+    pub tasks_published: u64,
+    pub tasks_retained: u64,
+    pub rss_start: u64,
+    pub rss_end: u64,
+    pub api_median: Option<Duration>,
+    pub api_bytes: usize,
+    pub ingest_wall: Duration,
+    pub events_processed: u64,
+}
+
+impl MemoryResult {
+    pub fn bytes_per_task(&self) -> f64 {
+        if self.tasks_retained == 0 {
+            f64::NAN
+        } else {
+            self.rss_end.saturating_sub(self.rss_start) as f64 / self.tasks_retained as f64
+        }
+    }
+}
+
+/// Everything measured in one run; a scenario that failed leaves `None` and a
+/// note.
+#[derive(Debug, Default)]
+pub struct Results {
+    pub drain: Option<DrainResult>,
+    pub live: Option<LiveResult>,
+    pub flower_live: Option<LiveResult>,
+    pub memory: Option<MemoryResult>,
+    pub celeriac_retained: Option<MemoryResult>,
+    pub flower_retained: Option<MemoryResult>,
+    pub notes: Vec<String>,
+}
+
+impl Results {
+    pub fn note(&mut self, text: String) {
+        println!("    note: {text}");
+        self.notes.push(text);
+    }
+}
+
+async fn preload(settings: &Settings, url: &str, tasks: u64) -> Result<Published> {
+    let published = loadgen::run(url, &settings.plan(Plan::tasks(tasks))).await?;
+    detail(&format!(
+        "published {} events in {} messages in {:.1} s ({} events/s{})",
+        fmt_int(published.events),
+        fmt_int(published.messages),
+        published.elapsed.as_secs_f64(),
+        fmt_int(published.events_per_sec() as u64),
+        refused_note(&published),
+    ));
+    Ok(published)
+}
+
+fn refused_note(p: &Published) -> String {
+    if p.refused > 0 {
+        format!(", {} messages refused", fmt_int(p.refused))
+    } else {
+        String::new()
+    }
+}
+
+/// Scenario 2: a preloaded backlog drained by the no-op consumer, then
+/// (refilled) by celeriac.
+pub async fn drain(settings: &Settings, results: &mut Results) -> Result<()> {
+    let vhost = settings.vhost("drain").await?;
+    let mut result = DrainResult::default();
+    let outcome = drain_in(settings, &vhost, &mut result, results).await;
+    results.drain = Some(result);
+    settings.drop_vhost(&vhost).await;
+    outcome
+}
+
+async fn drain_in(
+    settings: &Settings,
+    vhost: &str,
+    result: &mut DrainResult,
+    results: &mut Results,
+) -> Result<()> {
+    let url = settings.url(vhost);
+    let tasks = settings.drain_events.div_ceil(EVENTS_PER_TASK);
+    // The queue must hold the whole backlog; celeriac is given the same
+    // bounds so that its declare matches ours.
+    let max_length = (tasks * 2 + 100_000).max(1_000_000);
+    let connection = Connection::connect(&url, ConnectionProperties::default())
+        .await
+        .with_context(|| format!("connecting to {}", loadgen::redact(&url)))?;
+    let channel = connection
+        .create_channel()
+        .await
+        .context("opening a channel")?;
+    loadgen::declare_bound_queue(
+        &channel,
+        DRAIN_QUEUE,
+        loadgen::events_queue_args(DRAIN_QUEUE, DRAIN_TTL_SECS, max_length),
+    )
+    .await?;
+
+    step(&format!(
+        "preloading {} events ({} tasks) into {DRAIN_QUEUE} ...",
+        fmt_int(tasks * EVENTS_PER_TASK),
+        fmt_int(tasks)
+    ));
+    let first = preload(settings, &url, tasks).await?;
+    check_depth(&channel, first.messages).await?;
+    result.preload = Some(first);
+
+    step("draining with the no-op lapin consumer (prefetch 2000, ack multiple every 500) ...");
+    let noop = noop_drain(settings, &url, first).await?;
+    detail(&format!(
+        "{} events/s, {:.2} µs CPU per event ({:.1} s, {:.2} s CPU)",
+        fmt_int(noop.events_per_sec() as u64),
+        noop.cpu_us_per_event(),
+        noop.wall.as_secs_f64(),
+        noop.cpu.as_secs_f64()
+    ));
+    result.noop = Some(noop);
+
+    step(&format!(
+        "refilling {} events ...",
+        fmt_int(tasks * EVENTS_PER_TASK)
+    ));
+    let second = preload(settings, &url, tasks).await?;
+    check_depth(&channel, second.messages).await?;
+    let _ = connection.close(200, "preloaded".into()).await;
+
+    step("draining with celeriac --events-queue ...");
+    let args = vec![
+        "--events-queue".to_owned(),
+        DRAIN_QUEUE.to_owned(),
+        "--events-ttl".to_owned(),
+        DRAIN_TTL_SECS.to_string(),
+        "--events-max-length".to_owned(),
+        max_length.to_string(),
+        "--max-tasks".to_owned(),
+        "2000000".to_owned(),
+        "--enable-events".to_owned(),
+        "false".to_owned(),
+        "--prefetch".to_owned(),
+        PREFETCH.to_string(),
+    ];
+    let mut celeriac = Monitor::start_celeriac(
+        &settings.celeriac,
+        &url,
+        &args,
+        &settings.log("drain-celeriac"),
+    )
+    .await?;
+    let spawned = celeriac.process.started();
+    let settled = celeriac
+        .wait_settled(
+            Counter::Events,
+            Some(second.events),
+            Duration::from_millis(100),
+            Duration::from_secs(15),
+            Duration::from_secs(1_800),
+        )
+        .await?;
+    celeriac.process.stop(Duration::from_secs(5));
+    if !settled.reached {
+        result.celeriac_short = Some((settled.value, second.events));
+        results.note(format!(
+            "celeriac applied {} of {} events, then stalled; see {}",
+            fmt_int(settled.value),
+            fmt_int(second.events),
+            celeriac.process.log().display()
+        ));
+    }
+    let drained = Drained {
+        events: settled.value,
+        messages: second.messages,
+        wall: settled.at - spawned,
+        cpu: settled.cpu,
+    };
+    detail(&format!(
+        "{} events/s, {:.2} µs CPU per event ({:.1} s, {:.2} s CPU)",
+        fmt_int(drained.events_per_sec() as u64),
+        drained.cpu_us_per_event(),
+        drained.wall.as_secs_f64(),
+        drained.cpu.as_secs_f64()
+    ));
+    result.celeriac = Some(drained);
+    Ok(())
+}
+
+/// Waits until the queue holds exactly what was published. Routing into the
+/// queue trails the publisher's last round trip by a moment, so a short
+/// shortfall is waited out; one that lasts means messages were lost.
+async fn check_depth(channel: &lapin::Channel, expected: u64) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let depth = u64::from(loadgen::queue_depth(channel, DRAIN_QUEUE).await?);
+        if depth == expected {
+            return Ok(());
+        }
+        if depth > expected || Instant::now() >= deadline {
+            bail!(
+                "{DRAIN_QUEUE} holds {} messages after publishing {}",
+                fmt_int(depth),
+                fmt_int(expected)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn noop_drain(settings: &Settings, url: &str, backlog: Published) -> Result<Drained> {
+    let exe = std::env::current_exe().context("locating celeriac-bench itself")?;
+    let mut command = Command::new(exe);
+    command
+        .arg("noop-consumer")
+        .args(["--broker", url, "--queue", DRAIN_QUEUE])
+        .arg("--messages")
+        .arg(backlog.messages.to_string())
+        .arg("--prefetch")
+        .arg(PREFETCH.to_string())
+        .arg("--ack-every")
+        .arg(NOOP_ACK_EVERY.to_string());
+    let mut child = Managed::spawn("no-op consumer", command, &settings.log("drain-noop"))?;
+    let report: NoopReport = child
+        .wait_for_line(Duration::from_secs(1_800), |line| {
+            line.strip_prefix(REPORT_PREFIX)
+                .and_then(|json| serde_json::from_str(json).ok())
+        })
+        .await?;
+    // Same clock as celeriac's: from spawning the process to the last message.
+    let wall = child.started().elapsed();
+    child.stop(Duration::from_secs(5));
+    if report.messages != backlog.messages {
+        bail!(
+            "the no-op consumer got {} of {} messages",
+            fmt_int(report.messages),
+            fmt_int(backlog.messages)
+        );
+    }
+    Ok(Drained {
+        events: backlog.events,
+        messages: report.messages,
+        wall,
+        cpu: Duration::from_secs_f64(report.cpu_s),
+    })
+}
+
+/// Scenario 3 (and 5's Flower half): start the monitor, publish for the
+/// configured duration, wait until it stops counting, compare.
+pub async fn live(settings: &Settings, kind: Kind, rate: Option<f64>) -> Result<LiveResult> {
+    let label = match kind {
+        Kind::Celeriac => "live",
+        Kind::Flower => "flower-live",
+    };
+    let vhost = settings.vhost(label).await?;
+    let outcome = live_in(settings, &vhost, kind, rate, label).await;
+    settings.drop_vhost(&vhost).await;
+    outcome
+}
+
+async fn start(
+    settings: &Settings,
+    vhost: &str,
+    kind: Kind,
+    args: &[String],
+    log: &str,
+) -> Result<Monitor> {
+    let url = settings.url(vhost);
+    let monitor = match kind {
+        Kind::Celeriac => {
+            let mut all = vec!["--enable-events".to_owned(), "false".to_owned()];
+            all.extend_from_slice(args);
+            Monitor::start_celeriac(&settings.celeriac, &url, &all, &settings.log(log)).await?
+        }
+        Kind::Flower => {
+            let python = settings.python.as_deref().context("no Python for Flower")?;
+            Monitor::start_flower(python, &url, args, &settings.log(log)).await?
+        }
+    };
+    // Until its queue is bound, what we publish is unroutable, and the
+    // monitor would be blamed for losing it.
+    let queue = settings
+        .mgmt
+        .wait_for_binding(vhost, Duration::from_secs(60))
+        .await
+        .with_context(|| format!("{} never bound a queue to celeryev", kind.name()))?;
+    detail(&format!(
+        "{} pid {} on {}, consuming {queue}",
+        kind.name(),
+        monitor.process.pid(),
+        monitor.base
+    ));
+    Ok(monitor)
+}
+
+async fn live_in(
+    settings: &Settings,
+    vhost: &str,
+    kind: Kind,
+    rate: Option<f64>,
+    label: &str,
+) -> Result<LiveResult> {
+    let mut monitor = start(settings, vhost, kind, &[], label).await?;
+    let offered = rate.map_or("as fast as the box allows".to_owned(), |r| {
+        format!("at {} events/s", fmt_int(r as u64))
+    });
+    step(&format!(
+        "publishing to {} for {} s {offered} ...",
+        kind.name(),
+        settings.duration.as_secs()
+    ));
+    let before = monitor.read(Counter::Events).await?;
+    let cpu_before = monitor.cpu_time()?;
+    let start = Instant::now();
+    let mut plan = settings.plan(Plan::timed(settings.duration));
+    plan.rate = rate;
+    let published = loadgen::run(&settings.url(vhost), &plan).await?;
+    detail(&format!(
+        "published {} events in {:.1} s ({} events/s{})",
+        fmt_int(published.events),
+        published.elapsed.as_secs_f64(),
+        fmt_int(published.events_per_sec() as u64),
+        refused_note(&published),
+    ));
+    step(&format!("waiting until {} stops counting ...", kind.name()));
+    // Flower's /metrics is Python work on its only core: poll it gently.
+    let poll = match kind {
+        Kind::Celeriac => Duration::from_millis(250),
+        Kind::Flower => Duration::from_secs(1),
+    };
+    let settled = monitor
+        .wait_settled(
+            Counter::Events,
+            Some(before + published.events),
+            poll,
+            Duration::from_secs(5),
+            Duration::from_secs(1_800),
+        )
+        .await?;
+    let result = LiveResult {
+        published,
+        processed: settled.value - before,
+        cpu: settled.cpu.saturating_sub(cpu_before),
+        wall: settled.at.saturating_duration_since(start),
+    };
+    detail(&format!(
+        "{} processed {} events, lost {}, {:.2} µs CPU per event",
+        kind.name(),
+        fmt_int(result.processed),
+        fmt_signed(result.lost()),
+        result.cpu_us_per_event()
+    ));
+    Ok(result)
+}
+
+/// Scenario 4 (and 5's retained-task half): RSS growth per retained task,
+/// then the `/api/tasks?limit=100` latency at that size.
+pub async fn memory(
+    settings: &Settings,
+    kind: Kind,
+    tasks: u64,
+    rate: Option<f64>,
+    label: &str,
+) -> Result<MemoryResult> {
+    let vhost = settings.vhost(label).await?;
+    let outcome = memory_in(settings, &vhost, kind, tasks, rate, label).await;
+    settings.drop_vhost(&vhost).await;
+    outcome
+}
+
+async fn memory_in(
+    settings: &Settings,
+    vhost: &str,
+    kind: Kind,
+    tasks: u64,
+    rate: Option<f64>,
+    label: &str,
+) -> Result<MemoryResult> {
+    let args = match kind {
+        // A long TTL and a queue bound above the whole load, so what is
+        // measured is memory, never broker-side drops.
+        Kind::Celeriac => vec![
+            "--max-tasks".to_owned(),
+            tasks.to_string(),
+            "--events-max-length".to_owned(),
+            (tasks * 2 + 100_000).to_string(),
+            "--events-ttl".to_owned(),
+            DRAIN_TTL_SECS.to_string(),
+        ],
+        Kind::Flower => vec![format!("--max_tasks={tasks}")],
+    };
+    let mut monitor = start(settings, vhost, kind, &args, label).await?;
+    // Let start-up allocations settle before the baseline.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_start = monitor.rss_bytes()?;
+    let offered = rate.map_or(String::new(), |r| {
+        format!(" at {} events/s", fmt_int(r as u64))
+    });
+    step(&format!(
+        "publishing {} tasks to {}{offered} ...",
+        fmt_int(tasks),
+        kind.name()
+    ));
+    let start = Instant::now();
+    let mut plan = settings.plan(Plan::tasks(tasks));
+    plan.rate = rate;
+    let published = loadgen::run(&settings.url(vhost), &plan).await?;
+    detail(&format!(
+        "published {} events in {:.1} s ({} events/s{})",
+        fmt_int(published.events),
+        published.elapsed.as_secs_f64(),
+        fmt_int(published.events_per_sec() as u64),
+        refused_note(&published),
+    ));
+    step(&format!(
+        "waiting until {} holds the tasks ...",
+        kind.name()
+    ));
+    let poll = match kind {
+        Kind::Celeriac => Duration::from_millis(250),
+        Kind::Flower => Duration::from_secs(1),
+    };
+    let settled = monitor
+        .wait_settled(
+            Counter::Tasks,
+            Some(published.tasks),
+            poll,
+            Duration::from_secs(10),
+            Duration::from_secs(3_600),
+        )
+        .await?;
+    let ingest_wall = settled.at.saturating_duration_since(start);
+    let events_processed = monitor.read(Counter::Events).await?;
+    // Allocator caches and Python's GC settle in a moment.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_end = monitor.rss_bytes()?;
+    let mut result = MemoryResult {
+        tasks_published: published.tasks,
+        tasks_retained: settled.value,
+        rss_start,
+        rss_end,
+        api_median: None,
+        api_bytes: 0,
+        ingest_wall,
+        events_processed,
+    };
+    detail(&format!(
+        "{} holds {} tasks; RSS {:.1} → {:.1} MiB, {:.0} bytes per task",
+        kind.name(),
+        fmt_int(result.tasks_retained),
+        mib(rss_start),
+        mib(rss_end),
+        result.bytes_per_task()
+    ));
+    step(&format!(
+        "timing GET /api/tasks?limit=100 on {} ({API_SAMPLES} requests) ...",
+        kind.name()
+    ));
+    match monitor.tasks_api_median(API_SAMPLES).await {
+        Ok((median, bytes)) => {
+            result.api_median = Some(median);
+            result.api_bytes = bytes;
+            detail(&format!(
+                "median {:.1} ms ({} bytes)",
+                median.as_secs_f64() * 1e3,
+                fmt_int(bytes as u64)
+            ));
+        }
+        Err(e) => println!("    note: {} /api/tasks failed: {e:#}", kind.name()),
+    }
+    Ok(result)
+}
+
+pub fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Whether `python -m flower --version` works.
+pub fn flower_available(python: &str) -> Result<String> {
+    let output = Command::new(python)
+        .args(["-m", "flower", "--version"])
+        .output()
+        .with_context(|| format!("running {python} -m flower --version"))?;
+    if !output.status.success() {
+        bail!(
+            "{python} -m flower --version failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    // `-m flower --version` prints Celery's version; ask Flower for its own.
+    let version = Command::new(python)
+        .args(["-c", "import flower; print(flower.__version__)"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "(version unknown)".to_owned());
+    Ok(version)
+}

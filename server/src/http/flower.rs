@@ -1,0 +1,117 @@
+//! Flower's read API (`/api/workers`, `/api/tasks`, `/api/task/info`,
+//! `/api/task/types`), answering with Flower 2.2's shapes
+//! (celery-protocol §6.2, §6.3).
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::ser::{Serialize, Serializer};
+
+use super::errors::HttpError;
+use super::params::{self, Params};
+use crate::query::TaskQuery;
+use crate::shared::{self, Shared};
+
+/// Serialises `(key, value)` pairs as one JSON object, in iteration order: Flower's
+/// `/api/tasks` is an object whose key order is the sort order, which a hash
+/// map would lose.
+struct OrderedObject<I>(I);
+
+impl<I, K, V> Serialize for OrderedObject<I>
+where
+    I: Iterator<Item = (K, V)> + Clone,
+    K: Serialize,
+    V: Serialize,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.clone())
+    }
+}
+
+fn json_response<T: Serialize>(value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(e) => HttpError::internal(format!("serialising the response: {e}")).into_response(),
+    }
+}
+
+/// `GET /api/workers`: `{nodename: worker}`, or `{nodename: alive}` with
+/// `status=true`.
+pub async fn workers(
+    State(shared): State<Arc<Shared>>,
+    query: Result<Query<Params>, QueryRejection>,
+) -> Result<Response, HttpError> {
+    let params = params::from_query(query)?;
+    // Validated now so clients learn of typos, although inspect refreshes
+    // arrive with the remote-control work.
+    let _refresh = params::bool_param(&params, "refresh")?;
+    let status = params::bool_param(&params, "status")?;
+    let workername = params::last(&params, "workername").filter(|w| !w.is_empty());
+    let now = shared::now();
+
+    let workers = match workername {
+        Some(name) => {
+            let worker = shared.state.read().worker(name, now);
+            match worker {
+                Some(w) => vec![w],
+                None => return Err(HttpError::not_found(format!("Unknown worker '{name}'"))),
+            }
+        }
+        None => shared.state.read().workers(now),
+    };
+
+    Ok(if status {
+        json_response(&OrderedObject(
+            workers.iter().map(|w| (w.hostname.as_str(), w.status)),
+        ))
+    } else {
+        json_response(&OrderedObject(
+            workers.iter().map(|w| (w.hostname.as_str(), w)),
+        ))
+    })
+}
+
+/// `GET /api/tasks`: `{uuid: task}` in the query's order.
+pub async fn tasks(
+    State(shared): State<Arc<Shared>>,
+    query: Result<Query<Params>, QueryRejection>,
+) -> Result<Response, HttpError> {
+    let params = params::from_query(query)?;
+    let query = TaskQuery::from_params(&params)?;
+    // Selecting, sorting and serialising up to every retained task is
+    // CPU-bound for tens of milliseconds; keep it off the async workers.
+    tokio::task::spawn_blocking(move || {
+        let page: Vec<api::Task> = {
+            let state = shared.state.read();
+            query
+                .run(state.tasks())
+                .into_iter()
+                .map(|t| t.to_api())
+                .collect()
+        };
+        json_response(&OrderedObject(page.iter().map(|t| (t.uuid.as_str(), t))))
+    })
+    .await
+    .map_err(|e| HttpError::internal(format!("task listing failed: {e}")))
+}
+
+/// `GET /api/task/info/{uuid}`.
+pub async fn task_info(
+    State(shared): State<Arc<Shared>>,
+    Path(uuid): Path<String>,
+) -> Result<Response, HttpError> {
+    let task = shared.state.read().task(&uuid).map(|t| t.to_api());
+    match task {
+        Some(t) => Ok(json_response(&t)),
+        None => Err(HttpError::not_found(format!("Unknown task '{uuid}'"))),
+    }
+}
+
+/// `GET /api/task/types`: every task name seen, sorted.
+pub async fn task_types(State(shared): State<Arc<Shared>>) -> Response {
+    let task_types = shared.state.read().task_types();
+    json_response(&api::TaskTypes { task_types })
+}

@@ -1,0 +1,476 @@
+//! The connection lifecycle: connect, declare, consume; on any failure
+//! (connect refused, connection or channel closed, consumer cancelled) mark
+//! the monitor not ready, wait a capped, jittered, growing delay, and do it
+//! all again, declarations included.
+//!
+//! lapin 4 can recover connections by itself (`enable_auto_recover`), but it
+//! replays the old topology as it was. We need a fresh exclusive queue per
+//! connection, the passive-first exchange checks, a wake-up heartbeat after
+//! each recovery, and health and metrics updated at each transition, and a
+//! consumer cancelled by a deleted queue needs all of that too; one explicit
+//! loop handles every case the same way.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lapin::options::{BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::uri::AMQPUri;
+use lapin::{Connection, ConnectionProperties, ExchangeKind};
+use tokio::task::JoinHandle;
+
+use super::batch::BatchSender;
+use super::consumer::{consume, SessionEnd};
+use super::dlx::{self, DropCounters};
+use super::pidbox::{self, Pidbox};
+use super::topology::{
+    bind_queue, declare_queue, ensure_exchange, open_channel, QueueSpec, Queues, DLX_EXCHANGE,
+    EVENT_EXCHANGE,
+};
+use super::IngestError;
+use crate::config::mask_password;
+use crate::shared::{Shared, Shutdown};
+
+/// A TCP connect to a black-holed host can otherwise hang for minutes.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A session that lasted this long was healthy: the next failure starts the
+/// backoff again from its shortest delay. Shorter sessions keep growing it, so
+/// a broker that accepts and then drops us is not hammered.
+const HEALTHY_SESSION: Duration = Duration::from_secs(30);
+
+/// Reconnect delays: 0.5 s doubling to 30 s, each shortened by up to 20% at
+/// random so that many monitors restarted together do not reconnect in step.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    pub const INITIAL: Duration = Duration::from_millis(500);
+    pub const MAX: Duration = Duration::from_secs(30);
+    const JITTER: f64 = 0.2;
+
+    pub fn new() -> Backoff {
+        Backoff { attempt: 0 }
+    }
+
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    /// The un-jittered delay of the next attempt.
+    pub fn nominal(&self) -> Duration {
+        let factor = 1u32.checked_shl(self.attempt.min(16)).unwrap_or(u32::MAX);
+        Self::INITIAL.saturating_mul(factor).min(Self::MAX)
+    }
+
+    /// The next delay, given a uniform sample in `[0, 1)`.
+    pub fn next_with(&mut self, unit: f64) -> Duration {
+        let nominal = self.nominal();
+        self.attempt = self.attempt.saturating_add(1);
+        nominal.mul_f64(1.0 - Self::JITTER * unit.clamp(0.0, 1.0))
+    }
+
+    pub fn next_delay(&mut self) -> Duration {
+        self.next_with(fastrand::f64())
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Parses a Celery broker URL the way kombu reads it: `pyamqp://` and
+/// `librabbitmq://` are AMQP, the path is the vhost with `//` or an empty
+/// path meaning `/`, and the host may be an IP literal.
+pub fn parse_broker_url(url: &str) -> Result<AMQPUri, IngestError> {
+    let bad = |reason: String| IngestError::BadUrl {
+        url: mask_password(url),
+        reason,
+    };
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| bad("expected amqp://user:password@host:port/vhost".into()))?;
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "amqp" | "pyamqp" | "librabbitmq" => "amqp",
+        "amqps" | "pyamqps" => "amqps",
+        other => {
+            return Err(bad(format!(
+                "unsupported scheme `{other}` (celeriac speaks AMQP)"
+            )))
+        }
+    };
+    let normalised = format!("{scheme}://{rest}");
+    let mut uri = AMQPUri::from_str(&normalised).map_err(bad)?;
+    if uri.vhost.is_empty() {
+        uri.vhost = "/".into();
+    }
+    // amq-protocol-uri only takes DNS names as hosts and would silently use
+    // `localhost` for an IP literal.
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    if !host.is_empty() {
+        uri.authority.host = host.to_string();
+    }
+    Ok(uri)
+}
+
+/// Runs until shutdown (or until the state owner is gone), reconnecting
+/// forever: celeriac keeps serving its API while the broker is away.
+pub async fn run(
+    shared: Arc<Shared>,
+    uri: AMQPUri,
+    mut sender: BatchSender,
+    mut shutdown: Shutdown,
+) {
+    let broker = shared.config.broker_masked();
+    let mut backoff = Backoff::new();
+    let mut ever_connected = false;
+    // The last failure logged, so a broker that stays down logs once.
+    let mut reported: Option<String> = None;
+    loop {
+        if shutdown.is_fired() {
+            return;
+        }
+        let attempt = tokio::select! {
+            _ = shutdown.fired() => return,
+            s = Session::open(&shared, &uri, &broker) => s,
+        };
+        let reason = match attempt {
+            Ok(mut session) => {
+                if ever_connected {
+                    shared.metrics.broker_reconnects.inc();
+                }
+                reported = None;
+                shared.health.set_last_error(None);
+                shared.health.set_consuming(true);
+                shared.metrics.broker_connected.set(1);
+                let how = if ever_connected {
+                    "reconnected"
+                } else {
+                    "connected"
+                };
+                tracing::info!(broker = %broker, queue = %session.queue, "{how}; consuming events");
+                ever_connected = true;
+
+                let started = Instant::now();
+                let end = consume(
+                    &shared,
+                    &session.channel,
+                    &mut session.consumer,
+                    &mut sender,
+                    &mut shutdown,
+                )
+                .await;
+                shared.health.set_consuming(false);
+                shared.metrics.broker_connected.set(0);
+                if started.elapsed() >= HEALTHY_SESSION {
+                    backoff.reset();
+                }
+                match end {
+                    SessionEnd::Shutdown => {
+                        session.close().await;
+                        return;
+                    }
+                    SessionEnd::OwnerGone => {
+                        session.close().await;
+                        tracing::debug!("state owner gone; ingest stops");
+                        return;
+                    }
+                    SessionEnd::Lost(reason) => {
+                        session.close().await;
+                        format!("connection lost: {reason}")
+                    }
+                }
+            }
+            Err(e) => e.to_string(),
+        };
+        shared.health.set_last_error(Some(reason.clone()));
+        let delay = backoff.next_delay();
+        if reported.as_deref() == Some(reason.as_str()) {
+            tracing::debug!(broker = %broker, "{reason}; retrying in {:.1}s", delay.as_secs_f64());
+        } else {
+            tracing::warn!(
+                broker = %broker,
+                "{reason}; retrying in {:.1}s (then with backoff up to {}s)",
+                delay.as_secs_f64(),
+                Backoff::MAX.as_secs()
+            );
+            reported = Some(reason);
+        }
+        tokio::select! {
+            _ = shutdown.fired() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// One connection with its consumers and side tasks.
+struct Session {
+    connection: Connection,
+    channel: lapin::Channel,
+    consumer: lapin::Consumer,
+    queue: String,
+    side_tasks: SideTasks,
+}
+
+/// Tasks that live as long as one connection. Aborted when dropped, so a
+/// session that fails half-way through opening leaves nothing behind that
+/// would keep its connection alive.
+#[derive(Default)]
+struct SideTasks(Vec<JoinHandle<()>>);
+
+impl SideTasks {
+    fn spawn(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.0.push(tokio::spawn(task));
+    }
+}
+
+impl Drop for SideTasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+impl Session {
+    async fn open(
+        shared: &Arc<Shared>,
+        uri: &AMQPUri,
+        broker: &str,
+    ) -> Result<Session, IngestError> {
+        let config = &shared.config;
+        let properties = ConnectionProperties::default().with_connection_name("celeriac".into());
+        let connection = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            Connection::connect_uri(uri.clone(), properties),
+        )
+        .await
+        .map_err(|_| IngestError::ConnectTimeout {
+            broker: broker.to_string(),
+            secs: CONNECT_TIMEOUT.as_secs(),
+        })?
+        .map_err(IngestError::amqp(format!("connecting to {broker}")))?;
+        match Self::set_up(shared, &connection).await {
+            Ok((channel, consumer, queue, side_tasks)) => Ok(Session {
+                connection,
+                channel,
+                consumer,
+                queue,
+                side_tasks,
+            }),
+            Err(e) => {
+                // Dropping the handle alone leaves the connection open while
+                // anything lapin still holds refers to it; retries would pile
+                // connections up on the broker.
+                close_quietly(&connection).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Declares everything and starts consuming on a fresh connection.
+    async fn set_up(
+        shared: &Arc<Shared>,
+        connection: &Connection,
+    ) -> Result<(lapin::Channel, lapin::Consumer, String, SideTasks), IngestError> {
+        let config = &shared.config;
+        ensure_exchange(connection, EVENT_EXCHANGE, ExchangeKind::Topic, true).await?;
+        let instance = uuid::Uuid::new_v4().to_string();
+        let queues = Queues::from_config(config, &instance);
+        let mut side_tasks = SideTasks::default();
+
+        // Drop counting first, so the events queue's dead letters have
+        // somewhere to go from its first message. Counting is best effort:
+        // without it celeriac still ingests.
+        match open_drop_counter(connection, &queues).await {
+            Ok(consumer) => {
+                let counters = DropCounters::new(&shared.metrics);
+                side_tasks.spawn(dlx::run(consumer, counters));
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot count dropped events"),
+        }
+
+        let channel = declare_events_queue(connection, &queues.events, config.prefetch).await?;
+        bind_queue(&channel, &queues.events.name, EVENT_EXCHANGE, "#").await?;
+        let consumer = channel
+            .basic_consume(
+                queues.events.name.as_str().into(),
+                format!("celeriac.{instance}").into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(IngestError::amqp(format!(
+                "consuming queue `{}`",
+                queues.events.name
+            )))?;
+
+        // Only now that we listen do we ask workers to speak up.
+        match Pidbox::open(connection).await {
+            Ok(pidbox) => {
+                let enable = config
+                    .enable_events
+                    .then(|| config.enable_events_interval());
+                side_tasks.spawn(pidbox::run(pidbox, enable));
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot broadcast to workers over the pidbox"),
+        }
+        Ok((channel, consumer, queues.events.name, side_tasks))
+    }
+
+    async fn close(self) {
+        drop(self.side_tasks);
+        close_quietly(&self.connection).await;
+    }
+}
+
+/// Best effort: the connection may already be gone, and a broker that does
+/// not answer must not hold up a reconnect or a shutdown.
+async fn close_quietly(connection: &Connection) {
+    let close = connection.close(200, "celeriac closing".into());
+    let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
+}
+
+/// Declares the events queue on a fresh channel with the consumer's
+/// prefetch. A named queue that exists without our dead-letter arguments
+/// (declared by an older celeriac, by a benchmark, or by an operator) is
+/// still consumed, only without drop counting; any other difference is an
+/// error that names the argument.
+async fn declare_events_queue(
+    connection: &Connection,
+    spec: &QueueSpec,
+    prefetch: u16,
+) -> Result<lapin::Channel, IngestError> {
+    let open = || async {
+        let channel = open_channel(connection).await?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .map_err(IngestError::amqp("setting prefetch"))?;
+        Ok::<_, IngestError>(channel)
+    };
+    let channel = open().await?;
+    match declare_queue(&channel, spec).await {
+        Ok(()) => Ok(channel),
+        Err(IngestError::QueueMismatch { argument, .. })
+            if argument.starts_with("x-dead-letter") =>
+        {
+            tracing::warn!(
+                queue = %spec.name,
+                "the events queue exists without celeriac's dead-letter arguments, so events \
+                 the broker drops from it cannot be counted; delete the queue once to enable counting"
+            );
+            // The refusal closed that channel.
+            let channel = open().await?;
+            declare_queue(&channel, &spec.without_dead_lettering()).await?;
+            Ok(channel)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn open_drop_counter(
+    connection: &Connection,
+    queues: &Queues,
+) -> Result<lapin::Consumer, IngestError> {
+    ensure_exchange(connection, DLX_EXCHANGE, ExchangeKind::Direct, true).await?;
+    let channel = open_channel(connection).await?;
+    declare_queue(&channel, &queues.dropped).await?;
+    bind_queue(
+        &channel,
+        &queues.dropped.name,
+        DLX_EXCHANGE,
+        &queues.dropped.name,
+    )
+    .await?;
+    let options = BasicConsumeOptions {
+        no_ack: true,
+        ..BasicConsumeOptions::default()
+    };
+    channel
+        .basic_consume(
+            queues.dropped.name.as_str().into(),
+            "".into(),
+            options,
+            FieldTable::default(),
+        )
+        .await
+        .map_err(IngestError::amqp(format!(
+            "consuming queue `{}`",
+            queues.dropped.name
+        )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_half_a_second_to_thirty() {
+        let mut b = Backoff::new();
+        let nominal: Vec<f64> = (0..10).map(|_| b.next_with(0.0).as_secs_f64()).collect();
+        assert_eq!(
+            nominal,
+            [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0, 30.0]
+        );
+        b.reset();
+        assert_eq!(b.nominal(), Backoff::INITIAL);
+    }
+
+    #[test]
+    fn jitter_only_shortens_and_by_at_most_a_fifth() {
+        let mut b = Backoff::new();
+        for _ in 0..200 {
+            let nominal = b.nominal();
+            let d = b.next_delay();
+            assert!(
+                d <= nominal && d >= nominal.mul_f64(0.8),
+                "{d:?} vs {nominal:?}"
+            );
+            assert!(d <= Backoff::MAX);
+        }
+        let mut b = Backoff::new();
+        assert_eq!(b.next_with(0.5), Duration::from_millis(450));
+    }
+
+    #[test]
+    fn broker_urls_are_read_as_kombu_reads_them() {
+        let u = parse_broker_url("amqp://guest:guest@localhost:5672//").unwrap();
+        assert_eq!(u.vhost, "/");
+        assert_eq!(u.authority.host, "localhost");
+        assert_eq!(u.authority.port, 5672);
+        assert_eq!(u.authority.userinfo.username, "guest");
+
+        let u = parse_broker_url("pyamqp://u:p%40ss@10.1.2.3:5673/prod").unwrap();
+        assert_eq!(u.vhost, "prod");
+        assert_eq!(u.authority.host, "10.1.2.3");
+        assert_eq!(u.authority.port, 5673);
+        assert_eq!(u.authority.userinfo.password, "p@ss");
+
+        assert_eq!(parse_broker_url("amqp://h/").unwrap().vhost, "/");
+        assert_eq!(parse_broker_url("amqp://h").unwrap().vhost, "/");
+        assert_eq!(parse_broker_url("amqp://h/%2F").unwrap().vhost, "/");
+        assert_eq!(parse_broker_url("amqp://h/a%2Fb").unwrap().vhost, "a/b");
+        assert_eq!(
+            parse_broker_url("amqp://[::1]:5672/")
+                .unwrap()
+                .authority
+                .host,
+            "::1"
+        );
+
+        let err = parse_broker_url("redis://:secret@localhost:6379/0").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("redis") && !text.contains("secret"), "{text}");
+        assert!(parse_broker_url("localhost").is_err());
+    }
+}

@@ -1,0 +1,166 @@
+//! Pre-aggregated task counters for Prometheus (celery-exporter's
+//! `celery_task_*_total{name,hostname,queue_name}`), updated per event so
+//! rendering `/metrics` never scans tasks.
+
+use hashbrown::HashMap;
+
+use super::intern::{Interner, Sym};
+
+/// Upper bounds of the runtime histogram, Prometheus' `DEFAULT_BUCKETS`.
+pub const RUNTIME_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Exception class used when `exception` does not start with `Name(`.
+pub const UNKNOWN_EXCEPTION: &str = "UnknownException";
+
+/// A Prometheus-style histogram over [`RUNTIME_BUCKETS`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Histogram {
+    /// **Cumulative**: `buckets[i]` counts observations `<= RUNTIME_BUCKETS[i]`,
+    /// as the exposition format wants them; `+Inf` is `count`.
+    pub buckets: [u64; RUNTIME_BUCKETS.len()],
+    pub sum: f64,
+    pub count: u64,
+}
+
+impl Histogram {
+    pub fn observe(&mut self, v: f64) {
+        if !v.is_finite() {
+            return;
+        }
+        for (b, le) in self.buckets.iter_mut().zip(RUNTIME_BUCKETS) {
+            if v <= le {
+                *b += 1;
+            }
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+}
+
+/// Event counts of one (task name, hostname, queue) series.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskCounts {
+    pub sent: u64,
+    pub received: u64,
+    pub started: u64,
+    pub succeeded: u64,
+    pub rejected: u64,
+    pub revoked: u64,
+    pub retried: u64,
+    /// Failures by exception class, in first-seen order. Few classes per
+    /// series, so a linear scan beats a map.
+    pub failed: Vec<(String, u64)>,
+    /// Runtimes of `task-succeeded`.
+    pub runtime: Histogram,
+}
+
+impl TaskCounts {
+    /// Failures by exception class.
+    pub fn failed(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
+        self.failed.iter().map(|(c, n)| (c.as_str(), *n))
+    }
+
+    pub fn failed_total(&self) -> u64 {
+        self.failed.iter().map(|(_, n)| n).sum()
+    }
+
+    pub(crate) fn add_failed(&mut self, class: &str) {
+        match self.failed.iter_mut().find(|(c, _)| c == class) {
+            Some((_, n)) => *n += 1,
+            None => self.failed.push((class.to_owned(), 1)),
+        }
+    }
+}
+
+/// One series as readers see it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TaskSeries<'a> {
+    pub name: &'a str,
+    /// The sender's full nodename (`w1@vm`; the client's for `task-sent`).
+    pub hostname: &'a str,
+    pub queue: &'a str,
+    pub counts: &'a TaskCounts,
+}
+
+/// Which counter an event bumps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Count<'e> {
+    Sent,
+    Received,
+    Started,
+    Succeeded { runtime: Option<f64> },
+    Failed { exception: Option<&'e str> },
+    Rejected,
+    Revoked,
+    Retried,
+}
+
+type SeriesKey = (Sym, Sym, Sym);
+
+#[derive(Debug, Default)]
+pub(crate) struct Aggregates {
+    index: HashMap<SeriesKey, usize>,
+    series: Vec<(SeriesKey, TaskCounts)>,
+}
+
+impl Aggregates {
+    pub(crate) fn count(&mut self, name: Sym, hostname: Sym, queue: Sym, what: Count<'_>) {
+        let key = (name, hostname, queue);
+        let i = match self.index.get(&key) {
+            Some(&i) => i,
+            None => {
+                self.series.push((key, TaskCounts::default()));
+                self.index.insert(key, self.series.len() - 1);
+                self.series.len() - 1
+            }
+        };
+        let c = &mut self.series[i].1;
+        match what {
+            Count::Sent => c.sent += 1,
+            Count::Received => c.received += 1,
+            Count::Started => c.started += 1,
+            Count::Succeeded { runtime } => {
+                c.succeeded += 1;
+                if let Some(r) = runtime {
+                    c.runtime.observe(r);
+                }
+            }
+            Count::Failed { exception } => {
+                c.add_failed(exception_class(exception.unwrap_or("")));
+            }
+            Count::Rejected => c.rejected += 1,
+            Count::Revoked => c.revoked += 1,
+            Count::Retried => c.retried += 1,
+        }
+    }
+
+    pub(crate) fn iter<'a>(
+        &'a self,
+        strings: &'a Interner,
+    ) -> impl Iterator<Item = TaskSeries<'a>> + 'a {
+        self.series
+            .iter()
+            .map(move |((n, h, q), counts)| TaskSeries {
+                name: strings.resolve(*n),
+                hostname: strings.resolve(*h),
+                queue: strings.resolve(*q),
+                counts,
+            })
+    }
+}
+
+/// celery-exporter's `^(\w+)\(` on the exception repr, else
+/// [`UNKNOWN_EXCEPTION`]. `\w` is Python's Unicode word class.
+pub fn exception_class(exception: &str) -> &str {
+    let end = exception
+        .char_indices()
+        .find(|&(_, c)| !(c.is_alphanumeric() || c == '_'))
+        .map_or(exception.len(), |(i, _)| i);
+    if end > 0 && exception[end..].starts_with('(') {
+        &exception[..end]
+    } else {
+        UNKNOWN_EXCEPTION
+    }
+}

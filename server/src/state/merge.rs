@@ -1,0 +1,126 @@
+//! Celery's task-state precedence (celery-protocol §2.5, `celery.states`).
+
+use api::TaskState;
+
+use super::intern::Sym;
+
+/// A task state in 8 bytes; custom state names are interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StateCode {
+    Pending,
+    Received,
+    Started,
+    Success,
+    Failure,
+    Retry,
+    Revoked,
+    Rejected,
+    /// An upper-cased custom name such as `PROGRESS`, in the state table.
+    Custom(Sym),
+}
+
+/// `celery.states.PRECEDENCE` as indexes: lower wins. Unknown and custom
+/// states sit at 2, between FAILURE and REVOKED.
+pub fn precedence(s: StateCode) -> u8 {
+    match s {
+        StateCode::Success => 0,
+        StateCode::Failure => 1,
+        StateCode::Custom(_) => 2,
+        StateCode::Revoked => 3,
+        StateCode::Started => 4,
+        StateCode::Received => 5,
+        StateCode::Rejected => 6,
+        StateCode::Retry => 7,
+        StateCode::Pending => 8,
+    }
+}
+
+/// What `Task.event` does with an event that would move the task from
+/// `current` to `new`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The event sets the state (and the state's timestamp).
+    SetState,
+    /// The event "happened before" the current state: only its fields merge;
+    /// for RECEIVED only the merge-rule fields.
+    MergeOnly,
+}
+
+/// RETRY always wins, and any event overrides a RETRY; otherwise the state
+/// with the higher precedence stays, and equal precedence takes the new one.
+pub fn outcome(current: StateCode, new: StateCode) -> Outcome {
+    if new != StateCode::Retry
+        && current != StateCode::Retry
+        && precedence(new) > precedence(current)
+    {
+        Outcome::MergeOnly
+    } else {
+        Outcome::SetState
+    }
+}
+
+/// The built-in states as values a view can borrow.
+pub static BUILTIN_STATES: [TaskState; 8] = [
+    TaskState::Pending,
+    TaskState::Received,
+    TaskState::Started,
+    TaskState::Success,
+    TaskState::Failure,
+    TaskState::Retry,
+    TaskState::Revoked,
+    TaskState::Rejected,
+];
+
+impl StateCode {
+    pub fn builtin_index(self) -> Option<usize> {
+        Some(match self {
+            StateCode::Pending => 0,
+            StateCode::Received => 1,
+            StateCode::Started => 2,
+            StateCode::Success => 3,
+            StateCode::Failure => 4,
+            StateCode::Retry => 5,
+            StateCode::Revoked => 6,
+            StateCode::Rejected => 7,
+            StateCode::Custom(_) => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use StateCode::*;
+
+    #[test]
+    fn builtin_table_matches_codes() {
+        for (i, c) in [
+            Pending, Received, Started, Success, Failure, Retry, Revoked, Rejected,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            assert_eq!(c.builtin_index(), Some(i));
+        }
+    }
+
+    #[test]
+    fn precedence_rules() {
+        // (current, new, outcome)
+        let table = [
+            (Received, Pending, Outcome::MergeOnly),
+            (Started, Received, Outcome::MergeOnly),
+            (Success, Started, Outcome::MergeOnly),
+            (Success, Retry, Outcome::SetState),
+            (Retry, Pending, Outcome::SetState),
+            (Failure, Rejected, Outcome::MergeOnly),
+            (Started, Started, Outcome::SetState),
+            (Pending, Pending, Outcome::SetState),
+            (Success, Failure, Outcome::MergeOnly),
+            (Failure, Success, Outcome::SetState),
+        ];
+        for (cur, new, want) in table {
+            assert_eq!(outcome(cur, new), want, "{cur:?} <- {new:?}");
+        }
+    }
+}
