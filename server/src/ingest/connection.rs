@@ -247,7 +247,6 @@ impl Session {
         uri: &AMQPUri,
         broker: &str,
     ) -> Result<Session, IngestError> {
-        let config = &shared.config;
         let properties = ConnectionProperties::default().with_connection_name("celeriac".into());
         let connection = tokio::time::timeout(
             CONNECT_TIMEOUT,
