@@ -38,6 +38,11 @@ struct BenchArgs {
     #[arg(long)]
     events: Option<u64>,
 
+    /// Rounds of the drain scenario, each draining a fresh backlog with the
+    /// no-op consumer and then celeriac; the table shows medians.
+    #[arg(long, default_value_t = 1)]
+    drain_rounds: u32,
+
     /// Seconds of publishing in the live scenarios [default: 30; --quick 5].
     #[arg(long)]
     duration: Option<u64>,
@@ -268,6 +273,7 @@ async fn bench(args: BenchArgs) -> Result<()> {
                 .join(std::process::id().to_string())
         }),
         drain_events: pick(args.events, 1_000_000, 50_000),
+        drain_rounds: args.drain_rounds.max(1),
         duration: Duration::from_secs(pick(args.duration, 30, 5)),
         memory_tasks: pick(args.tasks, 1_000_000, 20_000),
         flower_tasks: pick(args.flower_tasks, 100_000, 5_000),

@@ -82,7 +82,9 @@ impl Table {
 pub fn render(results: &Results) -> String {
     let mut t = Table { rows: Vec::new() };
     if let Some(d) = &results.drain {
-        let (c, n) = (d.celeriac.as_ref(), d.noop.as_ref());
+        let (c, n) = (d.celeriac(), d.noop());
+        let (c, n) = (c.as_ref(), n.as_ref());
+        let rounds = d.noop_runs.len().max(d.celeriac_runs.len());
         let events = d.preload.map_or(0, |p| p.events);
         let messages = d.preload.map_or(0, |p| p.messages);
         t.row([
@@ -93,6 +95,16 @@ pub fn render(results: &Results) -> String {
             "",
             "≥ 1,000,000 events",
         ]);
+        if rounds > 1 {
+            t.row([
+                "drain",
+                "rounds (figures are medians)",
+                &d.celeriac_runs.len().to_string(),
+                &format!("{} (no-op lapin)", d.noop_runs.len()),
+                "",
+                "",
+            ]);
+        }
         if let Some(p) = d.preload {
             t.row([
                 "drain",
@@ -270,7 +282,7 @@ pub fn render(results: &Results) -> String {
             &c.map_or("–".to_owned(), |c| fmt_int(c.tasks_retained)),
             &reference(f.map(|f| fmt_int(f.tasks_retained))),
             "",
-            "100,000",
+            "same for both (--flower-tasks)",
         ]);
         let c_b = c.map_or(f64::NAN, |c| c.bytes_per_task());
         let f_b = f.map_or(f64::NAN, |f| f.bytes_per_task());

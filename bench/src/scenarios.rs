@@ -37,6 +37,8 @@ pub struct Settings {
     pub python: Option<String>,
     pub logs: PathBuf,
     pub drain_events: u64,
+    /// Rounds of (no-op drain, celeriac drain); medians are reported.
+    pub drain_rounds: u32,
     pub duration: Duration,
     pub memory_tasks: u64,
     pub flower_tasks: u64,
@@ -111,11 +113,46 @@ pub fn us_per(cpu: Duration, events: u64) -> f64 {
 
 #[derive(Debug, Default)]
 pub struct DrainResult {
+    /// The last backlog (all rounds publish the same number of tasks).
     pub preload: Option<Published>,
-    pub noop: Option<Drained>,
-    pub celeriac: Option<Drained>,
+    pub noop_runs: Vec<Drained>,
+    pub celeriac_runs: Vec<Drained>,
     /// celeriac stopped short of the backlog (events it applied, of how many).
     pub celeriac_short: Option<(u64, u64)>,
+}
+
+impl DrainResult {
+    pub fn noop(&self) -> Option<Drained> {
+        median(&self.noop_runs)
+    }
+
+    pub fn celeriac(&self) -> Option<Drained> {
+        median(&self.celeriac_runs)
+    }
+}
+
+/// The median of each figure on its own (of two runs, the first). Rounds
+/// differ by a few heartbeats, so times are scaled to the first round's
+/// event count first.
+fn median(runs: &[Drained]) -> Option<Drained> {
+    let first = runs.first()?;
+    let scaled = |d: Duration, run: &Drained| {
+        if run.events == 0 {
+            d
+        } else {
+            d.mul_f64(first.events as f64 / run.events as f64)
+        }
+    };
+    let pick = |mut v: Vec<Duration>| {
+        v.sort();
+        v[(v.len() - 1) / 2]
+    };
+    Some(Drained {
+        events: first.events,
+        messages: first.messages,
+        wall: pick(runs.iter().map(|r| scaled(r.wall, r)).collect()),
+        cpu: pick(runs.iter().map(|r| scaled(r.cpu, r)).collect()),
+    })
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -236,35 +273,70 @@ async fn drain_in(
     )
     .await?;
 
-    step(&format!(
-        "preloading {} events ({} tasks) into {DRAIN_QUEUE} ...",
-        fmt_int(tasks * EVENTS_PER_TASK),
-        fmt_int(tasks)
-    ));
-    let first = preload(settings, &url, tasks).await?;
-    check_depth(&channel, first.messages).await?;
-    result.preload = Some(first);
+    // Rounds alternate the two consumers so that a change in the box's load
+    // during the run weighs on both alike.
+    let rounds = settings.drain_rounds.max(1);
+    for round in 1..=rounds {
+        let of = if rounds > 1 {
+            format!(" (round {round} of {rounds})")
+        } else {
+            String::new()
+        };
+        step(&format!(
+            "preloading {} events ({} tasks) into {DRAIN_QUEUE}{of} ...",
+            fmt_int(tasks * EVENTS_PER_TASK),
+            fmt_int(tasks)
+        ));
+        let backlog = preload(settings, &url, tasks).await?;
+        check_depth(&channel, backlog.messages).await?;
+        result.preload = Some(backlog);
 
-    step("draining with the no-op lapin consumer (prefetch 2000, ack multiple every 500) ...");
-    let noop = noop_drain(settings, &url, first).await?;
+        step(&format!(
+            "draining with the no-op lapin consumer (prefetch {PREFETCH}, ack multiple every {NOOP_ACK_EVERY}){of} ..."
+        ));
+        let noop = noop_drain(settings, &url, backlog, round).await?;
+        report_drained(&noop);
+        result.noop_runs.push(noop);
+
+        step(&format!(
+            "refilling {} events{of} ...",
+            fmt_int(tasks * EVENTS_PER_TASK)
+        ));
+        let backlog = preload(settings, &url, tasks).await?;
+        check_depth(&channel, backlog.messages).await?;
+
+        step(&format!("draining with celeriac --events-queue{of} ..."));
+        let drained =
+            celeriac_drain(settings, &url, backlog, max_length, round, result, results).await?;
+        report_drained(&drained);
+        result.celeriac_runs.push(drained);
+        if result.celeriac_short.is_some() {
+            break;
+        }
+    }
+    let _ = connection.close(200, "drained".into()).await;
+    Ok(())
+}
+
+fn report_drained(d: &Drained) {
     detail(&format!(
         "{} events/s, {:.2} µs CPU per event ({:.1} s, {:.2} s CPU)",
-        fmt_int(noop.events_per_sec() as u64),
-        noop.cpu_us_per_event(),
-        noop.wall.as_secs_f64(),
-        noop.cpu.as_secs_f64()
+        fmt_int(d.events_per_sec() as u64),
+        d.cpu_us_per_event(),
+        d.wall.as_secs_f64(),
+        d.cpu.as_secs_f64()
     ));
-    result.noop = Some(noop);
+}
 
-    step(&format!(
-        "refilling {} events ...",
-        fmt_int(tasks * EVENTS_PER_TASK)
-    ));
-    let second = preload(settings, &url, tasks).await?;
-    check_depth(&channel, second.messages).await?;
-    let _ = connection.close(200, "preloaded".into()).await;
-
-    step("draining with celeriac --events-queue ...");
+async fn celeriac_drain(
+    settings: &Settings,
+    url: &str,
+    backlog: Published,
+    max_length: u64,
+    round: u32,
+    result: &mut DrainResult,
+    results: &mut Results,
+) -> Result<Drained> {
     let args = vec![
         "--events-queue".to_owned(),
         DRAIN_QUEUE.to_owned(),
@@ -281,16 +353,16 @@ async fn drain_in(
     ];
     let mut celeriac = Monitor::start_celeriac(
         &settings.celeriac,
-        &url,
+        url,
         &args,
-        &settings.log("drain-celeriac"),
+        &settings.log(&format!("drain-celeriac-{round}")),
     )
     .await?;
     let spawned = celeriac.process.started();
     let settled = celeriac
         .wait_settled(
             Counter::Events,
-            Some(second.events),
+            Some(backlog.events),
             Duration::from_millis(100),
             Duration::from_secs(15),
             Duration::from_secs(1_800),
@@ -298,29 +370,20 @@ async fn drain_in(
         .await?;
     celeriac.process.stop(Duration::from_secs(5));
     if !settled.reached {
-        result.celeriac_short = Some((settled.value, second.events));
+        result.celeriac_short = Some((settled.value, backlog.events));
         results.note(format!(
             "celeriac applied {} of {} events, then stalled; see {}",
             fmt_int(settled.value),
-            fmt_int(second.events),
+            fmt_int(backlog.events),
             celeriac.process.log().display()
         ));
     }
-    let drained = Drained {
+    Ok(Drained {
         events: settled.value,
-        messages: second.messages,
+        messages: backlog.messages,
         wall: settled.at - spawned,
         cpu: settled.cpu,
-    };
-    detail(&format!(
-        "{} events/s, {:.2} µs CPU per event ({:.1} s, {:.2} s CPU)",
-        fmt_int(drained.events_per_sec() as u64),
-        drained.cpu_us_per_event(),
-        drained.wall.as_secs_f64(),
-        drained.cpu.as_secs_f64()
-    ));
-    result.celeriac = Some(drained);
-    Ok(())
+    })
 }
 
 /// Waits until the queue holds exactly what was published. Routing into the
@@ -344,7 +407,12 @@ async fn check_depth(channel: &lapin::Channel, expected: u64) -> Result<()> {
     }
 }
 
-async fn noop_drain(settings: &Settings, url: &str, backlog: Published) -> Result<Drained> {
+async fn noop_drain(
+    settings: &Settings,
+    url: &str,
+    backlog: Published,
+    round: u32,
+) -> Result<Drained> {
     let exe = std::env::current_exe().context("locating celeriac-bench itself")?;
     let mut command = Command::new(exe);
     command
@@ -356,7 +424,11 @@ async fn noop_drain(settings: &Settings, url: &str, backlog: Published) -> Resul
         .arg(PREFETCH.to_string())
         .arg("--ack-every")
         .arg(NOOP_ACK_EVERY.to_string());
-    let mut child = Managed::spawn("no-op consumer", command, &settings.log("drain-noop"))?;
+    let mut child = Managed::spawn(
+        "no-op consumer",
+        command,
+        &settings.log(&format!("drain-noop-{round}")),
+    )?;
     let report: NoopReport = child
         .wait_for_line(Duration::from_secs(1_800), |line| {
             line.strip_prefix(REPORT_PREFIX)
@@ -632,4 +704,35 @@ pub fn flower_available(python: &str) -> Result<String> {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_else(|| "(version unknown)".to_owned());
     Ok(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(events: u64, wall_ms: u64, cpu_ms: u64) -> Drained {
+        Drained {
+            events,
+            messages: events / 2,
+            wall: Duration::from_millis(wall_ms),
+            cpu: Duration::from_millis(cpu_ms),
+        }
+    }
+
+    #[test]
+    fn median_takes_each_figure_on_its_own() {
+        let m =
+            median(&[run(1000, 30, 9), run(1000, 10, 12), run(1000, 20, 10)]).expect("three runs");
+        assert_eq!(m.wall, Duration::from_millis(20));
+        assert_eq!(m.cpu, Duration::from_millis(10));
+        assert!(median(&[]).is_none());
+    }
+
+    #[test]
+    fn median_scales_to_the_first_round() {
+        let m =
+            median(&[run(1000, 10, 10), run(2000, 40, 40), run(2000, 40, 40)]).expect("three runs");
+        assert_eq!(m.events, 1000);
+        assert_eq!(m.wall, Duration::from_millis(20));
+    }
 }
