@@ -6,6 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The dashboard's websocket messages.
+pub mod ws;
+
 /// A task's state, as Celery names it (`celery.states`), plus custom states
 /// sent by `Task.send_event('task-<x>')`, which Celery upper-cases.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

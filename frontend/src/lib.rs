@@ -1,4 +1,13 @@
-//! The dashboard. Not built yet: see the dashboard issue. Until then the
-//! server serves a plain status page and this crate only pins the shared
-//! wire types so they keep compiling for the frontend's side.
+//! celeriac's dashboard: a Leptos client-side app compiled to wasm32 and
+//! embedded in the server binary (see `cargo xtask build`).
+//!
+//! `model` is the pure client state (reducers over the `/ws` messages,
+//! filters, sorting); it compiles natively and is unit-tested there. The UI
+//! (`app`) exists only on wasm32.
+
+pub mod model;
+
+#[cfg(target_arch = "wasm32")]
+mod app;
+
 pub use api;

@@ -110,6 +110,97 @@ pub struct Config {
     #[arg(long, env = "CELERIAC_LOG", default_value = "info")]
     pub log: String,
 
+    // --- broker stats / metrics / statsd (issue 3; owned by the metrics work) ---
+    /// RabbitMQ management API for queue statistics, e.g.
+    /// `http://user:password@rabbit:15672/api/`. Default: the broker's host
+    /// and credentials on port 15672. `off` uses only the AMQP fallback.
+    #[arg(long, env = "CELERIAC_BROKER_API", value_name = "URL")]
+    pub broker_api: Option<String>,
+
+    /// Only these queues (comma-separated) in queue statistics; by default
+    /// every queue of the vhost but Celery's and celeriac's internal ones.
+    #[arg(
+        long,
+        env = "CELERIAC_QUEUES",
+        value_delimiter = ',',
+        value_name = "A,B"
+    )]
+    pub queues: Vec<String>,
+
+    /// Seconds between two polls of queue statistics.
+    #[arg(long, env = "CELERIAC_BROKER_STATS_INTERVAL", default_value_t = crate::broker::DEFAULT_POLL_INTERVAL_SECS,
+          value_parser = clap::value_parser!(u64).range(1..), value_name = "SECONDS")]
+    pub broker_stats_interval: u64,
+
+    /// Distinct task names exported per metric; later names fold into
+    /// `name="other"`.
+    #[arg(long, env = "CELERIAC_MAX_TASK_NAMES", default_value_t = crate::metrics::DEFAULT_MAX_TASK_NAMES,
+          value_parser = clap::value_parser!(u64).range(1..).map(|v| v as usize))]
+    pub max_task_names: usize,
+
+    /// Also export Flower's six `flower_*` metrics.
+    #[arg(long, env = "CELERIAC_FLOWER_METRICS", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub flower_metrics: bool,
+
+    /// Send statsd metrics to this UDP address (`host:port`).
+    #[arg(long, env = "CELERIAC_STATSD", value_name = "HOST:PORT")]
+    pub statsd: Option<String>,
+
+    /// Prefix of every statsd metric name.
+    #[arg(long, env = "CELERIAC_STATSD_PREFIX", default_value = "celery")]
+    pub statsd_prefix: String,
+
+    /// Send labels as DogStatsD tags (`|#task:add`) instead of in the name.
+    #[arg(long, env = "CELERIAC_STATSD_TAGS", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub statsd_tags: bool,
+    // --- end broker stats / metrics / statsd ---
+
+    // --- remote control and authentication (issue 5; owned by control/auth) ---
+    /// Milliseconds to wait for the next worker reply to a control or
+    /// inspect command (an idle timeout, as Flower's `--inspect_timeout`).
+    #[arg(long, env = "CELERIAC_INSPECT_TIMEOUT", default_value_t = crate::control::DEFAULT_INSPECT_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(1..=60_000), value_name = "MS")]
+    pub inspect_timeout: u64,
+
+    /// Seconds between two inspect refreshes of every worker for
+    /// `/api/workers` (0: only on `?refresh=1`).
+    #[arg(long, env = "CELERIAC_INSPECT_INTERVAL", default_value_t = crate::control::DEFAULT_INSPECT_INTERVAL_SECS,
+          value_name = "SECONDS")]
+    pub inspect_interval: u64,
+
+    /// An operator `USER:PASSWORD` (repeatable; comma-separated in the
+    /// environment).
+    #[arg(long, env = "CELERIAC_BASIC_AUTH", value_delimiter = ',', value_name = "USER:PASSWORD",
+          value_parser = crate::auth::parse_credential)]
+    pub basic_auth: Vec<crate::auth::Credential>,
+
+    /// A read-only `USER:PASSWORD` (repeatable).
+    #[arg(long, env = "CELERIAC_VIEWER", value_delimiter = ',', value_name = "USER:PASSWORD",
+          value_parser = crate::auth::parse_credential)]
+    pub viewer: Vec<crate::auth::Credential>,
+
+    /// A users file: lines `user:hash[:operator|viewer]` with argon2 or
+    /// bcrypt hashes.
+    #[arg(long, env = "CELERIAC_USERS", value_name = "FILE", value_parser = crate::auth::parse_users_file)]
+    pub users: Option<crate::auth::UsersFile>,
+
+    /// A bearer token with operator rights, for scripts (repeatable).
+    #[arg(long, env = "CELERIAC_API_TOKEN", value_delimiter = ',', value_name = "TOKEN",
+          value_parser = crate::auth::parse_token)]
+    pub api_token: Vec<crate::auth::Secret>,
+
+    /// Refuse every control action, for everyone.
+    #[arg(long, env = "CELERIAC_READ_ONLY", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub read_only: bool,
+
+    /// Serve `/metrics` without credentials when users are configured.
+    #[arg(long, env = "CELERIAC_OPEN_METRICS", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub open_metrics: bool,
+    // --- end remote control and authentication ---
     /// A TOML file with any of the options above (keys as the flag names).
     #[arg(long, env = "CELERIAC_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,

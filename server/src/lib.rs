@@ -1,6 +1,10 @@
 //! celeriac: a monitor for Celery clusters. See docs/ARCHITECTURE.md.
 
+pub mod audit; // control/auth (issue 5)
+pub mod auth; // control/auth (issue 5)
+pub mod broker;
 pub mod config;
+pub mod control; // control/auth (issue 5)
 pub mod events;
 pub mod http;
 pub mod ingest;
@@ -9,6 +13,7 @@ pub mod owner;
 pub mod query;
 pub mod shared;
 pub mod state;
+pub mod ws; // dashboard: the /ws live feed
 
 use std::future::Future;
 use std::io::Write;
@@ -82,15 +87,22 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    if !config.address.is_loopback() {
-        tracing::warn!(
-            address = %config.address,
-            "listening on a non-loopback address; celeriac has no authentication yet, \
-             so anyone who can reach {addr} can read task arguments and results"
-        );
-    }
-
     let shared = Arc::new(Shared::new(config));
+    // control/auth (issue 5): say loudly when nobody needs to log in.
+    let auth = &shared.ops.auth;
+    if !auth.enabled() {
+        tracing::warn!(
+            address = %shared.config.address,
+            "NO AUTHENTICATION: no users or API tokens are configured (--basic-auth, --viewer, \
+             --users, --api-token), so anyone who can reach {addr} can read task arguments and \
+             results and control the workers"
+        );
+    } else {
+        tracing::info!("authentication on: {}", auth.summary());
+    }
+    if auth.read_only {
+        tracing::info!("read-only mode: every control action is refused");
+    }
     let (trigger, shutdown) = ShutdownTrigger::new();
     let (sender, receiver) = ingest::batch_channel(ingest::BATCH_CHANNEL_CAPACITY);
     let mut tasks = JoinSet::new();
@@ -108,6 +120,32 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         ingest::run(s, uri, sender, sd).await;
         "ingest"
     });
+
+    // Broker stats: queue depth from the management API or the AMQP fallback.
+    let s = shared.clone();
+    let sd = shutdown.clone();
+    tasks.spawn(async move {
+        broker::run(s, sd).await;
+        "broker stats"
+    });
+    // Metrics: statsd output (idle without --statsd).
+    let s = shared.clone();
+    let sd = shutdown.clone();
+    tasks.spawn(async move {
+        metrics::statsd::run(s, sd).await;
+        "statsd"
+    });
+
+    // control/auth (issue 5): periodic inspect refresh for /api/workers.
+    if shared.config.inspect_interval > 0 {
+        let s = shared.clone();
+        let sd = shutdown.clone();
+        let every = Duration::from_secs(shared.config.inspect_interval);
+        tasks.spawn(async move {
+            control::run_inspect_refresh(s, every, sd).await;
+            "inspect refresh"
+        });
+    }
 
     let router = http::router(shared.clone());
     let mut sd = shutdown;

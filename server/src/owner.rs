@@ -25,6 +25,9 @@ pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
 pub async fn run(shared: Arc<Shared>, mut batches: BatchReceiver, mut shutdown: Shutdown) {
     let mut ticker = tokio::time::interval(TICK_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Dashboard: publish what changed to /ws clients.
+    let mut dashboard = tokio::time::interval(crate::ws::PUBLISH_INTERVAL);
+    dashboard.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.fired() => return,
@@ -36,6 +39,7 @@ pub async fn run(shared: Arc<Shared>, mut batches: BatchReceiver, mut shutdown: 
                 None => return,
             },
             _ = ticker.tick() => shared.state.write().tick(now()),
+            _ = dashboard.tick() => shared.dashboard.publish(&shared), // dashboard
         }
     }
 }

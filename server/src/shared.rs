@@ -18,6 +18,12 @@ pub struct Shared {
     pub state: RwLock<State>,
     pub metrics: SelfMetrics,
     pub health: Health,
+    /// Dashboard: the /ws publisher (the state owner ticks it).
+    pub dashboard: crate::ws::Hub,
+    /// Remote control, inspect cache, auth and audit (issue 5).
+    pub ops: crate::control::Ops,
+    /// Queue statistics (broker stats poller writes, readers clone).
+    pub broker: crate::broker::BrokerStats,
 }
 
 impl Shared {
@@ -32,6 +38,9 @@ impl Shared {
             state: RwLock::new(State::new(limits)),
             metrics: SelfMetrics::new(),
             health: Health::default(),
+            dashboard: crate::ws::Hub::default(),   // dashboard
+            ops: crate::control::Ops::new(&config), // control/auth (issue 5)
+            broker: crate::broker::BrokerStats::default(),
             config,
         }
     }

@@ -3,6 +3,8 @@
 //! it is already there, so running a command twice does the work once.
 
 mod cmd;
+mod frontend; // dashboard
+mod prometheus; // metrics: the Grafana panel test runs the real Prometheus
 mod rabbit;
 mod venv;
 
@@ -67,11 +69,10 @@ fn build() -> Result<()> {
     cargo(&["build", "--release", "-p", "celeriac"]).run()
 }
 
-/// The Leptos dashboard will be compiled to WASM here (design.md §6,
-/// wasm-route.md) and embedded by the server build.
+/// The Leptos dashboard, compiled to WASM (design.md §6, wasm-route.md) and
+/// embedded by the server build: see `frontend.rs`.
 fn build_frontend() -> Result<()> {
-    println!("==> dashboard: not built yet (the frontend crate is a placeholder)");
-    Ok(())
+    frontend::build()
 }
 
 fn release_binary() -> PathBuf {
@@ -120,6 +121,11 @@ fn test() -> Result<()> {
     rabbit::ensure_running()?;
     rabbit::ensure_management()?;
     let python = venv::ensure(&[venv::CELERY])?;
+    prometheus::ensure()?; // metrics / Grafana tests
+                           // Dashboard: built first, so clippy and the tests embed it; the browser
+                           // test drives Debian's Chromium with playwright-core from these tools.
+    build_frontend()?;
+    let node_modules = frontend::ensure_npm_tools()?.join("node_modules");
 
     step("checking formatting (cargo fmt --all --check)");
     cargo(&["fmt", "--all", "--check"])
@@ -146,6 +152,11 @@ fn test() -> Result<()> {
         (
             "CELERIAC_TEST_MGMT",
             format!("http://guest:guest@127.0.0.1:{}", rabbit::MGMT_PORT),
+        ),
+        // dashboard: the browser test
+        (
+            "CELERIAC_TEST_NODE_MODULES",
+            node_modules.display().to_string(),
         ),
     ];
     if cmd::has_nextest() {

@@ -45,9 +45,7 @@ pub async fn workers(
     query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, HttpError> {
     let params = params::from_query(query)?;
-    // Validated now so clients learn of typos, although inspect refreshes
-    // arrive with the remote-control work.
-    let _refresh = params::bool_param(&params, "refresh")?;
+    let refresh = params::bool_param(&params, "refresh")?;
     let status = params::bool_param(&params, "status")?;
     let workername = params::last(&params, "workername").filter(|w| !w.is_empty());
     let now = shared::now();
@@ -63,13 +61,30 @@ pub async fn workers(
         None => shared.state.read().workers(now),
     };
 
+    // control/auth (issue 5): `refresh` runs Flower's inspect broadcasts
+    // (with `workername`, the task lists too); the cached inspect fields are
+    // merged into each worker below.
+    if refresh && !status {
+        crate::control::inspect::refresh(&shared, workername)
+            .await
+            .map_err(|e| {
+                HttpError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    format!("Failed to update workers: {e}"),
+                )
+            })?;
+    }
+
     Ok(if status {
         json_response(&OrderedObject(
             workers.iter().map(|w| (w.hostname.as_str(), w.status)),
         ))
     } else {
+        let inspect = &shared.ops.inspect; // control/auth (issue 5)
         json_response(&OrderedObject(
-            workers.iter().map(|w| (w.hostname.as_str(), w)),
+            workers
+                .iter()
+                .map(|w| (w.hostname.as_str(), inspect.merged(w))),
         ))
     })
 }

@@ -1,10 +1,14 @@
 //! HTTP: Flower-compatible API, health, /metrics.
 
+mod assets;
+mod auth; // control/auth (issue 5): the auth middleware
+mod control; // control/auth (issue 5): control endpoints, audit
 mod errors;
 mod flower;
 mod health;
 mod metrics;
 mod params;
+mod queues; // broker stats: /api/queues/length // dashboard: the embedded app, SPA fallback
 
 use std::sync::Arc;
 
@@ -22,17 +26,24 @@ use crate::shared::Shared;
 /// prefix then answer 404, as Flower's `--url_prefix` does).
 pub fn router(shared: Arc<Shared>) -> Router {
     let prefix = shared.config.url_prefix.clone();
+    // control/auth (issue 5): authentication in front of every route.
+    let auth = axum::middleware::from_fn_with_state(shared.clone(), auth::middleware);
     let routes = Router::new()
-        .route("/", get(index))
+        .route("/", get(assets::index)) // dashboard (or the status page)
+        .route("/ws", get(crate::ws::handler)) // dashboard: live feed
         .route("/api/workers", get(flower::workers))
         .route("/api/tasks", get(flower::tasks))
         .route("/api/task/types", get(flower::task_types))
         .route("/api/task/info/{uuid}", get(flower::task_info))
+        // broker stats (issue 3)
+        .route("/api/queues/length", get(queues::length))
         .route("/metrics", get(metrics::metrics))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/healthcheck", get(health::healthcheck))
-        .fallback(not_found)
+        .merge(control::routes()) // control/auth (issue 5)
+        .fallback(assets::fallback) // dashboard: files, deep links, else not_found
+        .layer(auth.clone()) // control/auth (issue 5)
         .with_state(shared.clone());
     if prefix.is_empty() {
         routes
@@ -40,7 +51,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         // A nested `/` answers `/flower` only; `/flower/` is the address
         // people type and link to.
         Router::new()
-            .route(&format!("{prefix}/"), get(index))
+            .route(&format!("{prefix}/"), get(assets::index)) // dashboard
+            .route_layer(auth) // control/auth (issue 5)
             .with_state(shared)
             .nest(&prefix, routes)
     }

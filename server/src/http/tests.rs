@@ -14,8 +14,7 @@ use tower::ServiceExt;
 use crate::config::Config;
 use crate::events::fixtures;
 use crate::metrics::testing::{self, Sample};
-use crate::metrics::SelfMetrics;
-use crate::shared::{self, Health, Shared};
+use crate::shared::{self, Shared};
 use crate::state::{Limits, State};
 
 const FLOWER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/flower-api");
@@ -28,12 +27,11 @@ fn flower_fixture(name: &str) -> Value {
 fn shared_with(state: State, args: &[&str]) -> Arc<Shared> {
     let config = Config::load_from(std::iter::once("celeriac").chain(args.iter().copied()))
         .expect("test config");
-    Arc::new(Shared {
-        config,
-        state: RwLock::new(state),
-        metrics: SelfMetrics::new(),
-        health: Health::default(),
-    })
+    // Shared::new, so fields added to Shared (broker stats, control/auth)
+    // need no change here.
+    let mut shared = Shared::new(config);
+    shared.state = RwLock::new(state);
+    Arc::new(shared)
 }
 
 /// Applies bodies at the real `now`, so workers are alive when handlers
@@ -308,8 +306,17 @@ async fn unknown_api_path_is_404_json() {
     let r = get(&shared, "/api/nothing/here").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.error().error.contains("/api/nothing/here"));
-    let r = get(&shared, "/elsewhere").await;
+    // dashboard: page paths (`/elsewhere`) are deep links into the app when
+    // it is embedded; a missing file is a 404 either way.
+    let r = get(&shared, "/elsewhere.js").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = get(&shared, "/elsewhere").await;
+    let want = if super::assets::ASSETS.is_empty() {
+        StatusCode::NOT_FOUND
+    } else {
+        StatusCode::OK
+    };
+    assert_eq!(r.status, want);
 }
 
 #[tokio::test]
@@ -358,6 +365,11 @@ async fn index_links_to_the_api() {
     let r = get(&shared, "/flower/").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.content_type.starts_with("text/html"));
+    // dashboard: when embedded, `/` is the app, based under the prefix.
+    if !super::assets::ASSETS.is_empty() {
+        assert!(r.body.contains("<base href=\"/flower/\">"), "{}", r.body);
+        return;
+    }
     assert!(
         r.body.contains("href=\"/flower/api/tasks?limit=100\""),
         "{}",

@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 
-use crate::state::{TaskCounts, TaskSeries, RUNTIME_BUCKETS};
+use crate::state::{Histogram, TaskCounts, TaskSeries, QUEUE_WAIT_BUCKETS, RUNTIME_BUCKETS};
 
 /// The counter families of a task series, in output order.
 const COUNTERS: [(&str, &str); 7] = [
@@ -45,6 +45,18 @@ const RUNTIME: (&str, &str) = (
     "celery_task_runtime",
     "Histogram of task runtime measurements.",
 );
+const QUEUE_WAIT: (&str, &str) = (
+    "celery_task_queue_wait_time",
+    "Histogram of task queue wait time measurements.",
+);
+const PREFETCH: (&str, &str) = (
+    "celeriac_task_prefetch_time_seconds",
+    "Histogram of the time tasks spent received by a worker before starting (received to started).",
+);
+const LOADAVG: (&str, &str) = (
+    "celeriac_worker_loadavg",
+    "The worker host's load average over 1, 5 and 15 minutes, from heartbeats.",
+);
 const WORKER_UP: (&str, &str) = (
     "celery_worker_up",
     "Indicates if a worker has recently sent a heartbeat.",
@@ -56,11 +68,11 @@ const WORKER_ACTIVE: (&str, &str) = (
 
 /// `le` label values, formatted as Python's client does (`1.0`, not `1`),
 /// so selectors written against celery-exporter keep matching.
-fn le_labels() -> [String; RUNTIME_BUCKETS.len()] {
-    RUNTIME_BUCKETS.map(|b| format!("{b:?}"))
+fn le_labels(bounds: &[f64; RUNTIME_BUCKETS.len()]) -> [String; RUNTIME_BUCKETS.len()] {
+    bounds.map(|b| format!("{b:?}"))
 }
 
-fn header(out: &mut String, (name, help): (&str, &str), kind: &str) {
+pub(super) fn header(out: &mut String, (name, help): (&str, &str), kind: &str) {
     out.push_str("# HELP ");
     out.push_str(name);
     out.push(' ');
@@ -73,7 +85,7 @@ fn header(out: &mut String, (name, help): (&str, &str), kind: &str) {
 }
 
 /// Escapes a label value per the text format: `\`, `"` and newline.
-fn push_label_value(out: &mut String, v: &str) {
+pub(super) fn push_label_value(out: &mut String, v: &str) {
     // A byte scan: `str::contains` with a char set is several times slower,
     // and this runs for every label of every sample.
     if !v.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
@@ -90,14 +102,14 @@ fn push_label_value(out: &mut String, v: &str) {
     }
 }
 
-fn push_label(out: &mut String, name: &str, value: &str) {
+pub(super) fn push_label(out: &mut String, name: &str, value: &str) {
     out.push_str(name);
     out.push_str("=\"");
     push_label_value(out, value);
     out.push('"');
 }
 
-fn push_u64(out: &mut String, mut v: u64) {
+pub(super) fn push_u64(out: &mut String, mut v: u64) {
     // `write!` goes through `fmt::Formatter`, which costs more than the
     // rest of a sample line; counts are the bulk of a scrape.
     let mut digits = [0u8; 20];
@@ -114,7 +126,7 @@ fn push_u64(out: &mut String, mut v: u64) {
     out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or("0"));
 }
 
-fn push_f64(out: &mut String, v: f64) {
+pub(super) fn push_f64(out: &mut String, v: f64) {
     if v.is_nan() {
         out.push_str("NaN");
     } else if v.is_infinite() {
@@ -188,11 +200,25 @@ pub fn write_task_series(out: &mut String, series: &[TaskSeries<'_>]) {
         }
     }
 
-    header(out, RUNTIME, "histogram");
-    let le = le_labels();
+    let runtime = le_labels(&RUNTIME_BUCKETS);
+    write_histogram(out, RUNTIME, series, &runtime, |c| &c.runtime);
+    let wait = le_labels(&QUEUE_WAIT_BUCKETS);
+    write_histogram(out, QUEUE_WAIT, series, &wait, |c| &c.queue_wait);
+    write_histogram(out, PREFETCH, series, &wait, |c| &c.prefetch);
+}
+
+/// One histogram family over `series`; like celery-exporter, a series
+/// appears with its first observation.
+fn write_histogram(
+    out: &mut String,
+    family: (&str, &str),
+    series: &[TaskSeries<'_>],
+    le: &[String],
+    get: fn(&TaskCounts) -> &Histogram,
+) {
+    header(out, family, "histogram");
     for s in series {
-        // Like celery-exporter, a histogram appears with its first observation.
-        let h = &s.counts.runtime;
+        let h = get(s.counts);
         if h.count == 0 {
             continue;
         }
@@ -202,17 +228,17 @@ pub fn write_task_series(out: &mut String, series: &[TaskSeries<'_>]) {
             .chain(["+Inf"])
             .zip(h.buckets.into_iter().chain([h.count]))
         {
-            open_sample(out, RUNTIME.0, "_bucket", s);
+            open_sample(out, family.0, "_bucket", s);
             out.push_str(",le=\"");
             out.push_str(le);
             out.push('"');
             close_sample(out, n);
         }
-        open_sample(out, RUNTIME.0, "_sum", s);
+        open_sample(out, family.0, "_sum", s);
         out.push_str("} ");
         push_f64(out, h.sum);
         out.push('\n');
-        open_sample(out, RUNTIME.0, "_count", s);
+        open_sample(out, family.0, "_count", s);
         close_sample(out, h.count);
     }
 }
@@ -242,5 +268,21 @@ pub fn write_workers(out: &mut String, workers: &[api::Worker]) {
         out.push_str("} ");
         push_u64(out, active as u64);
         out.push('\n');
+    }
+    header(out, LOADAVG, "gauge");
+    for w in workers {
+        let Some(load) = w.loadavg.filter(|_| w.status) else {
+            continue;
+        };
+        for (period, v) in ["1m", "5m", "15m"].into_iter().zip(load) {
+            out.push_str(LOADAVG.0);
+            out.push('{');
+            push_label(out, "hostname", &w.hostname);
+            out.push(',');
+            push_label(out, "period", period);
+            out.push_str("} ");
+            push_f64(out, v);
+            out.push('\n');
+        }
     }
 }

@@ -1,6 +1,15 @@
 //! Prometheus: celeriac's self metrics and the Celery metrics folded from state.
+mod broker;
 mod celery;
+mod flower;
+mod fold;
 mod self_metrics;
+pub mod statsd;
+
+pub use broker::write_queues;
+
+/// Distinct task names exported per metric by default (`--max-task-names`).
+pub const DEFAULT_MAX_TASK_NAMES: usize = 500;
 
 pub use celery::{write_task_series, write_workers};
 pub use self_metrics::{SelfMetrics, LAG_BUCKETS};
@@ -67,10 +76,16 @@ fn render_into(shared: &Shared, now: f64, out: &mut String) {
     out.reserve(LAST_LEN.load(Ordering::Relaxed) / 8 * 9 + 4096);
     {
         let state = shared.state.read();
-        let series: Vec<TaskSeries<'_>> = state.task_series().collect();
+        let mut series: Vec<TaskSeries<'_>> = state.task_series().collect();
+        let folded = fold::fold(&mut series, shared.config.max_task_names);
+        series.extend(folded.series());
         write_task_series(out, &series);
-        drop(series);
+        write_names_folded(out, folded.names_folded);
         let workers = state.workers(now);
+        if shared.config.flower_metrics {
+            flower::write_flower(out, &series, &workers);
+        }
+        drop(series);
         let (tasks, workers_n, evicted) = (
             state.task_count(),
             state.worker_count(),
@@ -78,6 +93,9 @@ fn render_into(shared: &Shared, now: f64, out: &mut String) {
         );
         drop(state);
         write_workers(out, &workers);
+        let mut worker_queues = shared.broker.worker_queues();
+        worker_queues.retain(|host, _| workers.iter().any(|w| w.status && &w.hostname == host));
+        write_queues(out, &shared.broker.snapshot(), &worker_queues);
         let m = &shared.metrics;
         m.tasks_retained.set(saturating_i64(tasks));
         m.workers_retained.set(saturating_i64(workers_n));
@@ -90,6 +108,20 @@ fn render_into(shared: &Shared, now: f64, out: &mut String) {
         tracing::error!("encoding self metrics: {e}");
     }
     LAST_LEN.store(out.len(), Ordering::Relaxed);
+}
+
+fn write_names_folded(out: &mut String, n: usize) {
+    celery::header(
+        out,
+        (
+            "celeriac_metrics_task_names_folded",
+            "Distinct task names beyond --max-task-names, exported as name=\"other\".",
+        ),
+        "gauge",
+    );
+    out.push_str("celeriac_metrics_task_names_folded ");
+    celery::push_u64(out, n as u64);
+    out.push('\n');
 }
 
 fn saturating_i64(n: impl TryInto<i64>) -> i64 {

@@ -3,7 +3,7 @@ use std::time::Instant;
 use super::testing;
 use super::{write_task_series, write_workers};
 use crate::events::{Event, EventKind};
-use crate::shared::{Health, Shared};
+use crate::shared::Shared;
 use crate::state::{Histogram, Limits, State, TaskCounts, TaskSeries, RUNTIME_BUCKETS};
 
 fn counts() -> TaskCounts {
@@ -20,6 +20,7 @@ fn counts() -> TaskCounts {
         retried: 3,
         failed: vec![("ValueError".into(), 2), ("Odd\"Class\\\n".into(), 1)],
         runtime,
+        ..TaskCounts::default()
     }
 }
 
@@ -190,12 +191,9 @@ fn render_large_cluster() {
             state.apply(&done, now);
         }
     }
-    let shared = Shared {
-        config: crate::config::Config::load_from(["celeriac"]).expect("config"),
-        state: parking_lot::RwLock::new(state),
-        metrics: super::SelfMetrics::new(),
-        health: Health::default(),
-    };
+    // Shared::new, so fields added to Shared need no change here.
+    let mut shared = Shared::new(crate::config::Config::load_from(["celeriac"]).expect("config"));
+    shared.state = parking_lot::RwLock::new(state);
     let series = shared.state.read().task_series().count();
     let mut times = Vec::new();
     let mut bytes = 0;
@@ -212,4 +210,158 @@ fn render_large_cluster() {
         times[0],
         times[times.len() / 2]
     );
+}
+
+/// sent → started and received → started are observed on task-started;
+/// ETA tasks are left out; the whole page, with the queue and Flower
+/// families, parses (and passes `promtool check metrics` when installed).
+#[test]
+fn queue_wait_prefetch_queues_and_flower_families_render() {
+    let mut config = crate::config::Config::load_from(["celeriac", "--flower-metrics"]).unwrap();
+    config.max_task_names = 1;
+    let mut shared = Shared::new(config);
+    let mut state = State::new(Limits::default());
+    let t0 = 1_000.0;
+    let mut sent = event(EventKind::TaskSent, "client@vm", "a", Some("t.add"), t0);
+    sent.queue = Some("q1".into());
+    state.apply(&sent, t0);
+    state.apply(
+        &event(
+            EventKind::TaskReceived,
+            "w1@vm",
+            "a",
+            Some("t.add"),
+            t0 + 1.0,
+        ),
+        t0,
+    );
+    state.apply(
+        &event(EventKind::TaskStarted, "w1@vm", "a", None, t0 + 3.0),
+        t0,
+    );
+    let mut eta = event(EventKind::TaskReceived, "w1@vm", "b", Some("t.add"), t0);
+    eta.eta = Some("2030-01-01T00:00:00+00:00".into());
+    state.apply(&eta, t0);
+    state.apply(
+        &event(EventKind::TaskStarted, "w1@vm", "b", None, t0 + 50.0),
+        t0,
+    );
+    // A second name folds into `other` with --max-task-names 1.
+    state.apply(
+        &event(EventKind::TaskReceived, "w1@vm", "c", Some("t.mul"), t0),
+        t0,
+    );
+    shared.state = parking_lot::RwLock::new(state);
+    shared.broker.publish(crate::broker::Snapshot {
+        source: Some(crate::broker::Source::Management),
+        queues: vec![crate::broker::QueueStat {
+            name: "q1".into(),
+            messages: Some(4),
+            messages_ready: 3,
+            messages_unacknowledged: Some(1),
+            consumers: Some(2),
+            publish_rate: Some(0.5),
+            deliver_rate: Some(0.0),
+            idle_since: None,
+        }],
+        up: [true, false],
+        ..Default::default()
+    });
+    shared.broker.set_worker_queues(
+        "w1@vm",
+        crate::broker::WorkerQueues {
+            queues: vec!["q1".into()],
+            processes: 4,
+        },
+    );
+
+    let out = super::render(&shared, t0);
+    let samples = testing::parse(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let one = |name: &str, labels: &[(&str, &str)]| {
+        let v = testing::find(&samples, name, labels);
+        assert_eq!(v.len(), 1, "{name} {labels:?}\n{out}");
+        v[0].value
+    };
+    let w = [("name", "t.add"), ("hostname", "w1@vm")];
+    assert_eq!(one("celery_task_queue_wait_time_count", &w), 1.0);
+    assert_eq!(one("celery_task_queue_wait_time_sum", &w), 3.0);
+    assert_eq!(one("celeriac_task_prefetch_time_seconds_sum", &w), 2.0);
+    assert_eq!(one("celery_task_received_total", &[("name", "other")]), 1.0);
+    assert_eq!(one("celeriac_metrics_task_names_folded", &[]), 1.0);
+    assert_eq!(one("celery_queue_length", &[("queue_name", "q1")]), 3.0);
+    assert_eq!(
+        one("celery_active_consumer_count", &[("queue_name", "q1")]),
+        2.0
+    );
+    assert_eq!(
+        one("celeriac_broker_stats_up", &[("source", "management")]),
+        1.0
+    );
+    // w1@vm is alive (task events refresh liveness) and consumes q1.
+    assert_eq!(
+        one("celery_active_worker_count", &[("queue_name", "q1")]),
+        1.0
+    );
+    assert_eq!(
+        one("celery_active_process_count", &[("queue_name", "q1")]),
+        4.0
+    );
+    assert_eq!(
+        one(
+            "flower_events_total",
+            &[
+                ("worker", "w1@vm"),
+                ("task", "t.add"),
+                ("type", "task-started")
+            ]
+        ),
+        2.0
+    );
+    if let Some(Err(report)) = testing::promtool_check(&out) {
+        // celery-exporter's queue gauges end in `_count`, which promtool's
+        // lint flags; dashboards and alerts need those exact names. Any
+        // other finding is ours.
+        let allowed = [
+            "celery_active_consumer_count ",
+            "celery_active_worker_count ",
+            "celery_active_process_count ",
+        ];
+        for line in report.lines().filter(|l| !l.trim().is_empty()) {
+            assert!(
+                allowed.iter().any(|a| line.starts_with(a)),
+                "promtool: {report}\n{out}"
+            );
+        }
+    }
+}
+
+/// `--purge-offline-workers`: a purged worker's task series leave
+/// `/metrics` with it; other workers' stay.
+#[test]
+fn purged_workers_take_their_series_with_them() {
+    let mut state = State::new(Limits {
+        purge_offline_after: Some(10.0),
+        ..Limits::default()
+    });
+    let t0 = 1_000.0;
+    for host in ["w1@vm", "w2@vm"] {
+        let mut online = event(EventKind::WorkerOnline, host, "", None, t0);
+        online.uuid = None;
+        online.freq = Some(2.0);
+        state.apply(&online, t0);
+        state.apply(
+            &event(EventKind::TaskReceived, host, host, Some("t.add"), t0),
+            t0,
+        );
+    }
+    let mut offline = event(EventKind::WorkerOffline, "w1@vm", "", None, t0 + 1.0);
+    offline.uuid = None;
+    state.apply(&offline, t0 + 1.0);
+    let mut hb = event(EventKind::WorkerHeartbeat, "w2@vm", "", None, t0 + 20.0);
+    hb.uuid = None;
+    hb.freq = Some(2.0);
+    state.apply(&hb, t0 + 20.0);
+    state.tick(t0 + 20.0);
+    let hosts: Vec<&str> = state.task_series().map(|s| s.hostname).collect();
+    assert_eq!(hosts, ["w2@vm"]);
 }

@@ -11,6 +11,12 @@ pub const RUNTIME_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
+/// Upper bounds of the queue wait and prefetch time histograms, as
+/// celery-exporter's `celery_task_queue_wait_time` (seconds).
+pub const QUEUE_WAIT_BUCKETS: [f64; 14] = [
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+];
+
 /// Exception class used when `exception` does not start with `Name(`.
 pub const UNKNOWN_EXCEPTION: &str = "UnknownException";
 
@@ -26,10 +32,16 @@ pub struct Histogram {
 
 impl Histogram {
     pub fn observe(&mut self, v: f64) {
+        self.observe_in(v, &RUNTIME_BUCKETS)
+    }
+
+    /// Observes against other bounds of the same length
+    /// ([`QUEUE_WAIT_BUCKETS`]).
+    pub fn observe_in(&mut self, v: f64, bounds: &[f64; RUNTIME_BUCKETS.len()]) {
         if !v.is_finite() {
             return;
         }
-        for (b, le) in self.buckets.iter_mut().zip(RUNTIME_BUCKETS) {
+        for (b, &le) in self.buckets.iter_mut().zip(bounds) {
             if v <= le {
                 *b += 1;
             }
@@ -54,6 +66,11 @@ pub struct TaskCounts {
     pub failed: Vec<(String, u64)>,
     /// Runtimes of `task-succeeded`.
     pub runtime: Histogram,
+    /// sent → started, over [`QUEUE_WAIT_BUCKETS`] (ETA tasks excluded).
+    pub queue_wait: Histogram,
+    /// received → started (time in the worker's prefetch), over
+    /// [`QUEUE_WAIT_BUCKETS`].
+    pub prefetch: Histogram,
 }
 
 impl TaskCounts {
@@ -89,9 +106,16 @@ pub struct TaskSeries<'a> {
 pub(crate) enum Count<'e> {
     Sent,
     Received,
-    Started,
-    Succeeded { runtime: Option<f64> },
-    Failed { exception: Option<&'e str> },
+    Started {
+        queue_wait: Option<f64>,
+        prefetch: Option<f64>,
+    },
+    Succeeded {
+        runtime: Option<f64>,
+    },
+    Failed {
+        exception: Option<&'e str>,
+    },
     Rejected,
     Revoked,
     Retried,
@@ -120,7 +144,18 @@ impl Aggregates {
         match what {
             Count::Sent => c.sent += 1,
             Count::Received => c.received += 1,
-            Count::Started => c.started += 1,
+            Count::Started {
+                queue_wait,
+                prefetch,
+            } => {
+                c.started += 1;
+                if let Some(w) = queue_wait {
+                    c.queue_wait.observe_in(w, &QUEUE_WAIT_BUCKETS);
+                }
+                if let Some(p) = prefetch {
+                    c.prefetch.observe_in(p, &QUEUE_WAIT_BUCKETS);
+                }
+            }
             Count::Succeeded { runtime } => {
                 c.succeeded += 1;
                 if let Some(r) = runtime {
@@ -134,6 +169,20 @@ impl Aggregates {
             Count::Revoked => c.revoked += 1,
             Count::Retried => c.retried += 1,
         }
+    }
+
+    /// Drops every series of these hostnames (purged offline workers).
+    pub(crate) fn remove_hosts(&mut self, hosts: &[Sym]) {
+        if hosts.is_empty() {
+            return;
+        }
+        self.series.retain(|((_, h, _), _)| !hosts.contains(h));
+        self.index = self
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (*k, i))
+            .collect();
     }
 
     pub(crate) fn iter<'a>(

@@ -36,7 +36,8 @@ use hashbrown::{HashMap, HashSet};
 use crate::events::{Event, EventKind};
 
 pub use aggregates::{
-    exception_class, Histogram, TaskCounts, TaskSeries, RUNTIME_BUCKETS, UNKNOWN_EXCEPTION,
+    exception_class, Histogram, TaskCounts, TaskSeries, QUEUE_WAIT_BUCKETS, RUNTIME_BUCKETS,
+    UNKNOWN_EXCEPTION,
 };
 pub use view::TaskView;
 
@@ -89,6 +90,26 @@ pub struct State {
     custom_states: HashMap<Sym, TaskState>,
     unknown_name: Sym,
     default_queue: Sym,
+    /// Dashboard (`/ws`): what changed since the last `take_changes`.
+    changes: Changes,
+}
+
+/// Dashboard (`/ws`): tasks and workers changed since the last
+/// [`State::take_changes`]. Bounded: beyond `max_tasks` marks it collapses
+/// into `overflow` (the publisher then sends a full snapshot).
+#[derive(Debug, Default)]
+pub struct Changes {
+    tasks: HashSet<tasks::SlotRef>,
+    /// A worker event (or a task event refreshing a worker) was applied.
+    pub workers: bool,
+    /// Too many tasks changed to list: resynchronise everything.
+    pub overflow: bool,
+}
+
+impl Changes {
+    pub fn task_count(&self) -> usize {
+        self.tasks.len()
+    }
 }
 
 impl State {
@@ -107,7 +128,26 @@ impl State {
             custom_states: HashMap::new(),
             unknown_name,
             default_queue,
+            changes: Changes::default(),
         }
+    }
+
+    /// Dashboard (`/ws`): takes the marks of what changed since last time.
+    pub fn take_changes(&mut self) -> Changes {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Dashboard (`/ws`): the changed tasks still retained.
+    pub fn changed_tasks<'a>(&'a self, c: &'a Changes) -> impl Iterator<Item = TaskView<'a>> {
+        c.tasks
+            .iter()
+            .filter_map(|&r| self.tasks.get(r).map(|t| self.view(t)))
+    }
+
+    /// Dashboard (`/ws`): the `n` most recently created tasks, oldest first.
+    pub fn recent_tasks(&self, n: usize) -> impl Iterator<Item = TaskView<'_>> {
+        let skip = self.tasks.len().saturating_sub(n);
+        self.tasks.iter().skip(skip).map(|(_, t)| self.view(t))
     }
 
     pub fn limits(&self) -> &Limits {
@@ -128,6 +168,7 @@ impl State {
     }
 
     fn apply_worker(&mut self, ev: &Event, kind: WorkerEvent, now: f64) {
+        self.changes.workers = true; // dashboard
         let host = self.strings.intern(&ev.hostname);
         let strings = &mut self.strings;
         let Some(w) = self.workers.worker_event(host, kind, now) else {
@@ -208,6 +249,16 @@ impl State {
         }
         let new_state = self.state_code(&ev.kind);
         let (r, _) = self.tasks.get_or_create(uuid);
+        // Dashboard (`/ws`): mark the task changed, bounded by `max_tasks`.
+        if !self.changes.overflow {
+            if self.changes.tasks.len() >= self.limits.max_tasks {
+                self.changes.tasks.clear();
+                self.changes.overflow = true;
+            } else {
+                self.changes.tasks.insert(r);
+            }
+        }
+        self.changes.workers |= !is_sent;
         let strings = &mut self.strings;
         let Some(task) = self.tasks.get_mut(r) else {
             return;
@@ -224,7 +275,14 @@ impl State {
             }
             EventKind::TaskStarted => {
                 task.started = ts;
-                Some(Count::Started)
+                // Metrics: queue wait (sent → started) and prefetch time
+                // (received → started); ETA/countdown tasks are excluded.
+                let eta = task.eta.is_some() || ev.eta.is_some();
+                let since = |t: f64| (!eta && !t.is_nan()).then(|| (ts - t).max(0.0));
+                Some(Count::Started {
+                    queue_wait: since(task.sent),
+                    prefetch: since(task.received),
+                })
             }
             EventKind::TaskSucceeded => {
                 task.succeeded = ts;
@@ -293,7 +351,9 @@ impl State {
     /// `purge_offline_after`.
     pub fn tick(&mut self, now: f64) {
         if let Some(after) = self.limits.purge_offline_after {
-            self.workers.purge_offline(now, after);
+            let purged = self.workers.purge_offline(now, after);
+            // Metrics: a purged worker's task series go with it.
+            self.aggregates.remove_hosts(&purged);
         }
     }
 

@@ -99,7 +99,7 @@ impl Task {
 
 /// A slot index plus the generation it was filled in, so a reference to an
 /// evicted task never resolves to the task that reused its slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SlotRef {
     idx: u32,
     gen: u32,

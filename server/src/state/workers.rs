@@ -201,8 +201,16 @@ impl Workers {
     }
 
     /// Forgets workers offline for longer than `after` seconds at `now`.
-    pub fn purge_offline(&mut self, now: f64, after: f64) {
-        self.map
-            .retain(|_, w| w.offline_since(now).is_none_or(|t| now - t <= after));
+    /// Returns the hostnames purged.
+    pub fn purge_offline(&mut self, now: f64, after: f64) -> Vec<Sym> {
+        let mut purged = Vec::new();
+        self.map.retain(|&h, w| {
+            let keep = w.offline_since(now).is_none_or(|t| now - t <= after);
+            if !keep {
+                purged.push(h);
+            }
+            keep
+        });
+        purged
     }
 }

@@ -573,6 +573,14 @@ impl Drop for Worker {
 // ---------------------------------------------------------------------------
 // celeriac
 
+/// Credentials for [`Celeriac::request`] (control/auth tests).
+#[derive(Debug, Clone, Copy)]
+pub enum Auth<'a> {
+    None,
+    Basic(&'a str, &'a str),
+    Bearer(&'a str),
+}
+
 /// The celeriac binary under test, killed on drop.
 pub struct Celeriac {
     child: Child,
@@ -665,6 +673,48 @@ impl Celeriac {
             .unwrap_or_else(|e| panic!("GET {url}: {e}"));
         let status = resp.status().as_u16();
         (status, resp.text().unwrap_or_default())
+    }
+
+    /// Any request (control/auth tests): `auth` is Basic `(user, password)`,
+    /// `bearer` a token, `headers` extra headers, `body` a form or JSON body.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Auth<'_>,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> (u16, String) {
+        let url = format!("{}{path}", self.base);
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+        let mut req = self.http.request(method.clone(), &url);
+        match auth {
+            Auth::None => {}
+            Auth::Basic(user, password) => req = req.basic_auth(user, Some(password)),
+            Auth::Bearer(token) => req = req.bearer_auth(token),
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(body) = body {
+            let kind = if body.starts_with('{') {
+                "application/json"
+            } else {
+                "application/x-www-form-urlencoded"
+            };
+            req = req.header("content-type", kind).body(body.to_string());
+        }
+        let resp = req.send().unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = resp.status().as_u16();
+        (status, resp.text().unwrap_or_default())
+    }
+
+    /// POST `path` anonymously; returns status and the JSON body.
+    pub fn post(&self, path: &str, body: Option<&str>) -> (u16, Value) {
+        let (status, text) = self.request("POST", path, Auth::None, &[], body);
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("POST {path}: not JSON ({e}): {text}"));
+        (status, json)
     }
 
     /// GET `path`, which must answer 200 with JSON.

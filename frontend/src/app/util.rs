@@ -1,0 +1,85 @@
+//! Small browser helpers: the URL prefix, links, times, theme, clipboard.
+
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::model::{relative, Model};
+
+/// `--url-prefix`, as the server wrote it into `index.html`.
+pub fn prefix() -> String {
+    document()
+        .query_selector("meta[name=celeriac-prefix]")
+        .ok()
+        .flatten()
+        .and_then(|m| m.get_attribute("content"))
+        .unwrap_or_default()
+}
+
+/// An in-app link under the prefix.
+pub fn href(path: &str) -> String {
+    format!("{}{}", prefix(), path)
+}
+
+pub fn enc(s: &str) -> String {
+    js_sys::encode_uri_component(s).into()
+}
+
+/// Absolute local time for tooltips.
+pub fn absolute(t: f64) -> String {
+    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(t * 1000.0));
+    String::from(d.to_locale_string("sv-SE", &wasm_bindgen::JsValue::UNDEFINED))
+}
+
+/// A relative time with the absolute one on hover.
+#[component]
+pub fn Ago(t: Option<f64>) -> impl IntoView {
+    let model = expect_context::<RwSignal<Model>>();
+    match t {
+        None => view! { <span class="dim">"–"</span> }.into_any(),
+        Some(t) => view! {
+            <time title=absolute(t)>{move || relative(model.with(|m| m.now) - t)}</time>
+        }
+        .into_any(),
+    }
+}
+
+pub fn initial_theme() -> String {
+    let stored = window()
+        .local_storage()
+        .ok()
+        .flatten()
+        .and_then(|s| s.get_item("celeriac-theme").ok().flatten());
+    stored.unwrap_or_else(|| {
+        let dark = window()
+            .match_media("(prefers-color-scheme: dark)")
+            .ok()
+            .flatten()
+            .is_some_and(|m| m.matches());
+        if dark { "dark" } else { "light" }.to_owned()
+    })
+}
+
+pub fn apply_theme(theme: &str) {
+    if let Some(root) = document().document_element() {
+        let _ = root.set_attribute("data-theme", theme);
+    }
+    if let Some(s) = window().local_storage().ok().flatten() {
+        let _ = s.set_item("celeriac-theme", theme);
+    }
+}
+
+pub fn copy(text: &str) {
+    let _ = window().navigator().clipboard().write_text(text);
+}
+
+pub fn input_value(ev: &web_sys::Event) -> String {
+    ev.target()
+        .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+        .map(|i| i.value())
+        .or_else(|| {
+            ev.target()
+                .and_then(|t| t.dyn_into::<web_sys::HtmlSelectElement>().ok())
+                .map(|s| s.value())
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,121 @@
+//! The audit log (issue 5): every control action, who asked, when, the
+//! command, its arguments and target, and each worker's reply. Kept in
+//! memory (the newest [`AUDIT_CAPACITY`]) for `GET /api/audit`, and written
+//! to the log (target `celeriac::audit`) as it happens.
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// Entries `GET /api/audit` can return; older ones are only in the log.
+pub const AUDIT_CAPACITY: usize = 1000;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    /// Increasing from 1 for the life of the process.
+    pub id: u64,
+    /// Unix seconds.
+    pub time: f64,
+    pub user: String,
+    pub role: crate::auth::Role,
+    /// The pidbox method (`revoke`, `rate_limit`, ...), or `bulk_revoke`.
+    pub command: String,
+    pub arguments: Value,
+    /// `"all"`, a list of nodenames, or a pattern.
+    pub target: Value,
+    /// HTTP status the action answered with.
+    pub status: u16,
+    /// Each worker's reply.
+    pub replies: Value,
+    pub no_reply: Vec<String>,
+}
+
+pub struct Audit {
+    entries: parking_lot::Mutex<(u64, VecDeque<AuditEntry>)>,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Audit {
+    pub fn new() -> Audit {
+        Audit {
+            entries: parking_lot::Mutex::new((0, VecDeque::new())),
+        }
+    }
+
+    /// Records `entry` (its `id` is assigned here) and logs it.
+    pub fn record(&self, mut entry: AuditEntry) -> u64 {
+        let id = {
+            let mut guard = self.entries.lock();
+            guard.0 += 1;
+            entry.id = guard.0;
+            if guard.1.len() == AUDIT_CAPACITY {
+                guard.1.pop_front();
+            }
+            guard.1.push_back(entry.clone());
+            guard.0
+        };
+        tracing::info!(
+            target: "celeriac::audit",
+            id,
+            user = %entry.user,
+            command = %entry.command,
+            arguments = %entry.arguments,
+            target_workers = %entry.target,
+            status = entry.status,
+            replies = %entry.replies,
+            no_reply = ?entry.no_reply,
+            "control action"
+        );
+        id
+    }
+
+    /// The newest `limit` entries, newest first.
+    pub fn recent(&self, limit: usize) -> Vec<AuditEntry> {
+        self.entries
+            .lock()
+            .1
+            .iter()
+            .rev()
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(command: &str) -> AuditEntry {
+        AuditEntry {
+            id: 0,
+            time: 1.0,
+            user: "ann".into(),
+            role: crate::auth::Role::Operator,
+            command: command.into(),
+            arguments: Value::Null,
+            target: Value::from("all"),
+            status: 200,
+            replies: Value::Null,
+            no_reply: vec![],
+        }
+    }
+
+    #[test]
+    fn newest_first_and_bounded() {
+        let audit = Audit::new();
+        for i in 0..AUDIT_CAPACITY + 5 {
+            audit.record(entry(&format!("c{i}")));
+        }
+        let recent = audit.recent(2);
+        assert_eq!(recent[0].command, format!("c{}", AUDIT_CAPACITY + 4));
+        assert_eq!(recent[0].id, AUDIT_CAPACITY as u64 + 5);
+        assert_eq!(audit.recent(usize::MAX).len(), AUDIT_CAPACITY);
+    }
+}

@@ -1,0 +1,513 @@
+//! Who may do what (issue 5): users with roles, from `--basic-auth`
+//! (operators), `--viewer` (read only), a users file of hashed passwords
+//! (`--users`), and bearer tokens (`--api-token`, operators).
+//!
+//! Secrets never reach a log line or a `Debug` print: [`Secret`] and
+//! [`Credential`] print `********`. Plain passwords and tokens are compared
+//! as SHA-256 digests with `subtle` (constant time, no length leak); hashed
+//! passwords are verified with argon2 or bcrypt, off the async workers, and
+//! a successful check is remembered (as a salted digest) so that a browser
+//! re-sending Basic credentials does not pay for the hash every request.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::Config;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads everything, controls nothing.
+    Viewer,
+    /// Reads and controls.
+    Operator,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "viewer" | "read" | "readonly" | "read-only" => Some(Role::Viewer),
+            "operator" | "admin" => Some(Role::Operator),
+            _ => None,
+        }
+    }
+}
+
+/// Who made a request, put in the request's extensions by the middleware.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    pub role: Role,
+}
+
+impl Principal {
+    /// With no users configured every request is this operator.
+    pub fn anonymous() -> Principal {
+        Principal {
+            name: "anonymous".into(),
+            role: Role::Operator,
+        }
+    }
+}
+
+/// A secret string that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"********\"")
+    }
+}
+
+/// `user:password` from `--basic-auth` or `--viewer`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub user: String,
+    pub password: Secret,
+}
+
+/// clap value parser for `user:password`.
+pub fn parse_credential(s: &str) -> Result<Credential, String> {
+    match s.split_once(':') {
+        Some((user, password)) if !user.is_empty() && !password.is_empty() => Ok(Credential {
+            user: user.to_string(),
+            password: Secret::new(password),
+        }),
+        _ => Err("expected USER:PASSWORD (both non-empty)".into()),
+    }
+}
+
+/// clap value parser for `--api-token`.
+pub fn parse_token(s: &str) -> Result<Secret, String> {
+    if s.len() < 16 {
+        return Err("an API token must be at least 16 characters".into());
+    }
+    Ok(Secret::new(s))
+}
+
+/// One line of a users file.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserEntry {
+    pub user: String,
+    pub hash: String,
+    pub role: Role,
+}
+
+impl fmt::Debug for UserEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserEntry")
+            .field("user", &self.user)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A users file, read and checked at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsersFile {
+    pub path: PathBuf,
+    pub users: Vec<UserEntry>,
+}
+
+/// clap value parser for `--users FILE`: lines `user:hash[:role]`, `#`
+/// comments and blank lines ignored; `hash` is an argon2 PHC string
+/// (`$argon2id$...`) or a bcrypt hash (`$2b$...`, as `htpasswd -B` writes);
+/// `role` is `operator` or `viewer` (the default).
+pub fn parse_users_file(path: &str) -> Result<UsersFile, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    parse_users(&text)
+        .map(|users| UsersFile {
+            path: PathBuf::from(path),
+            users,
+        })
+        .map_err(|e| format!("{path}: {e}"))
+}
+
+pub fn parse_users(text: &str) -> Result<Vec<UserEntry>, String> {
+    let mut users = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let n = i + 1;
+        let mut parts = line.splitn(3, ':');
+        let user = parts.next().unwrap_or_default().trim();
+        let hash = parts.next().unwrap_or_default().trim();
+        let role = match parts.next() {
+            None => Role::Viewer,
+            Some(r) => Role::parse(r)
+                .ok_or_else(|| format!("line {n}: unknown role `{r}` (operator or viewer)"))?,
+        };
+        if user.is_empty() {
+            return Err(format!("line {n}: expected user:hash[:role]"));
+        }
+        if !(hash.starts_with("$argon2") || is_bcrypt(hash)) {
+            return Err(format!(
+                "line {n}: user `{user}`: the password must be an argon2 or bcrypt hash"
+            ));
+        }
+        if hash.starts_with("$argon2") {
+            argon2::PasswordHash::new(hash)
+                .map_err(|e| format!("line {n}: user `{user}`: invalid argon2 hash: {e}"))?;
+        }
+        users.push(UserEntry {
+            user: user.to_string(),
+            hash: hash.to_string(),
+            role,
+        });
+    }
+    Ok(users)
+}
+
+fn is_bcrypt(hash: &str) -> bool {
+    ["$2a$", "$2b$", "$2x$", "$2y$"]
+        .iter()
+        .any(|p| hash.starts_with(p))
+}
+
+fn digest(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+#[derive(Clone)]
+enum Check {
+    /// SHA-256 of the password.
+    Plain([u8; 32]),
+    Hash(String),
+}
+
+struct Account {
+    role: Role,
+    check: Check,
+}
+
+/// The configured users and tokens, and the policy flags.
+pub struct Auth {
+    accounts: HashMap<String, Account>,
+    /// (label, SHA-256 of the token)
+    tokens: Vec<(String, [u8; 32])>,
+    pub read_only: bool,
+    pub open_metrics: bool,
+    /// Digests of (user, password) pairs whose hash already verified,
+    /// salted per process.
+    verified: parking_lot::Mutex<HashMap<String, [u8; 32]>>,
+    salt: [u8; 16],
+}
+
+/// The credentials a request carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presented {
+    Basic { user: String, password: Secret },
+    Bearer(Secret),
+}
+
+impl Auth {
+    pub fn from_config(config: &Config) -> Auth {
+        let mut accounts = HashMap::new();
+        if let Some(file) = &config.users {
+            for u in &file.users {
+                accounts.insert(
+                    u.user.clone(),
+                    Account {
+                        role: u.role,
+                        check: Check::Hash(u.hash.clone()),
+                    },
+                );
+            }
+        }
+        // Flags win over the file for the same name.
+        let flags = config
+            .viewer
+            .iter()
+            .map(|c| (c, Role::Viewer))
+            .chain(config.basic_auth.iter().map(|c| (c, Role::Operator)));
+        for (c, role) in flags {
+            accounts.insert(
+                c.user.clone(),
+                Account {
+                    role,
+                    check: Check::Plain(digest(&[c.password.expose().as_bytes()])),
+                },
+            );
+        }
+        let tokens = config
+            .api_token
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                (
+                    format!("api-token#{}", i + 1),
+                    digest(&[t.expose().as_bytes()]),
+                )
+            })
+            .collect();
+        let mut salt = [0u8; 16];
+        for b in salt.iter_mut() {
+            *b = fastrand::u8(..);
+        }
+        Auth {
+            accounts,
+            tokens,
+            read_only: config.read_only,
+            open_metrics: config.open_metrics,
+            verified: parking_lot::Mutex::new(HashMap::new()),
+            salt,
+        }
+    }
+
+    /// False when nobody is configured: then everything is served to
+    /// everyone (with a loud warning).
+    pub fn enabled(&self) -> bool {
+        !self.accounts.is_empty() || !self.tokens.is_empty()
+    }
+
+    /// How many users and tokens there are, for the start-up log.
+    pub fn summary(&self) -> String {
+        let ops = self
+            .accounts
+            .values()
+            .filter(|a| a.role == Role::Operator)
+            .count();
+        format!(
+            "{} operator(s), {} viewer(s), {} API token(s)",
+            ops,
+            self.accounts.len() - ops,
+            self.tokens.len()
+        )
+    }
+
+    /// Checks presented credentials; None when they are wrong. Hash checks
+    /// run on the blocking pool.
+    pub async fn authenticate(&self, presented: &Presented) -> Option<Principal> {
+        match presented {
+            Presented::Bearer(token) => {
+                let d = digest(&[token.expose().as_bytes()]);
+                // Every token is compared, so timing does not tell which matched.
+                let mut found = None;
+                for (label, t) in &self.tokens {
+                    if bool::from(t.ct_eq(&d)) && found.is_none() {
+                        found = Some(label.clone());
+                    }
+                }
+                found.map(|name| Principal {
+                    name,
+                    role: Role::Operator,
+                })
+            }
+            Presented::Basic { user, password } => {
+                let account = self.accounts.get(user)?;
+                let ok = match &account.check {
+                    Check::Plain(d) => {
+                        bool::from(d.ct_eq(&digest(&[password.expose().as_bytes()])))
+                    }
+                    Check::Hash(hash) => self.verify_hash(user, hash, password).await,
+                };
+                ok.then(|| Principal {
+                    name: user.clone(),
+                    role: account.role,
+                })
+            }
+        }
+    }
+
+    async fn verify_hash(&self, user: &str, hash: &str, password: &Secret) -> bool {
+        let key = digest(&[&self.salt, user.as_bytes(), password.expose().as_bytes()]);
+        if let Some(known) = self.verified.lock().get(user) {
+            if bool::from(known.ct_eq(&key)) {
+                return true;
+            }
+        }
+        let hash = hash.to_string();
+        let password = password.clone();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, password.expose()))
+            .await
+            .unwrap_or(false);
+        if ok {
+            self.verified.lock().insert(user.to_string(), key);
+        }
+        ok
+    }
+}
+
+/// Verifies `password` against an argon2 PHC string or a bcrypt hash.
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    if hash.starts_with("$argon2") {
+        use argon2::PasswordVerifier;
+        match argon2::PasswordHash::new(hash) {
+            Ok(parsed) => argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok(),
+            Err(_) => false,
+        }
+    } else if is_bcrypt(hash) {
+        bcrypt::verify(password, hash).unwrap_or(false)
+    } else {
+        false
+    }
+}
+
+/// Reads `Authorization: Basic ...` or `Authorization: Bearer ...`.
+pub fn presented(header: Option<&str>) -> Option<Presented> {
+    let header = header?.trim();
+    let (scheme, value) = header.split_once(' ')?;
+    let value = value.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return (!value.is_empty()).then(|| Presented::Bearer(Secret::new(value)));
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(value)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some(Presented::Basic {
+        user: user.to_string(),
+        password: Secret::new(password),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        let mut all = vec!["celeriac"];
+        all.extend_from_slice(args);
+        Config::load_from(all).unwrap()
+    }
+
+    fn basic(user: &str, password: &str) -> Presented {
+        Presented::Basic {
+            user: user.into(),
+            password: Secret::new(password),
+        }
+    }
+
+    #[tokio::test]
+    async fn flags_make_operators_viewers_and_tokens() {
+        let auth = Auth::from_config(&config(&[
+            "--basic-auth",
+            "ann:s3cret",
+            "--viewer",
+            "vic:pw",
+            "--api-token",
+            "0123456789abcdef0123",
+        ]));
+        assert!(auth.enabled());
+        let ann = auth.authenticate(&basic("ann", "s3cret")).await.unwrap();
+        assert_eq!(ann.role, Role::Operator);
+        assert_eq!(
+            auth.authenticate(&basic("vic", "pw")).await.unwrap().role,
+            Role::Viewer
+        );
+        assert!(auth.authenticate(&basic("ann", "wrong")).await.is_none());
+        assert!(auth
+            .authenticate(&basic("nobody", "s3cret"))
+            .await
+            .is_none());
+        let t = Presented::Bearer(Secret::new("0123456789abcdef0123"));
+        assert_eq!(auth.authenticate(&t).await.unwrap().name, "api-token#1");
+        assert!(auth
+            .authenticate(&Presented::Bearer(Secret::new("nope")))
+            .await
+            .is_none());
+        assert!(!Auth::from_config(&config(&[])).enabled());
+    }
+
+    #[tokio::test]
+    async fn users_file_takes_argon2_and_bcrypt() {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        // Small parameters keep the debug-build test fast; verification
+        // reads them from the hash.
+        let params = argon2::Params::new(1024, 1, 1, None).unwrap();
+        let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+            .hash_password(b"apw", &salt)
+            .unwrap()
+            .to_string();
+        let b = bcrypt::hash("bpw", 4).unwrap();
+        let text = format!("# users\nalice:{a}:operator\n\nbob:{b}\n");
+        let users = parse_users(&text).unwrap();
+        assert_eq!(users[0].role, Role::Operator);
+        assert_eq!(users[1].role, Role::Viewer);
+        assert!(!format!("{users:?}").contains("argon2"));
+        assert!(verify_password(&a, "apw") && !verify_password(&a, "x"));
+        assert!(verify_password(&b, "bpw") && !verify_password(&b, "x"));
+
+        let dir = std::env::temp_dir().join(format!("celeriac-users-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("users");
+        std::fs::write(&path, text).unwrap();
+        let auth = Auth::from_config(&config(&["--users", path.to_str().unwrap()]));
+        for _ in 0..2 {
+            assert!(auth.authenticate(&basic("alice", "apw")).await.is_some());
+        }
+        assert!(auth.authenticate(&basic("alice", "bad")).await.is_none());
+        assert_eq!(
+            auth.authenticate(&basic("bob", "bpw")).await.unwrap().role,
+            Role::Viewer
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        assert!(parse_users("carol:plaintext\n")
+            .unwrap_err()
+            .contains("line 1"));
+        assert!(parse_users(&format!("x:{b}:boss\n"))
+            .unwrap_err()
+            .contains("role"));
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = config(&[
+            "--basic-auth",
+            "ann:hunter22",
+            "--api-token",
+            "tok-abcdefghijklmnop",
+        ]);
+        let text = format!("{c:?}");
+        assert!(
+            !text.contains("hunter22") && !text.contains("abcdefghijklmnop"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn authorization_headers_parse() {
+        // "ann:pa:ss" — the password may contain colons.
+        assert_eq!(
+            presented(Some("Basic YW5uOnBhOnNz")),
+            Some(basic("ann", "pa:ss"))
+        );
+        assert_eq!(
+            presented(Some("bearer abc")),
+            Some(Presented::Bearer(Secret::new("abc")))
+        );
+        assert_eq!(presented(Some("Basic !!!")), None);
+        assert_eq!(presented(Some("Digest x")), None);
+        assert_eq!(presented(None), None);
+    }
+}

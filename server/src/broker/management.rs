@@ -1,0 +1,368 @@
+//! The RabbitMQ management API client (celery-protocol §5.1–§5.2).
+//!
+//! Two requests per poll, both cheap with 10 000 queues:
+//! 1. `GET /api/queues/{vhost}?disable_stats=true&enable_queue_totals=true`:
+//!    every queue's live `messages`, `messages_ready`,
+//!    `messages_unacknowledged`, read from the queue processes without the
+//!    stats database. This is the depth, and it is never stale.
+//! 2. `GET /api/queues/{vhost}?page=N&page_size=500&columns=...`: consumers,
+//!    publish and deliver rates and `idle_since`. Paginated with basic sort,
+//!    the server computes stats for one page only; a failure here keeps the
+//!    depth and leaves these fields out.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde::Deserialize;
+
+use super::{wanted, QueueStat};
+use crate::config::{mask_password, Config};
+
+/// Flower waits 1 s to connect and 2 s for the answer; a listing of
+/// 10 000 queues can take longer than that.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The management API's largest page.
+const PAGE_SIZE: usize = 500;
+/// The columns of the stats request.
+const STATS_COLUMNS: &str = "name,consumers,idle_since,\
+    message_stats.publish_details.rate,message_stats.deliver_get_details.rate";
+
+/// Everything after `unreserved` in RFC 3986 is escaped: `/` → `%2F`.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid --broker-api `{0}`: {1}")]
+    BadUrl(String, String),
+    #[error("GET {url}: {error}")]
+    Http { url: String, error: String },
+}
+
+/// A management API endpoint for one vhost.
+#[derive(Debug, Clone)]
+pub struct ManagementApi {
+    /// `http://host:15672/api/`, always ending in `/`, no credentials.
+    base: String,
+    user: String,
+    password: String,
+    vhost: String,
+    http: reqwest::Client,
+}
+
+/// One queue of the totals listing.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct QueueTotals {
+    pub name: String,
+    #[serde(default)]
+    pub messages: Option<u64>,
+    #[serde(default)]
+    pub messages_ready: Option<u64>,
+    #[serde(default)]
+    pub messages_unacknowledged: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Page {
+    #[serde(default)]
+    items: Vec<StatsItem>,
+    #[serde(default)]
+    page_count: usize,
+}
+
+#[derive(Debug, Deserialize)]
+struct StatsItem {
+    name: String,
+    #[serde(default)]
+    consumers: Option<u64>,
+    #[serde(default)]
+    idle_since: Option<String>,
+    #[serde(default)]
+    message_stats: Option<MessageStats>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct MessageStats {
+    #[serde(default)]
+    publish_details: Option<Rate>,
+    #[serde(default)]
+    deliver_get_details: Option<Rate>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Rate {
+    #[serde(default)]
+    rate: Option<f64>,
+}
+
+impl ManagementApi {
+    /// From `--broker-api`, or derived from `--broker` (same host and
+    /// credentials, port 15672, as Flower does). `None` for `off`.
+    pub fn from_config(config: &Config) -> Result<Option<ManagementApi>, ApiError> {
+        let amqp = crate::ingest::parse_broker_url(&config.broker)
+            .map_err(|e| ApiError::BadUrl(config.broker_masked(), e.to_string()))?;
+        let vhost = amqp.vhost.clone();
+        let (base, user, password) = match config.broker_api.as_deref() {
+            Some("off" | "none" | "") => return Ok(None),
+            Some(url) => split_credentials(url, &amqp.authority.userinfo)?,
+            None => {
+                let host = &amqp.authority.host;
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.clone()
+                };
+                (
+                    format!("http://{host}:15672/api/"),
+                    amqp.authority.userinfo.username.clone(),
+                    amqp.authority.userinfo.password.clone(),
+                )
+            }
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(|e| ApiError::BadUrl(base.clone(), e.to_string()))?;
+        Ok(Some(ManagementApi {
+            base,
+            user,
+            password,
+            vhost,
+            http,
+        }))
+    }
+
+    /// `http://host:15672/api/queues/%2F`
+    fn queues_url(&self) -> String {
+        format!(
+            "{}queues/{}",
+            self.base,
+            utf8_percent_encode(&self.vhost, SEGMENT)
+        )
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(&self, url: String) -> Result<T, ApiError> {
+        let err = |error: String| ApiError::Http {
+            url: url.clone(),
+            error,
+        };
+        let response = self
+            .http
+            .get(&url)
+            .basic_auth(&self.user, Some(&self.password))
+            .send()
+            .await
+            .map_err(|e| err(without_url(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            let body: String = body.chars().take(200).collect();
+            return Err(err(format!("HTTP {status}: {body}")));
+        }
+        response.json().await.map_err(|e| err(without_url(&e)))
+    }
+
+    /// Every queue of the vhost (or of `only`) with live counts.
+    pub async fn totals(&self, only: &[String]) -> Result<Vec<QueueTotals>, ApiError> {
+        let url = format!(
+            "{}?disable_stats=true&enable_queue_totals=true",
+            self.queues_url()
+        );
+        let all: Vec<QueueTotals> = self.get(url).await?;
+        Ok(all.into_iter().filter(|q| wanted(&q.name, only)).collect())
+    }
+
+    /// Consumers and rates by queue name, a page at a time.
+    async fn stats(&self, only: &[String]) -> Result<HashMap<String, StatsItem>, ApiError> {
+        let filter = if only.is_empty() {
+            String::new()
+        } else {
+            let alternatives: Vec<String> = only.iter().map(|q| regex_escape(q)).collect();
+            let re = format!("^({})$", alternatives.join("|"));
+            format!("&use_regex=true&name={}", utf8_percent_encode(&re, SEGMENT))
+        };
+        let mut out = HashMap::new();
+        let mut page = 1;
+        loop {
+            let url = format!(
+                "{}?page={page}&page_size={PAGE_SIZE}&columns={STATS_COLUMNS}{filter}",
+                self.queues_url()
+            );
+            let p: Page = self.get(url).await?;
+            for item in p.items {
+                if wanted(&item.name, only) {
+                    out.insert(item.name.clone(), item);
+                }
+            }
+            if page >= p.page_count {
+                return Ok(out);
+            }
+            page += 1;
+        }
+    }
+
+    /// One poll: depth from the totals listing, the rest from the stats
+    /// pages when they answer.
+    pub async fn poll(&self, only: &[String]) -> Result<Vec<QueueStat>, ApiError> {
+        let totals = self.totals(only).await?;
+        let mut stats = match self.stats(only).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!("queue stats without consumers and rates: {e}");
+                HashMap::new()
+            }
+        };
+        Ok(totals
+            .into_iter()
+            .map(|t| {
+                let s = stats.remove(&t.name);
+                let ms = s.as_ref().and_then(|s| s.message_stats.as_ref());
+                QueueStat {
+                    messages: t.messages,
+                    messages_ready: t.messages_ready.unwrap_or(0),
+                    messages_unacknowledged: t.messages_unacknowledged,
+                    consumers: s.as_ref().and_then(|s| s.consumers),
+                    // A queue without publishes yet has no `publish` key: 0.
+                    publish_rate: s.as_ref().map(|_| {
+                        ms.and_then(|m| m.publish_details.as_ref())
+                            .and_then(|r| r.rate)
+                            .unwrap_or(0.0)
+                    }),
+                    deliver_rate: s.as_ref().map(|_| {
+                        ms.and_then(|m| m.deliver_get_details.as_ref())
+                            .and_then(|r| r.rate)
+                            .unwrap_or(0.0)
+                    }),
+                    idle_since: s.and_then(|s| s.idle_since),
+                    name: t.name,
+                }
+            })
+            .collect())
+    }
+}
+
+/// reqwest's errors repeat the URL; ours already names it.
+fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(url) = e.url() {
+        s = s.replace(&format!(" ({url})"), "");
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+/// Splits `http://user:pass@host:port/api/` into a credential-free base
+/// (ending in `/api/`) and the credentials, which default to the broker's.
+fn split_credentials(
+    url: &str,
+    broker: &lapin::uri::AMQPUserInfo,
+) -> Result<(String, String, String), ApiError> {
+    let bad = |why: &str| ApiError::BadUrl(mask_password(url), why.to_string());
+    let parsed = reqwest::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad("expected http:// or https://"));
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let (user, password) = if parsed.username().is_empty() {
+        (broker.username.clone(), broker.password.clone())
+    } else {
+        (
+            decode(parsed.username()),
+            decode(parsed.password().unwrap_or("")),
+        )
+    };
+    let mut base = parsed.clone();
+    let _ = base.set_username("");
+    let _ = base.set_password(None);
+    base.set_query(None);
+    base.set_fragment(None);
+    let mut path = base.path().trim_end_matches('/').to_string();
+    if !path.ends_with("/api") {
+        path.push_str("/api");
+    }
+    path.push('/');
+    base.set_path(&path);
+    Ok((base.to_string(), user, password))
+}
+
+/// Escapes a queue name for the management API's (Erlang `re`) name filter.
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\^$.|?*+()[]{}".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        let mut all = vec!["celeriac"];
+        all.extend_from_slice(args);
+        Config::load_from(all).unwrap()
+    }
+
+    #[test]
+    fn the_default_endpoint_is_the_brokers_host_on_15672() {
+        let api =
+            ManagementApi::from_config(&config(&["--broker", "amqp://u:p%40ss@rabbit:5673/vh"]))
+                .unwrap()
+                .unwrap();
+        assert_eq!(api.base, "http://rabbit:15672/api/");
+        assert_eq!((api.user.as_str(), api.password.as_str()), ("u", "p@ss"));
+        assert_eq!(api.queues_url(), "http://rabbit:15672/api/queues/vh");
+        let api = ManagementApi::from_config(&config(&[])).unwrap().unwrap();
+        assert_eq!(api.queues_url(), "http://localhost:15672/api/queues/%2F");
+    }
+
+    #[test]
+    fn an_explicit_endpoint_takes_its_own_credentials_or_the_brokers() {
+        let api = ManagementApi::from_config(&config(&[
+            "--broker-api",
+            "https://admin:s3cret@mq.example:443/rabbit",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(api.base, "https://mq.example/rabbit/api/");
+        assert_eq!(
+            (api.user.as_str(), api.password.as_str()),
+            ("admin", "s3cret")
+        );
+        let api = ManagementApi::from_config(&config(&["--broker-api", "http://h:15672/api/"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(api.base, "http://h:15672/api/");
+        assert_eq!(api.user, "guest");
+        assert!(
+            ManagementApi::from_config(&config(&["--broker-api", "off"]))
+                .unwrap()
+                .is_none()
+        );
+        assert!(ManagementApi::from_config(&config(&["--broker-api", "ftp://x"])).is_err());
+    }
+
+    #[test]
+    fn names_are_escaped_for_the_regex_filter() {
+        assert_eq!(regex_escape("a.b(c)"), "a\\.b\\(c\\)");
+    }
+}

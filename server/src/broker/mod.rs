@@ -1,0 +1,291 @@
+//! Queue statistics from the broker: the RabbitMQ management API when it
+//! answers, a passive `queue.declare` per known queue when it does not
+//! (celery-protocol §5), polled every `--broker-stats-interval`.
+//!
+//! ```text
+//! poll ──▶ management API: GET /api/queues/{vhost}?disable_stats=true&enable_queue_totals=true
+//!   │        (all queues, live counts, one cheap request)
+//!   │      + GET /api/queues/{vhost}?page=N&page_size=500&columns=name,consumers,...
+//!   │        (consumers and rates, stats computed for one page at a time)
+//!   └─ on failure ▶ AMQP: passive queue.declare on a throwaway channel per queue
+//!                   (queues from --queues, task-sent, workers, and the last listing)
+//! ```
+//!
+//! The result is one [`Snapshot`] that readers (`/api/queues/length`,
+//! `/metrics`, statsd) clone cheaply. Like ingest, the poller only produces
+//! inputs; it never touches readers.
+
+mod fallback;
+mod management;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use serde::Serialize;
+
+use crate::shared::{Shared, Shutdown};
+
+pub use management::{ManagementApi, QueueTotals};
+
+/// Seconds between two polls by default: Prometheus scrapes every 15 s or
+/// so, and RabbitMQ's own stats are sampled every 5 s.
+pub const DEFAULT_POLL_INTERVAL_SECS: u64 = 5;
+
+/// Where queue statistics came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The RabbitMQ management HTTP API.
+    Management,
+    /// Passive `queue.declare` over AMQP.
+    Amqp,
+}
+
+impl Source {
+    pub const ALL: [Source; 2] = [Source::Management, Source::Amqp];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Management => "management",
+            Source::Amqp => "amqp",
+        }
+    }
+}
+
+/// One queue, as Flower's `/api/queues/length` lists it. Fields a source
+/// cannot tell are `None` (and left out of the JSON).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct QueueStat {
+    pub name: String,
+    /// Ready + unacknowledged. The AMQP fallback only knows ready messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages: Option<u64>,
+    /// Waiting for delivery: `celery_queue_length`, from either source.
+    pub messages_ready: u64,
+    /// Delivered, not acked yet (includes worker prefetch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages_unacknowledged: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumers: Option<u64>,
+    /// Messages published per second (management stats).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish_rate: Option<f64>,
+    /// Messages delivered (or got) per second (management stats).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliver_rate: Option<f64>,
+    /// Present only while the queue is idle, as RabbitMQ formats it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_since: Option<String>,
+}
+
+/// The latest poll.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// The source of `queues`; `None` until a poll succeeded.
+    pub source: Option<Source>,
+    /// Sorted by name.
+    pub queues: Vec<QueueStat>,
+    /// Whether the last attempt of each source worked (`Source::ALL` order).
+    pub up: [bool; 2],
+    /// Failed polls per source.
+    pub errors: [u64; 2],
+    /// How long the last poll took, seconds.
+    pub duration: f64,
+    /// Why the last failing source failed.
+    pub last_error: Option<String>,
+}
+
+/// What one worker consumes, for `celery_active_worker_count` and
+/// `celery_active_process_count`. Events do not carry it: it comes from
+/// `inspect active_queues` and `inspect stats` (the remote-control work
+/// fills it through [`BrokerStats::set_worker_queues`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkerQueues {
+    pub queues: Vec<String>,
+    /// Pool processes (`len(stats.pool.processes)`).
+    pub processes: u64,
+}
+
+/// Shared between the poller (writer) and readers.
+#[derive(Debug, Default)]
+pub struct BrokerStats {
+    snapshot: RwLock<Arc<Snapshot>>,
+    workers: RwLock<std::collections::BTreeMap<String, WorkerQueues>>,
+}
+
+impl BrokerStats {
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.read().clone()
+    }
+
+    pub fn publish(&self, snapshot: Snapshot) {
+        *self.snapshot.write() = Arc::new(snapshot);
+    }
+
+    /// Records the queues a worker consumes (from inspect).
+    pub fn set_worker_queues(&self, hostname: &str, queues: WorkerQueues) {
+        self.workers.write().insert(hostname.to_owned(), queues);
+    }
+
+    pub fn forget_worker(&self, hostname: &str) {
+        self.workers.write().remove(hostname);
+    }
+
+    pub fn worker_queues(&self) -> std::collections::BTreeMap<String, WorkerQueues> {
+        self.workers.read().clone()
+    }
+}
+
+/// Celery's and celeriac's plumbing queues, left out unless `--queues`
+/// names them: pidbox mailboxes and replies, other monitors' event queues.
+pub fn is_internal(name: &str) -> bool {
+    name.ends_with(".pidbox")
+        || name.starts_with("celeryev.")
+        || name.starts_with("celeriac.")
+        || name.starts_with("amq.")
+}
+
+/// Keeps the queues `--queues` asks for, or all non-internal ones.
+pub fn wanted(name: &str, only: &[String]) -> bool {
+    if only.is_empty() {
+        !is_internal(name)
+    } else {
+        only.iter().any(|q| q == name)
+    }
+}
+
+/// Polls until shutdown.
+pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
+    let config = &shared.config;
+    let api = match ManagementApi::from_config(config) {
+        Ok(api) => api,
+        Err(e) => {
+            tracing::warn!("queue statistics: {e}; using the AMQP fallback only");
+            None
+        }
+    };
+    let mut amqp = fallback::Prober::new(config);
+    let interval = Duration::from_secs(config.broker_stats_interval);
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut previous: Option<Source> = None;
+    let mut errors = [0u64; 2];
+    let mut last_names: BTreeSet<String> = BTreeSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.fired() => break,
+            _ = ticker.tick() => {}
+        }
+        let started = Instant::now();
+        let mut up = [false, false];
+        let mut last_error = None;
+        let mut result: Option<(Source, Vec<QueueStat>)> = None;
+        if let Some(api) = &api {
+            match api.poll(&config.queues).await {
+                Ok(queues) => {
+                    up[0] = true;
+                    result = Some((Source::Management, queues));
+                }
+                Err(e) => {
+                    errors[0] += 1;
+                    last_error = Some(format!("management API: {e}"));
+                }
+            }
+        }
+        if result.is_none() {
+            let names = known_queues(&shared, &last_names);
+            let polled = tokio::select! {
+                _ = shutdown.fired() => break,
+                r = amqp.poll(&names) => r,
+            };
+            match polled {
+                Ok(queues) => {
+                    up[1] = true;
+                    result = Some((Source::Amqp, queues));
+                }
+                Err(e) => {
+                    errors[1] += 1;
+                    last_error = Some(format!("AMQP fallback: {e}"));
+                }
+            }
+        }
+        let source = result.as_ref().map(|(s, _)| *s);
+        if source != previous {
+            match (source, &last_error) {
+                (Some(s), Some(e)) => {
+                    tracing::warn!("queue statistics now from {} ({e})", s.as_str())
+                }
+                (Some(s), None) => tracing::info!("queue statistics from {}", s.as_str()),
+                (None, e) => tracing::warn!(
+                    "queue statistics unavailable: {}",
+                    e.as_deref().unwrap_or("no source")
+                ),
+            }
+            previous = source;
+        }
+        let mut snapshot = Snapshot {
+            source,
+            up,
+            errors,
+            duration: started.elapsed().as_secs_f64(),
+            last_error,
+            queues: Vec::new(),
+        };
+        match result {
+            Some((_, mut queues)) => {
+                queues.sort_by(|a, b| a.name.cmp(&b.name));
+                last_names = queues.iter().map(|q| q.name.clone()).collect();
+                snapshot.queues = queues;
+            }
+            // Nothing answered: keep the last figures rather than report
+            // empty queues; `celeriac_broker_stats_up` says they are stale.
+            None => snapshot.queues = shared.broker.snapshot().queues.clone(),
+        }
+        shared.broker.publish(snapshot);
+    }
+    amqp.close().await;
+}
+
+/// The queues the AMQP fallback probes: `--queues` if given, else every
+/// queue the cluster is known to use (task-sent `queue`, workers' queues)
+/// and every queue the last listing had.
+fn known_queues(shared: &Shared, last: &BTreeSet<String>) -> Vec<String> {
+    let config = &shared.config;
+    if !config.queues.is_empty() {
+        return config.queues.clone();
+    }
+    let mut names: BTreeSet<String> = last.clone();
+    {
+        let state = shared.state.read();
+        for s in state.task_series() {
+            if names.len() > 10_000 {
+                break;
+            }
+            if !names.contains(s.queue) {
+                names.insert(s.queue.to_owned());
+            }
+        }
+    }
+    for w in shared.broker.worker_queues().into_values() {
+        names.extend(w.queues);
+    }
+    names.into_iter().filter(|n| !is_internal(n)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_queues_are_left_out_unless_named() {
+        assert!(!wanted("w1@vm.celery.pidbox", &[]));
+        assert!(!wanted("celeryev.123", &[]));
+        assert!(!wanted("celeriac.abc", &[]));
+        assert!(wanted("celery", &[]));
+        let only = vec!["celeriac.abc".to_string()];
+        assert!(wanted("celeriac.abc", &only));
+        assert!(!wanted("celery", &only));
+    }
+}

@@ -1,0 +1,267 @@
+//! The inspect cache behind `GET /api/workers` (Flower's `stats`,
+//! `registered`, `active_queues`, `conf`, and with a worker name its task
+//! lists `active`, `reserved`, `scheduled`, `revoked`; celery-protocol §4.5,
+//! §6.2). Refreshed on `?refresh=1` and periodically; at most
+//! [`MAX_CONCURRENT_REFRESHES`] refreshes run at once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+use tokio::sync::Semaphore;
+
+use super::pidbox::{ControlError, Request, Target};
+use crate::config::mask_password;
+use crate::shared::{self, Shared};
+
+/// Each refresh is up to 8 broadcasts; more at once would only queue on
+/// the one control channel.
+pub const MAX_CONCURRENT_REFRESHES: usize = 2;
+
+/// Inspect methods Flower 2.2 runs for every worker.
+const WORKER_METHODS: [&str; 4] = ["stats", "active_queues", "registered", "conf"];
+/// And for one worker (`workername=`).
+const TASK_METHODS: [&str; 4] = ["active", "reserved", "scheduled", "revoked"];
+
+pub struct InspectCache {
+    workers: parking_lot::RwLock<BTreeMap<String, Map<String, Value>>>,
+    permits: Semaphore,
+}
+
+impl Default for InspectCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl InspectCache {
+    pub fn new() -> InspectCache {
+        InspectCache {
+            workers: parking_lot::RwLock::new(BTreeMap::new()),
+            permits: Semaphore::new(MAX_CONCURRENT_REFRESHES),
+        }
+    }
+
+    /// The cached inspect fields of `worker` (with their `timestamp`).
+    pub fn get(&self, worker: &str) -> Option<Map<String, Value>> {
+        self.workers.read().get(worker).cloned()
+    }
+
+    /// `worker` as `/api/workers` renders it: the event-derived fields,
+    /// then the cached inspect fields (Flower's), when there are any.
+    pub fn merged(&self, worker: &api::Worker) -> Value {
+        let mut value = serde_json::to_value(worker).unwrap_or(Value::Null);
+        if let (Value::Object(map), Some(fields)) = (&mut value, self.get(&worker.hostname)) {
+            for (k, v) in fields {
+                // The event-derived `timestamp` stays; the inspect one is
+                // `inspect_timestamp`.
+                let k = if k == "timestamp" {
+                    "inspect_timestamp".to_string()
+                } else {
+                    k
+                };
+                map.insert(k, v);
+            }
+        }
+        value
+    }
+
+    fn store(&self, method: &str, replies: BTreeMap<String, Value>, now: f64) {
+        let mut workers = self.workers.write();
+        for (worker, reply) in replies {
+            let reply = if method == "conf" {
+                mask_conf(reply)
+            } else {
+                reply
+            };
+            let entry = workers.entry(worker).or_default();
+            entry.insert(method.to_string(), reply);
+            entry.insert("timestamp".into(), json!(now));
+        }
+    }
+}
+
+fn arguments(method: &str) -> Value {
+    match method {
+        "active" => json!({"safe": true}),
+        "registered" => json!({"taskinfoitems": []}),
+        "conf" => json!({"with_defaults": false}),
+        _ => json!({}),
+    }
+}
+
+/// Runs the inspect broadcasts and stores each worker's replies: Flower's
+/// four for every live worker, plus the four task lists when `workername`
+/// is given (then only that worker is asked).
+pub async fn refresh(shared: &Arc<Shared>, workername: Option<&str>) -> Result<(), ControlError> {
+    let ops = &shared.ops;
+    let _permit = ops.inspect.permits.acquire().await.ok();
+    let (target, expect) = match workername {
+        Some(w) => (Target::Workers(vec![w.to_string()]), None),
+        None => {
+            let alive: Vec<String> = shared
+                .state
+                .read()
+                .workers(shared::now())
+                .into_iter()
+                .filter(|w| w.status)
+                .map(|w| w.hostname)
+                .collect();
+            (Target::All, Some(alive))
+        }
+    };
+    let mut methods: Vec<&str> = WORKER_METHODS.to_vec();
+    if workername.is_some() {
+        methods.extend(TASK_METHODS);
+    }
+    let calls = methods.iter().map(|m| {
+        let mut req = Request::new(m, arguments(m), target.clone());
+        req.expect = expect.clone();
+        async move { (*m, ops.pidbox.call(&req).await) }
+    });
+    let results = join_all(calls).await;
+    let now = shared::now();
+    let mut touched = Vec::new();
+    for (method, result) in results {
+        let outcome = result?;
+        touched.extend(outcome.replies.keys().cloned());
+        ops.inspect.store(method, outcome.replies, now);
+    }
+    // Feed the queue metrics (`celery_active_worker_count`,
+    // `celery_active_process_count`): events never say what a worker consumes.
+    touched.sort();
+    touched.dedup();
+    for worker in touched {
+        if let Some(info) = ops.inspect.get(&worker).and_then(|m| worker_queues(&m)) {
+            shared.broker.set_worker_queues(&worker, info);
+        }
+    }
+    Ok(())
+}
+
+/// What a worker consumes, from its cached `active_queues` and `stats`
+/// replies; `None` until `active_queues` has answered with a list.
+pub fn worker_queues(inspect: &Map<String, Value>) -> Option<crate::broker::WorkerQueues> {
+    let queues = inspect
+        .get("active_queues")?
+        .as_array()?
+        .iter()
+        .filter_map(|q| q.get("name")?.as_str().map(str::to_owned))
+        .collect();
+    let processes = inspect
+        .get("stats")
+        .and_then(|s| s.pointer("/pool/processes"))
+        .and_then(Value::as_array)
+        .map_or(0, |p| p.len() as u64);
+    Some(crate::broker::WorkerQueues { queues, processes })
+}
+
+/// Awaits every future concurrently (a tiny `join_all`).
+async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}
+
+/// Masks secrets in a worker's `conf` reply: passwords in URLs, and the
+/// values of settings whose name says they are secret. Celery already masks
+/// some (`broker_url`); we do not rely on it.
+pub fn mask_conf(conf: Value) -> Value {
+    match conf {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let v = if is_secret_key(&k) && !v.is_null() {
+                        json!("********")
+                    } else {
+                        mask_conf(v)
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(mask_conf).collect()),
+        Value::String(s) if s.contains("://") => Value::String(mask_password(&s)),
+        other => other,
+    }
+}
+
+fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "credential",
+        "api_key",
+        "apikey",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_queues_come_from_active_queues_and_pool_processes() {
+        let inspect = json!({
+            "active_queues": [{"name": "celery"}, {"name": "work"}],
+            "stats": {"pool": {"processes": [101, 102, 103]}},
+        });
+        let got = worker_queues(inspect.as_object().unwrap()).unwrap();
+        assert_eq!(got.queues, ["celery", "work"]);
+        assert_eq!(got.processes, 3);
+        // Without active_queues nothing is known yet; stats alone is not enough.
+        let stats_only = json!({"stats": {"pool": {"processes": [1]}}});
+        assert!(worker_queues(stats_only.as_object().unwrap()).is_none());
+    }
+
+    #[test]
+    fn conf_secrets_are_masked() {
+        let conf = json!({
+            "broker_url": "amqp://guest:hunter2@rabbit:5672//",
+            "result_backend": "redis://:pw@redis:6379/0",
+            "broker_transport_options": {"sentinel_kwargs": {"password": "pw"}},
+            "aws_secret_access_key": "abc",
+            "task_default_routing_key": "celery",
+            "broker_login_method": null,
+            "urls": ["amqp://u:p@h//"],
+        });
+        let m = mask_conf(conf);
+        let text = m.to_string();
+        assert!(!text.contains("hunter2") && !text.contains(":pw@") && !text.contains("\"pw\""));
+        assert!(!text.contains("abc") && !text.contains("u:p@"), "{text}");
+        assert_eq!(m["task_default_routing_key"], "celery");
+        assert_eq!(m["broker_url"], "amqp://guest:********@rabbit:5672//");
+        assert!(m["broker_login_method"].is_null());
+    }
+
+    #[tokio::test]
+    async fn join_all_keeps_order() {
+        let futs = (0..3u64).map(|i| async move {
+            tokio::time::sleep(std::time::Duration::from_millis(30 - i * 10)).await;
+            i
+        });
+        assert_eq!(join_all(futs).await, vec![0, 1, 2]);
+    }
+}

@@ -1,0 +1,264 @@
+//! The authentication and authorisation middleware (issue 5), in front of
+//! every route:
+//!
+//! - With no users or tokens configured everything is served to everyone
+//!   (celeriac warns loudly at start-up); control still obeys
+//!   `--read-only` and the cross-site checks below.
+//! - Otherwise a request without valid credentials (Basic or Bearer) gets
+//!   401 with `WWW-Authenticate: Basic`, except `/healthz`, `/readyz`,
+//!   `/healthcheck`, and `/metrics` with `--open-metrics`.
+//! - A control request (any method but GET, HEAD, OPTIONS) is refused with
+//!   403 in read-only mode, for a viewer, and when it comes from another
+//!   site: browsers cache Basic credentials, so a page elsewhere could
+//!   otherwise make an operator's browser act (CSRF). "Another site" is an
+//!   `Origin` whose host is not the request's `Host`, or
+//!   `Sec-Fetch-Site: cross-site`. Scripts (curl) send neither and pass.
+//!
+//! Credentials are never logged; a failed login logs the user name only.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::errors::HttpError;
+use crate::auth::{presented, Presented, Principal, Role};
+use crate::shared::Shared;
+
+/// Paths served without credentials (under the URL prefix).
+const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", "/healthcheck"];
+
+pub async fn middleware(
+    State(shared): State<Arc<Shared>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let auth = &shared.ops.auth;
+    // Inside the prefix the router has already stripped it.
+    let path = req.uri().path().to_string();
+    let path = path.as_str();
+    let open = OPEN_PATHS.contains(&path) || (path == "/metrics" && auth.open_metrics);
+
+    let principal = if !auth.enabled() {
+        Principal::anonymous()
+    } else {
+        let header = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        match presented(header) {
+            Some(p) => match auth.authenticate(&p).await {
+                Some(principal) => principal,
+                None => {
+                    if let Presented::Basic { user, .. } = &p {
+                        tracing::info!(user = %user, path, "authentication failed");
+                    } else {
+                        tracing::info!(path, "authentication failed (bearer token)");
+                    }
+                    if open {
+                        return next.run(req).await;
+                    }
+                    return unauthorized("Invalid credentials");
+                }
+            },
+            None if open => return next.run(req).await,
+            None => return unauthorized("Authentication required"),
+        }
+    };
+
+    if is_control(req.method()) {
+        if let Some(why) = cross_site(req.headers()) {
+            tracing::warn!(user = %principal.name, path, "refused a cross-site control request ({why})");
+            return HttpError::new(
+                StatusCode::FORBIDDEN,
+                format!("Cross-site control request refused ({why})"),
+            )
+            .into_response();
+        }
+        if auth.read_only {
+            return HttpError::new(StatusCode::FORBIDDEN, "Read only mode is enabled")
+                .into_response();
+        }
+        if principal.role != Role::Operator {
+            return HttpError::new(
+                StatusCode::FORBIDDEN,
+                format!("User '{}' may not control workers (viewer)", principal.name),
+            )
+            .into_response();
+        }
+    }
+    req.extensions_mut().insert(principal);
+    next.run(req).await
+}
+
+fn is_control(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut resp = HttpError::new(StatusCode::UNAUTHORIZED, message).into_response();
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Basic realm=\"celeriac\", charset=\"UTF-8\""),
+    );
+    resp
+}
+
+/// Why a request comes from another site, if it does.
+pub fn cross_site(headers: &HeaderMap) -> Option<&'static str> {
+    let fetch_site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    if fetch_site.is_some_and(|s| s.eq_ignore_ascii_case("cross-site")) {
+        return Some("Sec-Fetch-Site: cross-site");
+    }
+    let origin = headers.get(header::ORIGIN)?;
+    let Ok(origin) = origin.to_str() else {
+        return Some("unreadable Origin");
+    };
+    let origin = origin.trim();
+    if origin.eq_ignore_ascii_case("null") {
+        return Some("Origin: null");
+    }
+    let authority = origin
+        .split_once("://")
+        .map(|(_, rest)| rest.trim_end_matches('/'))
+        .unwrap_or("");
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    match host {
+        Some(h) if !authority.is_empty() && h.trim().eq_ignore_ascii_case(authority) => None,
+        _ => Some("Origin is another site"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    fn make_app(args: &[&str]) -> axum::Router {
+        let mut all = vec!["celeriac"];
+        all.extend_from_slice(args);
+        let config = crate::config::Config::load_from(all).unwrap();
+        super::super::router(Arc::new(Shared::new(config)))
+    }
+
+    async fn status(app: &axum::Router, method: &str, path: &str, headers: &[(&str, &str)]) -> u16 {
+        let mut req = axum::http::Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = app
+            .clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            assert!(resp.headers().contains_key(header::WWW_AUTHENTICATE));
+        }
+        resp.status().as_u16()
+    }
+
+    #[tokio::test]
+    async fn roles_and_open_paths() {
+        use base64::Engine;
+        let b64 = |s: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(s)
+            )
+        };
+        let (op, viewer, bad) = (b64("ann:pw-ann"), b64("vic:pw-vic"), b64("ann:nope"));
+        let app = make_app(&["--basic-auth", "ann:pw-ann", "--viewer", "vic:pw-vic"]);
+        assert_eq!(status(&app, "GET", "/api/workers", &[]).await, 401);
+        assert_eq!(
+            status(&app, "GET", "/api/workers", &[("authorization", &bad)]).await,
+            401
+        );
+        assert_eq!(status(&app, "GET", "/healthz", &[]).await, 200);
+        assert_eq!(status(&app, "GET", "/metrics", &[]).await, 401);
+        assert_eq!(
+            status(&app, "GET", "/api/workers", &[("authorization", &viewer)]).await,
+            200
+        );
+        // Control: an unknown command answers 404 only once auth let it through.
+        let ctl = "/api/control/no_such_command";
+        assert_eq!(
+            status(&app, "POST", ctl, &[("authorization", &viewer)]).await,
+            403
+        );
+        assert_eq!(
+            status(&app, "POST", ctl, &[("authorization", &op)]).await,
+            404
+        );
+        let evil = [
+            ("authorization", op.as_str()),
+            ("origin", "https://evil.example"),
+        ];
+        assert_eq!(status(&app, "POST", ctl, &evil).await, 403);
+
+        let open = make_app(&[
+            "--basic-auth",
+            "ann:pw-ann",
+            "--open-metrics",
+            "--read-only",
+        ]);
+        assert_eq!(status(&open, "GET", "/metrics", &[]).await, 200);
+        assert_eq!(
+            status(&open, "POST", ctl, &[("authorization", &op)]).await,
+            403
+        );
+
+        // No users: anonymous everything, still no cross-site control.
+        let anon = make_app(&[]);
+        assert_eq!(status(&anon, "GET", "/api/workers", &[]).await, 200);
+        assert_eq!(status(&anon, "POST", ctl, &[]).await, 404);
+        assert_eq!(
+            status(&anon, "POST", ctl, &[("sec-fetch-site", "cross-site")]).await,
+            403
+        );
+    }
+
+    #[tokio::test]
+    async fn the_prefixed_index_is_protected_too() {
+        let app = make_app(&["--basic-auth", "ann:pw-ann", "--url-prefix", "/flower"]);
+        assert_eq!(status(&app, "GET", "/flower/", &[]).await, 401);
+        assert_eq!(status(&app, "GET", "/flower/api/workers", &[]).await, 401);
+        assert_eq!(status(&app, "GET", "/flower/healthz", &[]).await, 200);
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn cross_site_rules() {
+        assert_eq!(cross_site(&headers(&[("host", "127.0.0.1:5555")])), None);
+        assert_eq!(
+            cross_site(&headers(&[
+                ("host", "127.0.0.1:5555"),
+                ("origin", "http://127.0.0.1:5555")
+            ])),
+            None
+        );
+        assert!(cross_site(&headers(&[
+            ("host", "127.0.0.1:5555"),
+            ("origin", "https://evil.example")
+        ]))
+        .is_some());
+        assert!(cross_site(&headers(&[("host", "a"), ("origin", "null")])).is_some());
+        assert!(cross_site(&headers(&[("sec-fetch-site", "cross-site")])).is_some());
+        assert_eq!(
+            cross_site(&headers(&[("sec-fetch-site", "same-origin")])),
+            None
+        );
+    }
+}

@@ -1,0 +1,176 @@
+//! `--flower-metrics`: Flower's six metric names (celery-protocol §6.4),
+//! derived from the same aggregates, for dashboards built on Flower.
+//!
+//! Differences, all because celeriac aggregates instead of keeping Flower's
+//! per-event gauges: `flower_events_total` counts task events only (no
+//! worker events); `flower_task_prefetch_time_seconds` is the mean
+//! received→started time, not the last one; `flower_worker_prefetched_tasks`
+//! is received − started (tasks revoked before starting stay counted).
+
+use std::collections::BTreeMap;
+
+use super::celery::{header, push_f64, push_label, push_u64};
+use super::fold::add_histogram;
+use crate::state::{Histogram, TaskSeries, RUNTIME_BUCKETS};
+
+const EVENT_TYPES: [&str; 8] = [
+    "task-sent",
+    "task-received",
+    "task-started",
+    "task-succeeded",
+    "task-failed",
+    "task-retried",
+    "task-revoked",
+    "task-rejected",
+];
+
+#[derive(Default)]
+struct PerTask {
+    events: [u64; 8],
+    runtime: Histogram,
+    prefetch: Histogram,
+}
+
+fn open(out: &mut String, metric: &str, worker: &str, task: &str) {
+    out.push_str(metric);
+    out.push('{');
+    push_label(out, "worker", worker);
+    out.push(',');
+    push_label(out, "task", task);
+}
+
+pub fn write_flower(out: &mut String, series: &[TaskSeries<'_>], workers: &[api::Worker]) {
+    // Flower has no queue label: sum the queues of a (worker, task).
+    let mut by: BTreeMap<(&str, &str), PerTask> = BTreeMap::new();
+    for s in series {
+        let e = by.entry((s.hostname, s.name)).or_default();
+        let c = s.counts;
+        let counts = [
+            c.sent,
+            c.received,
+            c.started,
+            c.succeeded,
+            c.failed_total(),
+            c.retried,
+            c.revoked,
+            c.rejected,
+        ];
+        for (a, b) in e.events.iter_mut().zip(counts) {
+            *a += b;
+        }
+        add_histogram(&mut e.runtime, &c.runtime);
+        add_histogram(&mut e.prefetch, &c.prefetch);
+    }
+
+    header(out, ("flower_events_total", "Number of events"), "counter");
+    for ((worker, task), p) in &by {
+        for (kind, n) in EVENT_TYPES.iter().zip(p.events) {
+            if n == 0 {
+                continue;
+            }
+            open(out, "flower_events_total", worker, task);
+            out.push(',');
+            push_label(out, "type", kind);
+            out.push_str("} ");
+            push_u64(out, n);
+            out.push('\n');
+        }
+    }
+
+    let le: Vec<String> = RUNTIME_BUCKETS.iter().map(|b| format!("{b:?}")).collect();
+    header(
+        out,
+        ("flower_task_runtime_seconds", "Task runtime"),
+        "histogram",
+    );
+    for ((worker, task), p) in &by {
+        let h = &p.runtime;
+        if h.count == 0 {
+            continue;
+        }
+        for (le, n) in le
+            .iter()
+            .map(String::as_str)
+            .chain(["+Inf"])
+            .zip(h.buckets.into_iter().chain([h.count]))
+        {
+            open(out, "flower_task_runtime_seconds_bucket", worker, task);
+            out.push_str(",le=\"");
+            out.push_str(le);
+            out.push_str("\"} ");
+            push_u64(out, n);
+            out.push('\n');
+        }
+        open(out, "flower_task_runtime_seconds_sum", worker, task);
+        out.push_str("} ");
+        push_f64(out, h.sum);
+        out.push('\n');
+        open(out, "flower_task_runtime_seconds_count", worker, task);
+        out.push_str("} ");
+        push_u64(out, h.count);
+        out.push('\n');
+    }
+
+    header(
+        out,
+        (
+            "flower_task_prefetch_time_seconds",
+            "The time the task spent waiting at the worker to be executed",
+        ),
+        "gauge",
+    );
+    for ((worker, task), p) in &by {
+        if p.prefetch.count == 0 {
+            continue;
+        }
+        open(out, "flower_task_prefetch_time_seconds", worker, task);
+        out.push_str("} ");
+        push_f64(out, p.prefetch.sum / p.prefetch.count as f64);
+        out.push('\n');
+    }
+
+    header(
+        out,
+        (
+            "flower_worker_prefetched_tasks",
+            "Number of tasks of given type prefetched at a worker",
+        ),
+        "gauge",
+    );
+    for ((worker, task), p) in &by {
+        if p.events[1] == 0 {
+            continue;
+        }
+        open(out, "flower_worker_prefetched_tasks", worker, task);
+        out.push_str("} ");
+        push_u64(out, p.events[1].saturating_sub(p.events[2]));
+        out.push('\n');
+    }
+
+    header(
+        out,
+        ("flower_worker_online", "Worker online status"),
+        "gauge",
+    );
+    for w in workers {
+        out.push_str("flower_worker_online{");
+        push_label(out, "worker", &w.hostname);
+        out.push_str(if w.status { "} 1\n" } else { "} 0\n" });
+    }
+    header(
+        out,
+        (
+            "flower_worker_number_of_currently_executing_tasks",
+            "Number of tasks currently executing at a worker",
+        ),
+        "gauge",
+    );
+    for w in workers {
+        let Some(active) = w.active else { continue };
+        out.push_str("flower_worker_number_of_currently_executing_tasks{");
+        push_label(out, "worker", &w.hostname);
+        out.push_str("} ");
+        push_u64(out, active.max(0) as u64);
+        out.push('\n');
+    }
+}

@@ -1,0 +1,399 @@
+//! The dashboard's live feed: `/ws` sends a snapshot on connect, then the
+//! deltas the [`Hub`] publishes at most every [`PUBLISH_INTERVAL`].
+//!
+//! The state owner calls [`Hub::publish`] on its own tick, so only it takes
+//! the write lock (to take the state's change marks); each delta is built
+//! and serialised once and broadcast to every client. A client that cannot
+//! keep up lags behind the bounded broadcast channel and is sent a fresh
+//! snapshot instead of the deltas it missed: memory per client is bounded.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::ws::{clip, Ingest, RatePoint, TaskRow, TypeStats, WsMessage};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State as AxumState;
+use axum::response::Response;
+use hashbrown::HashMap;
+use parking_lot::Mutex;
+use tokio::sync::broadcast;
+
+use crate::shared::{now, Shared};
+use crate::state::{Histogram, State, TaskView, RUNTIME_BUCKETS};
+
+/// Deltas are sent at most this often.
+pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
+/// Most tasks in a snapshot (the most recently created).
+pub const SNAPSHOT_TASKS: usize = 10_000;
+/// Deltas a client may fall behind before it is resynchronised.
+const CLIENT_BACKLOG: usize = 32;
+/// Seconds of per-second rates kept for the overview chart (15 minutes).
+const RATE_HISTORY: usize = 900;
+/// Seconds over which a task type's throughput is averaged.
+const THROUGHPUT_WINDOW: f64 = 60.0;
+
+/// The publisher's memory between ticks, and the broadcast to clients.
+pub struct Hub {
+    tx: broadcast::Sender<Utf8Bytes>,
+    inner: Mutex<Publisher>,
+}
+
+#[derive(Default)]
+struct Publisher {
+    /// Whole second of the last rate sample, and the totals then.
+    last_second: Option<(f64, u64, u64)>,
+    rates: VecDeque<RatePoint>,
+    /// Finished totals per task name, one sample per second.
+    finished: VecDeque<(f64, HashMap<String, u64>)>,
+    types: Vec<TypeStats>,
+    last_workers_sent: f64,
+    last_ingest: Option<Ingest>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            tx: broadcast::channel(CLIENT_BACKLOG).0,
+            inner: Mutex::new(Publisher::default()),
+        }
+    }
+}
+
+impl Hub {
+    /// One publish tick (called by the state owner): takes the change marks,
+    /// folds the aggregates once a second, and broadcasts one delta when
+    /// anything changed.
+    pub fn publish(&self, shared: &Shared) {
+        let now = now();
+        let mut p = self.inner.lock();
+        let listening = self.tx.receiver_count() > 0;
+        let second = now.floor();
+        let new_second = p.last_second.is_none_or(|(s, _, _)| second > s);
+
+        let mut rows = Vec::new();
+        let mut workers = None;
+        let mut overflow = false;
+        {
+            let mut state = shared.state.write();
+            let changes = state.take_changes();
+            if new_second {
+                p.fold_aggregates(&state, second);
+            }
+            if listening {
+                overflow = changes.overflow;
+                if !overflow {
+                    rows = state.changed_tasks(&changes).map(|t| row(&t)).collect();
+                }
+                // Liveness changes with time alone: resend once a second.
+                if changes.workers || now - p.last_workers_sent >= 1.0 {
+                    workers = Some(state.workers(now));
+                    p.last_workers_sent = now;
+                }
+            }
+        }
+        if !listening {
+            return;
+        }
+        if overflow {
+            drop(p);
+            let _ = self.tx.send(self.snapshot(shared));
+            return;
+        }
+        let ingest = ingest(shared);
+        let ingest = (p.last_ingest.as_ref() != Some(&ingest)).then(|| {
+            p.last_ingest = Some(ingest.clone());
+            ingest
+        });
+        let (types, rates) = if new_second {
+            (
+                Some(p.types.clone()),
+                p.rates.back().copied().into_iter().collect(),
+            )
+        } else {
+            (None, Vec::new())
+        };
+        if rows.is_empty() && workers.is_none() && types.is_none() && ingest.is_none() {
+            return;
+        }
+        let msg = WsMessage::Delta {
+            now,
+            workers,
+            tasks: rows,
+            types,
+            rates,
+            ingest,
+        };
+        let _ = self.tx.send(encode(&msg));
+    }
+
+    /// Everything a client starts from, serialised.
+    pub fn snapshot(&self, shared: &Shared) -> Utf8Bytes {
+        let now = now();
+        let (types, rates) = {
+            let p = self.inner.lock();
+            (p.types.clone(), p.rates.iter().copied().collect())
+        };
+        let (workers, tasks) = {
+            let state = shared.state.read();
+            let tasks = state
+                .recent_tasks(SNAPSHOT_TASKS)
+                .map(|t| row(&t))
+                .collect();
+            (state.workers(now), tasks)
+        };
+        encode(&WsMessage::Snapshot {
+            now,
+            workers,
+            tasks,
+            types,
+            rates,
+            ingest: ingest(shared),
+        })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Utf8Bytes> {
+        self.tx.subscribe()
+    }
+}
+
+impl Publisher {
+    /// Once a second: the completions of the second that ended, and the
+    /// per-name statistics, from the state's aggregates.
+    fn fold_aggregates(&mut self, state: &State, second: f64) {
+        let mut by_name: HashMap<&str, (TypeStats, Histogram)> = HashMap::new();
+        for s in state.task_series() {
+            let (t, h) = by_name.entry(s.name).or_insert_with(|| {
+                (
+                    TypeStats {
+                        name: s.name.to_owned(),
+                        sent: 0,
+                        received: 0,
+                        started: 0,
+                        succeeded: 0,
+                        failed: 0,
+                        retried: 0,
+                        revoked: 0,
+                        rejected: 0,
+                        p50: None,
+                        p95: None,
+                        p99: None,
+                        throughput: 0.0,
+                    },
+                    Histogram::default(),
+                )
+            });
+            let c = s.counts;
+            t.sent += c.sent;
+            t.received += c.received;
+            t.started += c.started;
+            t.succeeded += c.succeeded;
+            t.failed += c.failed_total();
+            t.retried += c.retried;
+            t.revoked += c.revoked;
+            t.rejected += c.rejected;
+            for (a, b) in h.buckets.iter_mut().zip(c.runtime.buckets) {
+                *a += b;
+            }
+            h.count += c.runtime.count;
+        }
+        let (succeeded, failed) = by_name
+            .values()
+            .fold((0, 0), |(s, f), (t, _)| (s + t.succeeded, f + t.failed));
+        if let Some((prev, ps, pf)) = self.last_second {
+            self.rates.push_back(RatePoint {
+                t: prev,
+                succeeded: succeeded.saturating_sub(ps),
+                failed: failed.saturating_sub(pf),
+            });
+            while self.rates.len() > RATE_HISTORY {
+                self.rates.pop_front();
+            }
+        }
+        self.last_second = Some((second, succeeded, failed));
+
+        let finished: HashMap<String, u64> = by_name
+            .values()
+            .map(|(t, _)| (t.name.clone(), t.succeeded + t.failed))
+            .collect();
+        while self
+            .finished
+            .front()
+            .is_some_and(|(t, _)| second - t > THROUGHPUT_WINDOW)
+        {
+            self.finished.pop_front();
+        }
+        let oldest = self.finished.front();
+        let mut types: Vec<TypeStats> = by_name
+            .into_values()
+            .map(|(mut t, h)| {
+                t.p50 = quantile(&h, 0.50);
+                t.p95 = quantile(&h, 0.95);
+                t.p99 = quantile(&h, 0.99);
+                if let Some((t0, old)) = oldest.filter(|(t0, _)| second > *t0) {
+                    let before = old.get(&t.name).copied().unwrap_or(0);
+                    let done = (t.succeeded + t.failed).saturating_sub(before);
+                    t.throughput = done as f64 / (second - t0);
+                }
+                t
+            })
+            .collect();
+        types.sort_by(|a, b| a.name.cmp(&b.name));
+        self.types = types;
+        self.finished.push_back((second, finished));
+    }
+}
+
+/// The upper bound of the bucket holding quantile `q` (`+Inf` reported as
+/// the last finite bound).
+fn quantile(h: &Histogram, q: f64) -> Option<f64> {
+    if h.count == 0 {
+        return None;
+    }
+    let rank = (q * h.count as f64).ceil() as u64;
+    let i = h.buckets.iter().position(|&n| n >= rank);
+    Some(RUNTIME_BUCKETS[i.unwrap_or(RUNTIME_BUCKETS.len() - 1)])
+}
+
+fn ingest(shared: &Shared) -> Ingest {
+    let state = shared.state.read();
+    Ingest {
+        consuming: shared.health.is_consuming(),
+        last_error: shared.health.last_error(),
+        tasks_retained: state.task_count() as u64,
+        tasks_evicted: state.evicted_tasks(),
+    }
+}
+
+fn row(t: &TaskView<'_>) -> TaskRow {
+    let s = |x: Option<&str>| x.map(str::to_owned);
+    TaskRow {
+        uuid: t.uuid.to_owned(),
+        name: s(t.name),
+        state: t.state.clone(),
+        worker: s(t.worker),
+        queue: s(t.queue),
+        sent: t.sent,
+        received: t.received,
+        started: t.started,
+        timestamp: t.timestamp,
+        runtime: t.runtime,
+        args: t.args.map(clip),
+        kwargs: t.kwargs.map(clip),
+        result: t.result.map(clip),
+        exception: t.exception.map(clip),
+        parent_id: s(t.parent_id),
+        root_id: s(t.root_id),
+        retries: t.retries,
+    }
+}
+
+fn encode(msg: &WsMessage) -> Utf8Bytes {
+    // Our own types always serialise.
+    serde_json::to_string(msg).unwrap_or_default().into()
+}
+
+/// `GET /ws`: upgrades, then streams snapshot and deltas until the client
+/// leaves.
+pub async fn handler(ws: WebSocketUpgrade, AxumState(shared): AxumState<Arc<Shared>>) -> Response {
+    ws.on_upgrade(move |socket| serve(socket, shared))
+}
+
+async fn serve(mut socket: WebSocket, shared: Arc<Shared>) {
+    // Subscribe before the snapshot so no delta falls between the two;
+    // deltas are upserts, so an overlap is harmless.
+    let mut rx = shared.dashboard.subscribe();
+    let snapshot = shared.dashboard.snapshot(&shared);
+    if socket.send(Message::Text(snapshot)).await.is_err() {
+        return;
+    }
+    loop {
+        let out = tokio::select! {
+            m = rx.recv() => match m {
+                Ok(text) => text,
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    rx = rx.resubscribe();
+                    shared.dashboard.snapshot(&shared)
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            incoming = socket.recv() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            },
+        };
+        if socket.send(Message::Text(out)).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::events::decode_body;
+
+    fn shared() -> Shared {
+        Shared::new(Config::load_from(["celeriac"]).unwrap())
+    }
+
+    fn apply(s: &Shared, uuid: &str, kind: &str) {
+        let body = format!(
+            r#"[{{"hostname": "w1@vm", "utcoffset": 0.0, "pid": 1, "clock": 1, "uuid": "{uuid}", "name": "tasks.add", "timestamp": {}, "type": "{kind}"}}]"#,
+            now()
+        );
+        let (mut events, mut errors) = (Vec::new(), Vec::new());
+        decode_body(body.as_bytes(), &mut events, &mut errors);
+        crate::owner::apply_batch(s, &events);
+    }
+
+    fn next(rx: &mut broadcast::Receiver<Utf8Bytes>) -> Option<WsMessage> {
+        rx.try_recv()
+            .ok()
+            .map(|t| serde_json::from_str(t.as_str()).unwrap())
+    }
+
+    #[test]
+    fn deltas_carry_only_what_changed_and_snapshots_everything() {
+        let s = shared();
+        apply(&s, "a", "task-received");
+        let mut rx = s.dashboard.subscribe();
+        match serde_json::from_str(s.dashboard.snapshot(&s).as_str()).unwrap() {
+            WsMessage::Snapshot { tasks, .. } => assert_eq!(tasks[0].uuid, "a"),
+            m => panic!("{m:?}"),
+        }
+        s.dashboard.publish(&s);
+        // The first publish sends the marks taken so far (task a).
+        let Some(WsMessage::Delta { tasks, .. }) = next(&mut rx) else {
+            panic!("no delta")
+        };
+        assert_eq!(tasks.len(), 1);
+        apply(&s, "b", "task-started");
+        s.dashboard.publish(&s);
+        let Some(WsMessage::Delta { tasks, .. }) = next(&mut rx) else {
+            panic!("no delta")
+        };
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].uuid, "b");
+        assert_eq!(tasks[0].state, api::TaskState::Started);
+        // Nothing changed: no message at all (workers were sent < 1 s ago).
+        s.dashboard.publish(&s);
+        assert!(next(&mut rx).is_none());
+    }
+
+    #[test]
+    fn quantiles_are_bucket_upper_bounds() {
+        let mut h = Histogram::default();
+        assert_eq!(quantile(&h, 0.5), None);
+        for _ in 0..99 {
+            h.observe(0.004);
+        }
+        h.observe(3.0);
+        assert_eq!(quantile(&h, 0.5), Some(0.005));
+        assert_eq!(quantile(&h, 0.99), Some(0.005));
+        assert_eq!(quantile(&h, 1.0), Some(5.0));
+        h.observe(100.0);
+        assert_eq!(quantile(&h, 1.0), Some(10.0));
+    }
+}

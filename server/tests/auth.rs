@@ -1,0 +1,186 @@
+//! Authentication, authorisation, CSRF and the audit log (issue 5), against
+//! the real binary. No worker is needed: `POST /api/control/enable_events` to every
+//! worker is a control action that succeeds with no replies.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{Auth, Celeriac, TestVhost};
+
+const OP_PASSWORD: &str = "op-Secret-7731";
+const VIEW_PASSWORD: &str = "view-Secret-9917";
+const TOKEN: &str = "tok-0123456789-abcdefghij";
+const FILE_PASSWORD: &str = "file-Secret-4242";
+
+const PING: &str = "/api/control/enable_events";
+const PING_BODY: Option<&str> = Some(r#"{"timeout": 0.2}"#);
+
+#[test]
+fn roles_csrf_audit_and_no_secret_leaks() {
+    let vhost = TestVhost::new("auth-roles");
+    let users = vhost.log_dir.join("users");
+    let hash = bcrypt::hash(FILE_PASSWORD, 4).unwrap();
+    std::fs::write(&users, format!("# test users\nfile-op:{hash}:operator\n")).unwrap();
+    let c = Celeriac::start(
+        &vhost,
+        &[
+            "--basic-auth",
+            &format!("ops:{OP_PASSWORD}"),
+            "--viewer",
+            &format!("view:{VIEW_PASSWORD}"),
+            "--api-token",
+            TOKEN,
+            "--users",
+            users.to_str().unwrap(),
+        ],
+    );
+    let op = Auth::Basic("ops", OP_PASSWORD);
+    let viewer = Auth::Basic("view", VIEW_PASSWORD);
+    let req = |method: &str, path: &str, auth: Auth, headers: &[(&str, &str)]| {
+        let body = (method == "POST").then_some(PING_BODY).flatten();
+        c.request(method, path, auth, headers, body)
+    };
+    let mut bodies = Vec::new();
+
+    // Anonymous and wrong passwords: 401 with a Basic challenge.
+    for path in ["/api/workers", "/api/tasks", "/metrics", "/"] {
+        let (status, body) = req("GET", path, Auth::None, &[]);
+        assert_eq!(status, 401, "GET {path}: {body}");
+        bodies.push(body);
+    }
+    let (status, body) = req("POST", PING, Auth::None, &[]);
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = req(
+        "GET",
+        "/api/workers",
+        Auth::Basic("ops", "bad-Guess-5150"),
+        &[],
+    );
+    assert_eq!(status, 401, "{body}");
+    bodies.push(body);
+    let (status, _) = req("GET", "/api/workers", Auth::Bearer("not-the-token"), &[]);
+    assert_eq!(status, 401);
+    // Health stays open.
+    assert_eq!(req("GET", "/healthz", Auth::None, &[]).0, 200);
+    assert_eq!(req("GET", "/healthcheck", Auth::None, &[]).0, 200);
+
+    // A viewer reads but may not act.
+    let (status, body) = req("GET", "/api/workers", viewer, &[]);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = req("POST", PING, viewer, &[]);
+    assert_eq!(status, 403, "{body}");
+    bodies.push(body);
+    let (status, body) = req("POST", "/api/worker/shutdown/w@x", viewer, &[]);
+    assert_eq!(status, 403, "{body}");
+    let who: Value = serde_json::from_str(&req("GET", "/api/whoami", viewer, &[]).1).unwrap();
+    assert_eq!(who["role"], "viewer");
+    assert_eq!(who["may_control"], false);
+
+    // Operators act: Basic, bearer token, and a users-file (bcrypt) user.
+    for auth in [
+        op,
+        Auth::Bearer(TOKEN),
+        Auth::Basic("file-op", FILE_PASSWORD),
+    ] {
+        let (status, body) = req("POST", PING, auth, &[]);
+        assert_eq!(status, 200, "{auth:?}: {body}");
+        bodies.push(body);
+    }
+    assert_eq!(
+        req("POST", PING, Auth::Basic("file-op", "bad-Guess-5150"), &[]).0,
+        401
+    );
+
+    // CSRF: another site's Origin, or Sec-Fetch-Site: cross-site, is refused
+    // even for an operator; the same origin passes.
+    let host = c.base.trim_start_matches("http://").to_string();
+    let same = format!("http://{host}");
+    let (status, body) = req("POST", PING, op, &[("origin", "https://evil.example")]);
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = req("POST", PING, op, &[("sec-fetch-site", "cross-site")]);
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = req(
+        "POST",
+        PING,
+        op,
+        &[("origin", same.as_str()), ("sec-fetch-site", "same-origin")],
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // The audit log names who did what; refused requests are not actions.
+    let (status, body) = req("GET", "/api/audit", viewer, &[]);
+    assert_eq!(status, 200, "{body}");
+    let audit: Value = serde_json::from_str(&body).unwrap();
+    let users: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["ops", "file-op", "api-token#1", "ops"], "{audit}");
+    assert_eq!(audit["entries"][0]["command"], "enable_events");
+    bodies.push(body);
+
+    // No secret in any response or log line.
+    std::thread::sleep(Duration::from_millis(200));
+    let log = c.log();
+    assert!(
+        log.contains("authentication failed"),
+        "failed logins are logged"
+    );
+    for secret in [
+        OP_PASSWORD,
+        VIEW_PASSWORD,
+        TOKEN,
+        FILE_PASSWORD,
+        "bad-Guess-5150",
+    ] {
+        assert!(!log.contains(secret), "the log contains {secret}");
+        for body in &bodies {
+            assert!(
+                !body.contains(secret),
+                "a response contains {secret}: {body}"
+            );
+        }
+    }
+}
+
+#[test]
+fn read_only_refuses_control_and_open_mode_serves_everything() {
+    let vhost = TestVhost::new("auth-read-only");
+    let c = Celeriac::start(
+        &vhost,
+        &[
+            "--basic-auth",
+            &format!("ops:{OP_PASSWORD}"),
+            "--read-only",
+            "--open-metrics",
+        ],
+    );
+    let op = Auth::Basic("ops", OP_PASSWORD);
+    let (status, body) = c.request("POST", PING, op, &[], PING_BODY);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("Read only mode is enabled"), "{body}");
+    assert_eq!(c.request("GET", "/metrics", Auth::None, &[], None).0, 200);
+    assert_eq!(c.request("GET", "/api/workers", op, &[], None).0, 200);
+    drop(c);
+
+    // No users: everything is served to anyone, with a loud warning, but a
+    // cross-site control request is still refused.
+    let c = Celeriac::start(&vhost, &[]);
+    let (status, body) = c.request("POST", PING, Auth::None, &[], PING_BODY);
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = c.request(
+        "POST",
+        PING,
+        Auth::None,
+        &[("origin", "https://evil.example")],
+        PING_BODY,
+    );
+    assert_eq!(status, 403);
+    support::eventually("the no-auth warning", Duration::from_secs(5), || {
+        c.log().contains("NO AUTHENTICATION").then_some(())
+    });
+}

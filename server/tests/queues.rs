@@ -1,0 +1,150 @@
+//! Queue depth from the broker (celery-protocol §5): real tasks published
+//! by the real Celery client to a queue nobody consumes must show their
+//! exact count, from the management API and from the AMQP fallback alike,
+//! in `/api/queues/length` and in `celery_queue_length`.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{eventually, Celeriac, TestVhost};
+
+const BACKLOG: &str = "backlog";
+const SENT: usize = 7;
+
+fn queue(c: &Celeriac, name: &str) -> Option<(Value, Value)> {
+    let body = c.get_json("/api/queues/length");
+    let q = body["active_queues"]
+        .as_array()?
+        .iter()
+        .find(|q| q["name"] == name)?
+        .clone();
+    Some((q, body["source"].clone()))
+}
+
+fn wait_depth(c: &Celeriac, name: &str, depth: u64) -> (Value, Value) {
+    eventually(
+        &format!("{name} to hold {depth} ready messages in /api/queues/length"),
+        Duration::from_secs(20),
+        || queue(c, name).filter(|(q, _)| q["messages_ready"] == depth),
+    )
+}
+
+#[test]
+fn depth_is_exact_from_the_management_api() {
+    let vhost = TestVhost::new("queues-mgmt");
+    let celeriac = Celeriac::start(&vhost, &["--broker-stats-interval", "1"]);
+    celeriac.wait_readyz(200, Duration::from_secs(30));
+    vhost.send_many("add", "[1, 2]", SENT, &["--queue", BACKLOG]);
+
+    let (q, source) = wait_depth(&celeriac, BACKLOG, SENT as u64);
+    assert_eq!(source, "management");
+    assert_eq!(q["messages"], SENT as u64, "{q:#}");
+    assert_eq!(q["messages_unacknowledged"], 0, "{q:#}");
+    // Consumers come from the (sampled) stats pages.
+    let q = eventually("the consumer count", Duration::from_secs(20), || {
+        queue(&celeriac, BACKLOG)
+            .map(|(q, _)| q)
+            .filter(|q| q["consumers"].is_u64())
+    });
+    assert_eq!(q["consumers"], 0, "{q:#}");
+
+    let m = celeriac.metrics();
+    let get = |name: &str, labels: &[(&str, &str)]| support::metric_value(&m, name, labels);
+    assert_eq!(
+        get("celery_queue_length", &[("queue_name", BACKLOG)]),
+        Some(SENT as f64)
+    );
+    assert_eq!(
+        get("celeriac_queue_messages", &[("queue_name", BACKLOG)]),
+        Some(SENT as f64)
+    );
+    assert_eq!(
+        get("celery_active_consumer_count", &[("queue_name", BACKLOG)]),
+        Some(0.0)
+    );
+    assert_eq!(
+        get("celeriac_broker_stats_up", &[("source", "management")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        get("celeriac_broker_stats_up", &[("source", "amqp")]),
+        Some(0.0)
+    );
+    // celeriac's own events queue and Celery's pidbox are not task queues.
+    let body = celeriac.get_json("/api/queues/length");
+    for q in body["active_queues"].as_array().unwrap() {
+        let name = q["name"].as_str().unwrap();
+        assert!(
+            !name.starts_with("celeriac.") && !name.ends_with(".pidbox"),
+            "{name}"
+        );
+    }
+
+    // `--queues` narrows the set to the named queues.
+    let narrow = Celeriac::start(
+        &vhost,
+        &["--broker-stats-interval", "1", "--queues", "nosuch,backlog"],
+    );
+    let (_, _) = wait_depth(&narrow, BACKLOG, SENT as u64);
+    let body = narrow.get_json("/api/queues/length");
+    let names: Vec<&str> = body["active_queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [BACKLOG]);
+}
+
+#[test]
+fn depth_is_exact_from_the_amqp_fallback() {
+    let vhost = TestVhost::new("queues-amqp");
+    // Nothing listens on port 1: the management API is unreachable.
+    let celeriac = Celeriac::start(
+        &vhost,
+        &[
+            "--broker-stats-interval",
+            "1",
+            "--broker-api",
+            "http://127.0.0.1:1/api/",
+        ],
+    );
+    celeriac.wait_readyz(200, Duration::from_secs(30));
+    // The queue becomes known from the task-sent events' `queue`.
+    vhost.send_many("add", "[1, 2]", SENT, &["--queue", BACKLOG]);
+
+    let (q, source) = wait_depth(&celeriac, BACKLOG, SENT as u64);
+    assert_eq!(source, "amqp");
+    assert_eq!(q["consumers"], 0, "{q:#}");
+    // The fallback cannot tell unacknowledged messages apart.
+    assert!(q.get("messages_unacknowledged").is_none(), "{q:#}");
+
+    let m = celeriac.metrics();
+    let get = |name: &str, labels: &[(&str, &str)]| support::metric_value(&m, name, labels);
+    assert_eq!(
+        get("celery_queue_length", &[("queue_name", BACKLOG)]),
+        Some(SENT as f64)
+    );
+    assert_eq!(
+        get("celeriac_broker_stats_up", &[("source", "amqp")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        get("celeriac_broker_stats_up", &[("source", "management")]),
+        Some(0.0)
+    );
+    assert!(
+        get(
+            "celeriac_broker_stats_errors_total",
+            &[("source", "management")]
+        )
+        .unwrap_or(0.0)
+            >= 1.0
+    );
+    assert!(
+        celeriac.log().contains("queue statistics now from amqp"),
+        "the switch to the fallback is logged"
+    );
+}
