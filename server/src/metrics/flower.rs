@@ -13,6 +13,7 @@ use super::celery::{header, push_f64, push_label, push_u64};
 use super::fold::add_histogram;
 use crate::state::{Histogram, TaskSeries, RUNTIME_BUCKETS};
 
+/// Flower's event type names, in `TaskCounts::by_event` order.
 const EVENT_TYPES: [&str; 8] = [
     "task-sent",
     "task-received",
@@ -45,17 +46,7 @@ pub fn write_flower(out: &mut String, series: &[TaskSeries<'_>], workers: &[api:
     for s in series {
         let e = by.entry((s.hostname, s.name)).or_default();
         let c = s.counts;
-        let counts = [
-            c.sent,
-            c.received,
-            c.started,
-            c.succeeded,
-            c.failed_total(),
-            c.retried,
-            c.revoked,
-            c.rejected,
-        ];
-        for (a, b) in e.events.iter_mut().zip(counts) {
+        for (a, b) in e.events.iter_mut().zip(c.by_event()) {
             *a += b;
         }
         add_histogram(&mut e.runtime, &c.runtime);

@@ -27,16 +27,8 @@ use crate::shared::{now, Shared, Shutdown};
 
 const FLUSH: Duration = Duration::from_secs(1);
 const QUEUE_CAPACITY: usize = 100_000;
-const STATES: [&str; 8] = [
-    "sent",
-    "received",
-    "started",
-    "succeeded",
-    "failed",
-    "retried",
-    "revoked",
-    "rejected",
-];
+/// The state names of the per-task counters, in `TaskCounts::by_event` order.
+const STATES: [&str; 8] = crate::state::EVENT_COUNT_NAMES;
 
 #[derive(Default, Clone, Copy, PartialEq)]
 struct Totals {
@@ -100,17 +92,7 @@ fn flush(shared: &Shared, client: &StatsdClient, tags: bool, last: &mut HashMap<
         for s in state.task_series() {
             let t = totals.entry(s.name.to_owned()).or_default();
             let c = s.counts;
-            let counts = [
-                c.sent,
-                c.received,
-                c.started,
-                c.succeeded,
-                c.failed_total(),
-                c.retried,
-                c.revoked,
-                c.rejected,
-            ];
-            for (a, b) in t.counts.iter_mut().zip(counts) {
+            for (a, b) in t.counts.iter_mut().zip(c.by_event()) {
                 *a += b;
             }
             t.runtime.0 += c.runtime.sum;

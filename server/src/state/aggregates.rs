@@ -51,6 +51,18 @@ impl Histogram {
     }
 }
 
+/// Names of the counts [`TaskCounts::by_event`] returns, in its order.
+pub const EVENT_COUNT_NAMES: [&str; 8] = [
+    "sent",
+    "received",
+    "started",
+    "succeeded",
+    "failed",
+    "retried",
+    "revoked",
+    "rejected",
+];
+
 /// Event counts of one (task name, hostname, queue) series.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TaskCounts {
@@ -81,6 +93,20 @@ impl TaskCounts {
 
     pub fn failed_total(&self) -> u64 {
         self.failed.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Every event count, in the order of [`EVENT_COUNT_NAMES`].
+    pub fn by_event(&self) -> [u64; 8] {
+        [
+            self.sent,
+            self.received,
+            self.started,
+            self.succeeded,
+            self.failed_total(),
+            self.retried,
+            self.revoked,
+            self.rejected,
+        ]
     }
 
     pub(crate) fn add_failed(&mut self, class: &str) {
