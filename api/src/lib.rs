@@ -6,6 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The alert engine's state (`GET /api/alerts`).
+pub mod alerts;
+/// Remote control: `/api/me`, control answers, the audit log.
+pub mod control;
 /// The dashboard's websocket messages.
 pub mod ws;
 
