@@ -85,6 +85,15 @@ struct BenchArgs {
     #[arg(long, default_value_t = false, action = ArgAction::Set)]
     confirms: bool,
 
+    /// Events/s offered while the dashboard scenario measures the browser.
+    #[arg(long, default_value_t = bench::dashboard::DEFAULT_RATE)]
+    dashboard_rate: f64,
+
+    /// node_modules with playwright-core, for the dashboard scenario
+    /// [default: $CELERIAC_BENCH_NODE_MODULES, else ~/.cache/celeriac/tools/node_modules].
+    #[arg(long)]
+    node_modules: Option<PathBuf>,
+
     /// Where child processes' output goes [default: target/bench-logs/<pid>].
     #[arg(long)]
     logs: Option<PathBuf>,
@@ -96,6 +105,14 @@ enum Scenario {
     Live,
     Memory,
     Flower,
+    /// The live dashboard in Chromium: transfer size, first row, event-to-screen delay, long tasks.
+    Dashboard,
+    /// The alert engine evaluating 500 rules (in-process).
+    Alerts,
+    /// `/metrics` render at 1000 workers x 200 and x 20 task names (in-process).
+    Metrics,
+    /// One poll of queue statistics with 3,000 and 10,000 queues (real RabbitMQ).
+    BrokerPoll,
     All,
 }
 
@@ -289,11 +306,52 @@ async fn bench(args: BenchArgs) -> Result<()> {
     );
     let mut results = Results::default();
     let load_before = load_average();
+    let dashboard = bench::dashboard::Options {
+        node_modules: args
+            .node_modules
+            .clone()
+            .unwrap_or_else(bench::dashboard::Options::default_node_modules),
+        rate: args.dashboard_rate,
+    };
     // Leaving the select drops the scenario in progress, whose children are
     // stopped as they drop; a failed signal registration only disables its
     // branch.
+    let mut alerts_eval = None;
+    let mut metrics_render = None;
+    let mut broker_poll = None;
     let outcome = tokio::select! {
-        r = run(&settings, args.scenario, &mut results) => r,
+        r = async {
+            run(&settings, args.scenario, &mut results).await?;
+            if matches!(args.scenario, Scenario::All | Scenario::Alerts) {
+                step("scenario alerts (evaluate 500 rules)");
+                match bench::alerts_eval::run() {
+                    Ok(r) => alerts_eval = Some(r),
+                    Err(e) => results.note(format!("alerts: {e:#}")),
+                }
+            }
+            if matches!(args.scenario, Scenario::All | Scenario::Metrics) {
+                step("scenario metrics (/metrics render, 1000 workers)");
+                match tokio::task::block_in_place(bench::metrics_render::run) {
+                    Ok(r) => metrics_render = Some(r),
+                    Err(e) => results.note(format!("metrics: {e:#}")),
+                }
+            }
+            if matches!(args.scenario, Scenario::All | Scenario::BrokerPoll) {
+                step("scenario broker-poll (management API, 3,000 and 10,000 queues)");
+                match bench::broker_poll::run(&settings).await {
+                    Ok(r) => broker_poll = Some(r),
+                    Err(e) => results.note(format!("broker-poll: {e:#}")),
+                }
+            }
+            if matches!(args.scenario, Scenario::All | Scenario::Dashboard) {
+                step("scenario dashboard (Chromium)");
+                match bench::dashboard::run(&settings, &dashboard).await {
+                    Ok(r) => results.dashboard = Some(r),
+                    Err(e) => results.note(format!("dashboard: {e:#}")),
+                }
+            }
+            Ok(())
+        } => r,
         Ok(()) = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
         Some(()) = terminated() => Err(anyhow::anyhow!("terminated")),
     };
@@ -301,6 +359,18 @@ async fn bench(args: BenchArgs) -> Result<()> {
     mgmt.delete_created().await;
     println!();
     print!("{}", report::render(&results));
+    if let Some(a) = &alerts_eval {
+        print!("{}", bench::alerts_eval::render(a));
+    }
+    if let Some(m) = &metrics_render {
+        print!("{}", bench::metrics_render::render(m));
+    }
+    if let Some(b) = &broker_poll {
+        print!("{}", bench::broker_poll::render(b));
+    }
+    if let Some(d) = &results.dashboard {
+        print!("{}", bench::dashboard::render(d));
+    }
     // Other work on the box skews every figure; say how busy it was.
     println!(
         "\nload average at start {load_before}, at end {}",

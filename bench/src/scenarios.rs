@@ -206,6 +206,7 @@ pub struct Results {
     pub memory: Option<MemoryResult>,
     pub celeriac_retained: Option<MemoryResult>,
     pub flower_retained: Option<MemoryResult>,
+    pub dashboard: Option<crate::dashboard::DashboardResult>,
     pub notes: Vec<String>,
 }
 

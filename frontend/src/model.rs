@@ -3,6 +3,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
+pub mod alerts;
+pub mod control;
+
 use api::ws::{Ingest, RatePoint, TaskRow, TypeStats, WsMessage};
 use api::{TaskState, Worker};
 

@@ -38,7 +38,9 @@ pub const DEFAULT_ENABLE_EVENTS_INTERVAL_SECS: u64 = 5;
 #[command(
     name = "celeriac",
     version,
-    about = "Watch and operate Celery clusters: live state, Flower's API, Prometheus metrics"
+    about = "Watch and operate Celery clusters: live state, Flower's API, Prometheus metrics",
+    // alerting (issue 6): the one subcommand, handled before these flags.
+    after_help = "Also: `celeriac check-alerts FILE...` validates alert rule files (exit 0/1)."
 )]
 pub struct Config {
     /// AMQP URL of the Celery broker.
@@ -138,6 +140,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..).map(|v| v as usize))]
     pub max_task_names: usize,
 
+    /// Upper bounds (seconds, ascending) of `celery_task_queue_wait_time`
+    /// and the prefetch time histogram; `+Inf` is implicit.
+    #[arg(long, env = "CELERIAC_QUEUE_WAIT_BUCKETS", value_name = "S,S,...",
+          default_value_t = crate::metrics::Buckets::queue_wait_default(),
+          value_parser = crate::metrics::parse_buckets)]
+    pub queue_wait_buckets: crate::metrics::Buckets,
+
     /// Also export Flower's six `flower_*` metrics.
     #[arg(long, env = "CELERIAC_FLOWER_METRICS", default_value_t = false, action = ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
@@ -201,6 +210,19 @@ pub struct Config {
           num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub open_metrics: bool,
     // --- end remote control and authentication ---
+
+    // --- alerting (issue 6) ---
+    /// Alert rules (YAML; see alerts/README.md). Off without it. An invalid
+    /// file stops start-up; `celeriac check-alerts FILE` checks one.
+    #[arg(long, env = "CELERIAC_ALERTS", value_name = "FILE")]
+    pub alerts: Option<PathBuf>,
+
+    /// Time between two evaluations of the alert rules: seconds, or a
+    /// duration such as `500ms` or `10s`.
+    #[arg(long, env = "CELERIAC_ALERTS_INTERVAL", default_value = "5s", value_name = "DURATION",
+          value_parser = crate::alerting::parse_interval)]
+    pub alerts_interval: f64,
+    // --- end alerting ---
     /// A TOML file with any of the options above (keys as the flag names).
     #[arg(long, env = "CELERIAC_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -1,5 +1,6 @@
 //! celeriac: a monitor for Celery clusters. See docs/ARCHITECTURE.md.
 
+pub mod alerting; // alerting (issue 6)
 pub mod audit; // control/auth (issue 5)
 pub mod auth; // control/auth (issue 5)
 pub mod broker;
@@ -103,6 +104,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     if auth.read_only {
         tracing::info!("read-only mode: every control action is refused");
     }
+    // alerting (issue 6): an invalid rule file stops start-up.
+    shared
+        .alerting
+        .start(
+            &shared.metrics.registry,
+            format!("http://{addr}{}/alerts", shared.config.url_prefix),
+        )
+        .context("--alerts")?;
     let (trigger, shutdown) = ShutdownTrigger::new();
     let (sender, receiver) = ingest::batch_channel(ingest::BATCH_CHANNEL_CAPACITY);
     let mut tasks = JoinSet::new();
@@ -146,6 +155,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             "inspect refresh"
         });
     }
+
+    // alerting (issue 6): the evaluation loop and SIGHUP reload.
+    let s = shared.clone();
+    let sd = shutdown.clone();
+    tasks.spawn(async move {
+        alerting::run(s, sd).await;
+        "alert evaluation"
+    });
 
     let router = http::router(shared.clone());
     let mut sd = shutdown;

@@ -1,6 +1,19 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // alerting (issue 6): `celeriac check-alerts FILE...` validates rule
+    // files without starting anything.
+    // (args_os: a non-UTF-8 argument must reach clap's error, not panic.)
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "check-alerts")
+    {
+        let files: Vec<String> = std::env::args_os()
+            .skip(2)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        return celeriac::alerting::check_command(&files);
+    }
     let config = match celeriac::config::Config::load() {
         Ok(c) => c,
         Err(e) => e.exit(),

@@ -24,6 +24,8 @@ pub struct Shared {
     pub ops: crate::control::Ops,
     /// Queue statistics (broker stats poller writes, readers clone).
     pub broker: crate::broker::BrokerStats,
+    /// The alert engine (issue 6); off without `--alerts`.
+    pub alerting: crate::alerting::Alerting,
 }
 
 impl Shared {
@@ -33,6 +35,7 @@ impl Shared {
             max_tasks: config.max_tasks,
             max_workers: config.max_workers,
             purge_offline_after: config.purge_offline_workers.map(|s| s as f64),
+            queue_wait_buckets: config.queue_wait_buckets.bounds().clone(),
         };
         Shared {
             state: RwLock::new(State::new(limits)),
@@ -41,6 +44,7 @@ impl Shared {
             dashboard: crate::ws::Hub::default(),   // dashboard
             ops: crate::control::Ops::new(&config), // control/auth (issue 5)
             broker: crate::broker::BrokerStats::default(),
+            alerting: crate::alerting::Alerting::new(&config), // alerting (issue 6)
             config,
         }
     }

@@ -255,16 +255,17 @@ fn tasks_are_revoked_terminated_and_time_limited() {
     let task = c.wait_task_state(&id, "REVOKED", WAIT);
     assert!(task["started"].is_null(), "{task}");
 
-    // Time limits reach the worker's task registry. (Celery 5.7's prefork
-    // request classes keep the limits read at worker start —
-    // `create_request_cls` — so a changed limit only applies to tasks once
-    // the worker's consumer restarts; we check what the worker holds.)
+    // Time limits reach the worker's task registry at once...
     let (status, v) = c.post(
         &format!("/api/task/timeout/tasks.sleep?workername={w}&hard=1&soft=0.5"),
         None,
     );
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["message"], "time limits set successfully");
+    assert!(
+        v["note"].as_str().unwrap().contains("pool restarts"),
+        "the answer says the limit is not applied yet: {v}"
+    );
     let reg = control(
         &c,
         "registered",
@@ -277,6 +278,45 @@ fn tasks_are_revoked_terminated_and_time_limited() {
             .iter()
             .any(|t| t == "tasks.sleep [time_limit=1.0 soft_time_limit=0.5]"),
         "{reg}"
+    );
+    // ...but Celery 5.7's prefork consumer keeps the limits its request
+    // classes copied at start (`create_request_cls`): a task running past
+    // both new limits still succeeds. If this starts failing, Celery
+    // applies limits at once and TIME_LIMIT_NOTE must change.
+    let id = vhost.send("sleep", "[2]", &[]);
+    c.wait_task_state(&id, "SUCCESS", WAIT);
+    // A pool restart rebuilds the strategies (`WorkController.reload` calls
+    // `update_strategies`), so new tasks get the new hard limit; `apply`
+    // asks for it (the test app sets `worker_pool_restarts`).
+    let (status, v) = c.post(
+        &format!("/api/task/timeout/tasks.sleep?workername={w}&hard=1&apply=true"),
+        None,
+    );
+    assert_eq!(status, 200, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("applied"), "{v}");
+    assert_eq!(
+        v["pool_restart"]["replies"][w]["ok"], "reload started",
+        "{v}"
+    );
+    assert!(v["note"].is_null(), "{v}");
+    let audit = c.get_json("/api/audit?limit=2");
+    assert_eq!(audit["entries"][0]["command"], "pool_restart", "{audit}");
+    assert_eq!(audit["entries"][1]["command"], "time_limit", "{audit}");
+    let id = vhost.send("sleep", "[5]", &[]);
+    let task = c.wait_task_state(&id, "FAILURE", WAIT);
+    // Celery 5.7 reports the exception as `ExceptionWithTraceback()`; the
+    // traceback names it.
+    assert!(
+        task["traceback"]
+            .as_str()
+            .unwrap_or("")
+            .contains("TimeLimitExceeded(1.0"),
+        "{task}"
+    );
+    let ran = task["failed"].as_f64().unwrap() - task["started"].as_f64().unwrap();
+    assert!(
+        ran < 4.0,
+        "killed at the 1 s limit, not after sleeping 5 s: {ran}"
     );
 
     // Bulk revoke: dry run first, then for real.

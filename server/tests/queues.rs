@@ -72,6 +72,13 @@ fn depth_is_exact_from_the_management_api() {
         get("celeriac_broker_stats_up", &[("source", "amqp")]),
         Some(0.0)
     );
+    // `/readyz` says where depths come from and that it works.
+    let stats = &celeriac.get_json("/readyz")["broker_stats"];
+    assert_eq!(stats["source"], "management", "{stats:#}");
+    assert_eq!(stats["working"], true, "{stats:#}");
+    assert!(stats["last_success_at"].as_f64().is_some(), "{stats:#}");
+    assert_eq!(stats["last_error"], Value::Null, "{stats:#}");
+
     // celeriac's own events queue and Celery's pidbox are not task queues.
     let body = celeriac.get_json("/api/queues/length");
     for q in body["active_queues"].as_array().unwrap() {
@@ -142,6 +149,21 @@ fn depth_is_exact_from_the_amqp_fallback() {
         )
         .unwrap_or(0.0)
             >= 1.0
+    );
+    // `/readyz` names the fallback and why the management API is not used.
+    let stats = &celeriac.get_json("/readyz")["broker_stats"];
+    assert_eq!(stats["source"], "amqp", "{stats:#}");
+    assert_eq!(stats["working"], true, "{stats:#}");
+    assert_eq!(stats["up"]["management"], false, "{stats:#}");
+    assert!(
+        stats["last_error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("management API")),
+        "{stats:#}"
+    );
+    assert!(
+        stats["errors"]["management"].as_u64() >= Some(1),
+        "{stats:#}"
     );
     assert!(
         celeriac.log().contains("queue statistics now from amqp"),

@@ -67,7 +67,23 @@ fn rustup_has_wasm32() -> bool {
 }
 
 fn ensure_debian_packages() -> Result<()> {
-    let missing: Vec<&str> = DEBIAN_PACKAGES
+    apt_ensure(
+        &DEBIAN_PACKAGES,
+        "rustc-web, rust-web-src, lld-22",
+        "~1 min",
+    )
+}
+
+/// Debian's Chromium, which the browser tests and the dashboard benchmark
+/// drive with playwright-core (`/usr/bin/chromium`).
+pub fn ensure_chromium() -> Result<()> {
+    apt_ensure(&["chromium"], "chromium", "~2 min")
+}
+
+/// Installs the Debian packages of `packages` that are missing, with one
+/// progress line either way.
+fn apt_ensure(packages: &[&str], what: &str, how_long: &str) -> Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .copied()
         .filter(|p| {
@@ -78,11 +94,11 @@ fn ensure_debian_packages() -> Result<()> {
         })
         .collect();
     if missing.is_empty() {
-        step("dashboard: Debian rustc-web, rust-web-src, lld-22 present");
+        step(&format!("dashboard: Debian {what} present"));
         return Ok(());
     }
     step(&format!(
-        "dashboard: installing Debian packages {} (~1 min)",
+        "dashboard: installing Debian packages {} ({how_long})",
         missing.join(" ")
     ));
     let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };

@@ -120,11 +120,12 @@ fn test() -> Result<()> {
     let started = std::time::Instant::now();
     rabbit::ensure_running()?;
     rabbit::ensure_management()?;
-    let python = venv::ensure(&[venv::CELERY])?;
-    prometheus::ensure()?; // metrics / Grafana tests
+    let python = venv::ensure(&[venv::CELERY, venv::AIOSMTPD])?; // aiosmtpd: email notifier test
+    prometheus::ensure()?; // metrics / Grafana tests, Alertmanager for the notifier tests
                            // Dashboard: built first, so clippy and the tests embed it; the browser
                            // test drives Debian's Chromium with playwright-core from these tools.
     build_frontend()?;
+    frontend::ensure_chromium()?;
     let node_modules = frontend::ensure_npm_tools()?.join("node_modules");
 
     step("checking formatting (cargo fmt --all --check)");
@@ -152,6 +153,11 @@ fn test() -> Result<()> {
         (
             "CELERIAC_TEST_MGMT",
             format!("http://guest:guest@127.0.0.1:{}", rabbit::MGMT_PORT),
+        ),
+        // alerts: the notifier test posts to a real Alertmanager
+        (
+            "CELERIAC_TEST_ALERTMANAGER",
+            prometheus::ALERTMANAGER.to_string(),
         ),
         // dashboard: the browser test
         (
@@ -188,10 +194,19 @@ fn bench(args: &[String]) -> Result<()> {
     let python = venv::ensure(&[venv::CELERY, venv::FLOWER])?;
     // The bench runs target/release/celeriac unless told otherwise.
     build()?;
+    // dashboard scenario: playwright-core drives Debian's Chromium.
+    frontend::ensure_chromium()?;
+    let node_modules = frontend::ensure_npm_tools()?.join("node_modules");
     step("running the benchmark (cargo run --release -p bench)");
     let mut all = vec!["run", "--release", "-p", "bench", "--"];
     all.extend(args.iter().map(String::as_str));
     cargo(&all)
-        .envs(&[("CELERIAC_BENCH_PYTHON", python.display().to_string())])
+        .envs(&[
+            ("CELERIAC_BENCH_PYTHON", python.display().to_string()),
+            (
+                "CELERIAC_BENCH_NODE_MODULES",
+                node_modules.display().to_string(),
+            ),
+        ])
         .run()
 }

@@ -14,6 +14,8 @@ pub type Pin = (&'static str, &'static str);
 pub const CELERY: Pin = ("celery", "5.7.0");
 /// The Flower the bench compares against (design.md §8).
 pub const FLOWER: Pin = ("flower", "2.2.0");
+/// The SMTP server the email notifier test delivers to.
+pub const AIOSMTPD: Pin = ("aiosmtpd", "1.4.6");
 
 /// Written once `python -m venv` has finished, so an interrupted creation is
 /// redone instead of leaving a venv without pip.

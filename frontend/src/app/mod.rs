@@ -2,10 +2,15 @@
 //! by the websocket (`live`); the task detail page also fetches the full
 //! task from `/api/task/info/{uuid}`.
 
+mod alerts;
+mod audit;
+mod control;
 mod live;
 mod pages;
+mod queues; // the Queues page (broker stats, polled)
 mod tasks;
 mod util;
+mod worker;
 
 use leptos::prelude::*;
 use leptos_router::components::{Route, Router, Routes};
@@ -36,6 +41,8 @@ fn App() -> impl IntoView {
     provide_context(model);
     provide_context(conn);
     live::connect(model, conn);
+    control::provide(); // who is looking, the confirmation dialog
+    alerts::provide(); // polls /api/alerts for the badge and the page
     let theme = RwSignal::new(util::initial_theme());
     Effect::new(move |_| util::apply_theme(&theme.get()));
 
@@ -48,8 +55,12 @@ fn App() -> impl IntoView {
                     <a href=href("/workers")>"Workers"</a>
                     <a href=href("/tasks")>"Tasks"</a>
                     <a href=href("/types")>"Task types"</a>
+                    <a href=href("/alerts")>"Alerts"</a>
+                    <a href=href("/audit")>"Audit"</a>
+                    <a href=href("/queues")>"Queues"</a>
                 </nav>
                 <span class="spacer"></span>
+                <control::WhoBadge/>
                 <live::ConnBadge/>
                 <button
                     class="theme"
@@ -61,6 +72,8 @@ fn App() -> impl IntoView {
                     {move || if theme.get() == "dark" { "☀ light" } else { "☾ dark" }}
                 </button>
             </header>
+            <control::NoAuthBanner/>
+            <control::ConfirmDialog/>
             <main>
                 <Routes fallback=|| view! { <p class="empty">"No such page. "<a href=href("/")>"Back to the overview"</a></p> }>
                     <Route path=path!("/") view=pages::Overview/>
@@ -69,6 +82,9 @@ fn App() -> impl IntoView {
                     <Route path=path!("/tasks") view=tasks::Tasks/>
                     <Route path=path!("/tasks/:uuid") view=tasks::TaskDetail/>
                     <Route path=path!("/types") view=pages::TaskTypes/>
+                    <Route path=path!("/alerts") view=alerts::Alerts/>
+                    <Route path=path!("/audit") view=audit::Audit/>
+                    <Route path=path!("/queues") view=queues::Queues/>
                 </Routes>
             </main>
         </Router>

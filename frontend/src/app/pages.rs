@@ -54,7 +54,7 @@ pub fn Overview() -> impl IntoView {
         })
     };
     view! {
-        <h1>"Overview"</h1>
+        <h1>"Overview " <super::alerts::AlertsBadge/></h1>
         <Show when=move || m.with(|m| m.synced && !m.workers.is_empty() || m.task_count() > 0) fallback=|| view! { <NoEvents/> }>
             <section class="cards">
                 <div class="card"><div class="big" data-testid="online">{move || stats().0}</div>"workers online"</div>
@@ -257,7 +257,14 @@ pub fn WorkerDetail() -> impl IntoView {
     let m = model();
     let params = use_params_map();
     let name = move || params.with(|p| p.get("name")).unwrap_or_default();
-    move || {
+    // The inspect tabs and controls keep their state (tab, inputs) across
+    // the live updates that re-render the fields above them: they are
+    // mounted again only when the worker changes or first becomes known.
+    let known = Memo::new(move |_| {
+        let n = name();
+        m.with(|m| m.worker(&n).is_some())
+    });
+    let fields = move || {
         let name = name();
         let Some(w) = m.with(|m| m.worker(&name).cloned()) else {
             return view! {
@@ -287,9 +294,14 @@ pub fn WorkerDetail() -> impl IntoView {
                 {field("clock", w.clock.map(|v| v.to_string()))}
                 {field("utc offset", w.utcoffset.map(|v| format!("{v} h")))}
             </table>
-            <p class="hint">"Pool, queues, registered tasks and controls appear with remote control."</p>
         }
         .into_any()
+    };
+    view! {
+        {fields}
+        <Show when=move || known.get()>
+            {move || view! { <super::worker::WorkerOps name=name()/> }}
+        </Show>
     }
 }
 
@@ -324,6 +336,7 @@ pub fn TaskTypes() -> impl IntoView {
                 </tbody>
             </table>
             <p class="hint">"Counts cover every task seen since celeriac started; runtimes are histogram bucket bounds."</p>
+            <super::control::TypeLimits/>
         </Show>
     }
 }

@@ -69,6 +69,8 @@ pub fn Tasks() -> impl IntoView {
         let (f, s) = (filter.get(), sort.get());
         m.with(|m| m.query_indices(&f, &s))
     });
+    let allowed = super::control::can_control();
+    let menu: super::control::RowMenu = RwSignal::new(None);
     let scroll = RwSignal::new(0.0f64);
     let height = RwSignal::new(600.0f64);
     let visible = move || {
@@ -167,6 +169,7 @@ pub fn Tasks() -> impl IntoView {
             </select>
             <button type="button" on:click=move |_| reset(Filter::default(), Sort::default())>"clear"</button>
         </form>
+        <super::control::RevokeShown ids=Callback::new(move |()| unfinished_shown(m, &list.get_untracked()))/>
         <Show when=move || m.with(|m| m.synced && (m.task_count() > 0 || !m.workers.is_empty())) fallback=|| view! { <NoEvents/> }>
             <div class="grid head">
                 {header(Column::Name, "task")}{header(Column::Uuid, "uuid")}{header(Column::State, "state")}
@@ -185,9 +188,29 @@ pub fn Tasks() -> impl IntoView {
                     <div class="spacer-rows" style=move || format!("height:{}px", list.with(|l| l.len()) as f64 * ROW_H)>
                         {move || visible().into_iter().map(|(pos, t)| {
                             let link = href(&format!("/tasks/{}", t.uuid));
+                            let top = pos as f64 * ROW_H;
+                            // A plain button beside the row link (a button
+                            // inside a link is not valid HTML); the menu it
+                            // opens is rendered once below.
+                            let act = (allowed.get() && !t.state.is_ready()).then(|| {
+                                let uuid = t.uuid.clone();
+                                let label = format!("actions for task {uuid}");
+                                let open = { let u = uuid.clone(); move || menu.with(|o| o.as_ref().is_some_and(|(m, _)| *m == u)) };
+                                view! {
+                                    <button type="button" class="row-act" data-row-menu=uuid.clone() aria-label=label
+                                        aria-haspopup="menu" aria-expanded=move || open().to_string() title="Revoke or terminate"
+                                        style=format!("position:absolute;right:.3rem;top:{}px;height:24px;padding:0 .5rem;line-height:1", top + 3.0)
+                                        on:click=move |_| menu.update(|o| {
+                                            *o = match o.take() {
+                                                Some((m, _)) if m == uuid => None,
+                                                _ => Some((uuid.clone(), top + ROW_H)),
+                                            }
+                                        })>"⋯"</button>
+                                }
+                            });
                             view! {
                                 <a class="grid row" href=link data-uuid=t.uuid.clone() data-state=t.state.as_str().to_owned()
-                                   style=format!("top:{}px", pos as f64 * ROW_H)>
+                                   style=format!("top:{top}px")>
                                     <span>{t.name.clone().unwrap_or_else(|| "?".into())}</span>
                                     <span class="mono">{t.uuid.chars().take(8).collect::<String>()}</span>
                                     <span><span class=state_class(&t.state)>{t.state.as_str().to_owned()}</span></span>
@@ -198,8 +221,10 @@ pub fn Tasks() -> impl IntoView {
                                     <span class="num">{t.runtime.map(duration)}</span>
                                     <span class="mono clip">{t.args.clone()}</span>
                                 </a>
+                                {act}
                             }
                         }).collect_view()}
+                        <super::control::RowActions open=menu/>
                     </div>
                 </div>
             </Show>
@@ -208,6 +233,17 @@ pub fn Tasks() -> impl IntoView {
                 m.task_count(), m.ingest.tasks_retained))}</p>
         </Show>
     }
+}
+
+/// Ids of the unfinished tasks among `list` (positions in the model).
+fn unfinished_shown(m: RwSignal<Model>, list: &[u32]) -> Vec<String> {
+    m.with_untracked(|m| {
+        list.iter()
+            .filter_map(|&i| m.tasks().get(i as usize))
+            .filter(|t| !t.state.is_ready())
+            .map(|t| t.uuid.clone())
+            .collect()
+    })
 }
 
 async fn fetch_task(uuid: String) -> Result<api::Task, String> {
@@ -231,6 +267,7 @@ pub fn TaskDetail() -> impl IntoView {
     let params = use_params_map();
     let uuid = move || params.with(|p| p.get("uuid")).unwrap_or_default();
     let data: RwSignal<Option<Result<api::Task, String>>> = RwSignal::new(None);
+    let signal = RwSignal::new("SIGTERM".to_string());
     // Refetch whenever the live row of this task changes.
     Effect::new(move |_| {
         let id = uuid();
@@ -248,11 +285,13 @@ pub fn TaskDetail() -> impl IntoView {
         Some(Err(e)) => {
             view! { <h1>"Task " {uuid()}</h1><div class="empty"><p>{e}</p></div> }.into_any()
         }
-        Some(Ok(t)) => detail(m, t).into_any(),
+        Some(Ok(t)) => detail(m, t, signal).into_any(),
     }
 }
 
-fn detail(m: RwSignal<Model>, t: api::Task) -> impl IntoView {
+/// `signal` (the terminate signal chosen) outlives the re-renders that
+/// every change of the task causes.
+fn detail(m: RwSignal<Model>, t: api::Task, signal: RwSignal<String>) -> impl IntoView {
     let task_link = |id: &str| {
         let id = id.to_owned();
         view! { <a class="mono" href=href(&format!("/tasks/{id}"))>{id.clone()}</a> }
@@ -298,6 +337,7 @@ fn detail(m: RwSignal<Model>, t: api::Task) -> impl IntoView {
         <h1>{t.name.clone().unwrap_or_else(|| "task".into())} " "
             <span class=state_class(&t.state) data-testid="state">{t.state.as_str().to_owned()}</span></h1>
         <p class="mono dim">{t.uuid.clone()}</p>
+        {(!t.state.is_ready()).then(|| view! { <super::control::TaskActions uuid=t.uuid.clone() signal=signal/> })}
         <div class="two">
             <section>
                 <h2>"Timeline"</h2>

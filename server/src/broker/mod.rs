@@ -95,6 +95,11 @@ pub struct Snapshot {
     pub duration: f64,
     /// Why the last failing source failed.
     pub last_error: Option<String>,
+    /// Wall-clock time (epoch seconds) of the last poll that got figures
+    /// from some source, this one or an earlier one.
+    pub last_success_at: Option<f64>,
+    /// Wall-clock time of the last poll where a source failed.
+    pub last_error_at: Option<f64>,
 }
 
 /// What one worker consumes, for `celery_active_worker_count` and
@@ -225,12 +230,26 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
             }
             previous = source;
         }
+        // For `/readyz`: when the figures were last fresh and when a source
+        // last failed, carried across polls.
+        let prev = shared.broker.snapshot();
+        let now = crate::shared::now();
         let mut snapshot = Snapshot {
             source,
             up,
             errors,
             duration: started.elapsed().as_secs_f64(),
-            last_error,
+            last_success_at: if source.is_some() {
+                Some(now)
+            } else {
+                prev.last_success_at
+            },
+            last_error_at: if last_error.is_some() {
+                Some(now)
+            } else {
+                prev.last_error_at
+            },
+            last_error: last_error.or_else(|| prev.last_error.clone()),
             queues: Vec::new(),
         };
         match result {

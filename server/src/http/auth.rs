@@ -231,6 +231,67 @@ mod tests {
         assert_eq!(status(&app, "GET", "/flower/healthz", &[]).await, 200);
     }
 
+    async fn me(app: &axum::Router, authorization: Option<&str>) -> api::control::Me {
+        let mut req = axum::http::Request::builder().uri("/api/me");
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
+        }
+        let resp = app
+            .clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn me_tells_the_dashboard_who_may_act() {
+        use api::control::{Me, MeRole};
+        use base64::Engine;
+        let b64 = |s: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(s)
+            )
+        };
+        let me_as = |user: &str, role, auth_enabled, read_only, can_control| Me {
+            user: user.into(),
+            role,
+            auth_enabled,
+            read_only,
+            can_control,
+        };
+        let app = make_app(&["--basic-auth", "ann:pw-ann", "--viewer", "vic:pw-vic"]);
+        assert_eq!(
+            me(&app, Some(&b64("ann:pw-ann"))).await,
+            me_as("ann", MeRole::Operator, true, false, true)
+        );
+        assert_eq!(
+            me(&app, Some(&b64("vic:pw-vic"))).await,
+            me_as("vic", MeRole::Viewer, true, false, false)
+        );
+        // Anonymous with auth configured never gets this far.
+        assert_eq!(status(&app, "GET", "/api/me", &[]).await, 401);
+
+        let ro = make_app(&["--basic-auth", "ann:pw-ann", "--read-only"]);
+        assert_eq!(
+            me(&ro, Some(&b64("ann:pw-ann"))).await,
+            me_as("ann", MeRole::Operator, true, true, false)
+        );
+
+        let open = make_app(&[]);
+        assert_eq!(
+            me(&open, None).await,
+            me_as("anonymous", MeRole::Anonymous, false, false, true)
+        );
+        let open_ro = make_app(&["--read-only"]);
+        assert!(!me(&open_ro, None).await.can_control);
+    }
+
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {

@@ -85,6 +85,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/api/tasks/revoke", post(bulk_revoke))
         .route("/api/audit", get(audit))
         .route("/api/whoami", get(whoami))
+        .route("/api/me", get(me))
 }
 
 #[derive(Debug, Serialize)]
@@ -95,7 +96,24 @@ struct ControlResponse {
     error: Option<String>,
     replies: BTreeMap<String, Value>,
     no_reply: Vec<String>,
+    /// What the reply does not say: set where an acknowledged command does
+    /// not take full effect (see [`TIME_LIMIT_NOTE`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'static str>,
+    /// The follow-up `pool_restart` of `/api/task/timeout?apply=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pool_restart: Option<Box<ControlResponse>>,
 }
+
+/// Celery 5.7's `time_limit` command only updates the task registry
+/// (`registered` shows it); prefork request classes copy the limits when the
+/// consumer builds its strategies (`create_request_cls`), which happens at
+/// start and on `pool_restart` (`WorkController.reload` calls
+/// `update_strategies`). Tested in `tests/control.rs`.
+const TIME_LIMIT_NOTE: &str = "Running prefork workers keep applying \
+the old limits to new tasks until their pool restarts (apply=true here, or \
+POST /api/worker/pool/restart/{worker}; both need worker_pool_restarts=True) \
+or the worker restarts; `registered` shows the new limits at once.";
 
 /// Query string plus a form-urlencoded body, as tornado's `get_argument`
 /// reads them (the body's values come last, so they win).
@@ -171,6 +189,18 @@ async fn act(
     request: Request,
     judge: impl FnOnce(&Outcome) -> (StatusCode, Result<String, String>),
 ) -> Response {
+    let (status, body) = act_body(shared, who, request, judge).await;
+    (status, Json(body)).into_response()
+}
+
+/// [`act`] without the final serialisation, for handlers that send more
+/// than one command.
+async fn act_body(
+    shared: &Arc<Shared>,
+    who: &Principal,
+    request: Request,
+    judge: impl FnOnce(&Outcome) -> (StatusCode, Result<String, String>),
+) -> (StatusCode, ControlResponse) {
     let result = shared.ops.pidbox.call(&request).await;
     let (status, body) = match result {
         Ok(outcome) => {
@@ -186,6 +216,8 @@ async fn act(
                     error,
                     replies: outcome.replies,
                     no_reply: outcome.no_reply,
+                    note: None,
+                    pool_restart: None,
                 },
             )
         }
@@ -196,13 +228,15 @@ async fn act(
                 error: Some(e.to_string()),
                 replies: BTreeMap::new(),
                 no_reply: Vec::new(),
+                note: None,
+                pool_restart: None,
             },
         ),
     };
     if !INSPECT_COMMANDS.contains(&request.method.as_str()) {
         audit_action(shared, who, &request, status, &body);
     }
-    (status, Json(body)).into_response()
+    (status, body)
 }
 
 /// Read-only commands: not actions, so not audited (their replies can be
@@ -379,7 +413,10 @@ async fn rate_limit(
     Ok(act(&shared, &who, request, judge).await)
 }
 
-/// `POST /api/task/timeout/{name}`: `soft`, `hard` (seconds), `workername`.
+/// `POST /api/task/timeout/{name}`: `soft`, `hard` (seconds), `workername`;
+/// beyond Flower, `apply=true` follows up with a `pool_restart` of the same
+/// workers, the only control path that makes Celery 5.7 prefork workers use
+/// the new limits for new tasks (see [`TIME_LIMIT_NOTE`]).
 async fn timeout(
     State(shared): State<Arc<Shared>>,
     Extension(who): Extension<Principal>,
@@ -390,22 +427,57 @@ async fn timeout(
     let params = form_params(query, &body)?;
     let soft: Option<f64> = number(&params, "soft")?;
     let hard: Option<f64> = number(&params, "hard")?;
+    let apply = params::bool_param(&params, "apply")?;
     let (target, worker) = worker_or_all(&shared, &params)?;
-    let mut request = Request::new(
+    let expect = |r: Request| match worker {
+        Some(_) => r,
+        None => r.expecting(alive_workers(&shared)),
+    };
+    let restart = apply.then(|| {
+        expect(Request::new(
+            "pool_restart",
+            json!({"reload": false}),
+            target.clone(),
+        ))
+    });
+    let request = expect(Request::new(
         "time_limit",
         json!({"task_name": name, "hard": hard, "soft": soft}),
         target,
-    );
-    if worker.is_none() {
-        request = request.expecting(alive_workers(&shared));
-    }
+    ));
     let judge = single_or_all(
-        worker,
+        worker.clone(),
         |ok| ok,
         |e| format!("Failed to set timeouts: '{e}'"),
         "time limits set successfully".into(),
     );
-    Ok(act(&shared, &who, request, judge).await)
+    let (mut status, mut body) = act_body(&shared, &who, request, judge).await;
+    if status.is_success() {
+        match restart {
+            None => body.note = Some(TIME_LIMIT_NOTE),
+            Some(restart) => {
+                let judge = single_or_all(worker, |ok| ok, |e| e, "reload started".into());
+                let (s, r) = act_body(&shared, &who, restart, judge).await;
+                if s.is_success() {
+                    body.message = Some(
+                        "time limits set successfully and applied: the pool restarts, \
+                         new tasks get the new limits"
+                            .into(),
+                    );
+                } else {
+                    status = s;
+                    body.message = None;
+                    body.error = Some(format!(
+                        "time limits set, but not applied: the pool restart failed: {}",
+                        r.error.as_deref().unwrap_or("no reply")
+                    ));
+                    body.note = Some(TIME_LIMIT_NOTE);
+                }
+                body.pool_restart = Some(Box::new(r));
+            }
+        }
+    }
+    Ok((status, Json(body)).into_response())
 }
 
 /// `POST /api/worker/shutdown/{w}`: `shutdown` never replies.
@@ -828,4 +900,60 @@ async fn whoami(
         "may_control": !auth.read_only && who.role == crate::auth::Role::Operator,
     }))
     .into_response()
+}
+
+/// `GET /api/me`: [`api::control::Me`], what the dashboard needs to show or
+/// hide its controls and the no-auth warning.
+async fn me(State(shared): State<Arc<Shared>>, Extension(who): Extension<Principal>) -> Response {
+    Json(me_of(&shared.ops.auth, &who)).into_response()
+}
+
+fn me_of(auth: &crate::auth::Auth, who: &Principal) -> api::control::Me {
+    use crate::auth::Role;
+    use api::control::MeRole;
+    // Without users every request is the anonymous operator: say
+    // "anonymous" so the dashboard can warn that nobody logs in.
+    let role = match (auth.enabled(), who.role) {
+        (false, _) => MeRole::Anonymous,
+        (true, Role::Operator) => MeRole::Operator,
+        (true, Role::Viewer) => MeRole::Viewer,
+    };
+    api::control::Me {
+        user: who.name.clone(),
+        role,
+        auth_enabled: auth.enabled(),
+        read_only: auth.read_only,
+        can_control: !auth.read_only && who.role == Role::Operator,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The dashboard reads the audit log with the shared wire type.
+    #[test]
+    fn audit_entries_read_as_the_shared_wire_type() {
+        let entry = AuditEntry {
+            id: 3,
+            time: 1_700_000_000.5,
+            user: "ann".into(),
+            role: crate::auth::Role::Operator,
+            command: "revoke".into(),
+            arguments: json!({"task_id": "abc", "terminate": true, "signal": "SIGKILL"}),
+            target: json!("all"),
+            status: 200,
+            replies: json!({"w1@h": {"ok": "tasks abc flagged as revoked"}}),
+            no_reply: vec!["w2@h".into()],
+        };
+        let wire = serde_json::to_value(json!({"entries": [entry]})).unwrap();
+        let read: api::control::AuditResponse = serde_json::from_value(wire).unwrap();
+        let e = &read.entries[0];
+        assert_eq!(
+            (e.id, e.role.as_str(), e.command.as_str()),
+            (3, "operator", "revoke")
+        );
+        assert_eq!(e.no_reply, ["w2@h"]);
+        assert_eq!(e.replies["w1@h"]["ok"], "tasks abc flagged as revoked");
+    }
 }

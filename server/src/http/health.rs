@@ -27,6 +27,55 @@ struct Readiness {
     consuming: bool,
     last_event_at: Option<f64>,
     last_error: Option<String>,
+    /// Queue statistics: detail only, they never make celeriac unready
+    /// (events still flow without them).
+    broker_stats: BrokerStatsDetail,
+}
+
+/// Where queue depths come from and whether that works.
+#[derive(Serialize)]
+struct BrokerStatsDetail {
+    /// `management` (the RabbitMQ management API), `amqp` (the passive
+    /// `queue.declare` fallback), or null: not polled yet, or every source
+    /// failed on the last poll.
+    source: Option<&'static str>,
+    /// The last poll got fresh figures.
+    working: bool,
+    /// Whether the last attempt of each source worked; a source not tried
+    /// (the fallback while the management API answers) is false.
+    up: Ups,
+    /// Epoch seconds of the last poll with fresh figures.
+    last_success_at: Option<f64>,
+    /// The last failure of a source, and when (kept after recovery).
+    last_error: Option<String>,
+    last_error_at: Option<f64>,
+    /// Failed polls per source since start.
+    errors: Ups<u64>,
+}
+
+#[derive(Serialize)]
+struct Ups<T = bool> {
+    management: T,
+    amqp: T,
+}
+
+fn broker_stats(shared: &Shared) -> BrokerStatsDetail {
+    let snap = shared.broker.snapshot();
+    BrokerStatsDetail {
+        source: snap.source.map(crate::broker::Source::as_str),
+        working: snap.source.is_some(),
+        up: Ups {
+            management: snap.up[0],
+            amqp: snap.up[1],
+        },
+        last_success_at: snap.last_success_at,
+        last_error: snap.last_error.clone(),
+        last_error_at: snap.last_error_at,
+        errors: Ups {
+            management: snap.errors[0],
+            amqp: snap.errors[1],
+        },
+    }
 }
 
 /// Ready while events are being consumed: a monitor that hears nothing
@@ -39,6 +88,7 @@ pub async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         consuming,
         last_event_at: health.last_event_at(),
         last_error: health.last_error.lock().clone(),
+        broker_stats: broker_stats(&shared),
     };
     let status = if consuming {
         StatusCode::OK

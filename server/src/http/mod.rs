@@ -1,5 +1,6 @@
 //! HTTP: Flower-compatible API, health, /metrics.
 
+mod alerts; // alerting (issue 6): /api/alerts
 mod assets;
 mod auth; // control/auth (issue 5): the auth middleware
 mod control; // control/auth (issue 5): control endpoints, audit
@@ -42,6 +43,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/healthcheck", get(health::healthcheck))
         .merge(control::routes()) // control/auth (issue 5)
+        .merge(alerts::routes()) // alerting (issue 6)
         .fallback(assets::fallback) // dashboard: files, deep links, else not_found
         .layer(auth.clone()) // control/auth (issue 5)
         .with_state(shared.clone());

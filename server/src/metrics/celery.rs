@@ -1,6 +1,7 @@
 //! The Celery metrics, with celery-exporter's names and labels
-//! (celery-protocol §6.5), written straight into Prometheus' text format
-//! from the state's pre-aggregated counters.
+//! (celery-protocol §6.5), written straight into Prometheus' text format:
+//! the worker families and the text-format helpers (the task families are
+//! in `task_page`).
 //!
 //! Why not a `prometheus::core::Collector`: its `MetricFamily` model costs
 //! two `String`s per label per sample plus a sort in `gather`, which with
@@ -10,49 +11,6 @@
 
 use std::fmt::Write as _;
 
-use crate::state::{Histogram, TaskCounts, TaskSeries, QUEUE_WAIT_BUCKETS, RUNTIME_BUCKETS};
-
-/// The counter families of a task series, in output order.
-const COUNTERS: [(&str, &str); 7] = [
-    ("celery_task_sent_total", "Sent when a task message is published."),
-    (
-        "celery_task_received_total",
-        "Sent when the worker receives a task.",
-    ),
-    (
-        "celery_task_started_total",
-        "Sent just before the worker executes the task.",
-    ),
-    (
-        "celery_task_succeeded_total",
-        "Sent if the task executed successfully.",
-    ),
-    (
-        "celery_task_rejected_total",
-        "The task was rejected by the worker, possibly to be re-queued or moved to a dead letter queue.",
-    ),
-    ("celery_task_revoked_total", "Sent if the task has been revoked."),
-    (
-        "celery_task_retried_total",
-        "Sent if the task failed, but will be retried in the future.",
-    ),
-];
-const FAILED: (&str, &str) = (
-    "celery_task_failed_total",
-    "Sent if the execution of the task failed.",
-);
-const RUNTIME: (&str, &str) = (
-    "celery_task_runtime",
-    "Histogram of task runtime measurements.",
-);
-const QUEUE_WAIT: (&str, &str) = (
-    "celery_task_queue_wait_time",
-    "Histogram of task queue wait time measurements.",
-);
-const PREFETCH: (&str, &str) = (
-    "celeriac_task_prefetch_time_seconds",
-    "Histogram of the time tasks spent received by a worker before starting (received to started).",
-);
 const LOADAVG: (&str, &str) = (
     "celeriac_worker_loadavg",
     "The worker host's load average over 1, 5 and 15 minutes, from heartbeats.",
@@ -65,12 +23,6 @@ const WORKER_ACTIVE: (&str, &str) = (
     "celery_worker_tasks_active",
     "The number of tasks the worker is currently processing",
 );
-
-/// `le` label values, formatted as Python's client does (`1.0`, not `1`),
-/// so selectors written against celery-exporter keep matching.
-fn le_labels(bounds: &[f64; RUNTIME_BUCKETS.len()]) -> [String; RUNTIME_BUCKETS.len()] {
-    bounds.map(|b| format!("{b:?}"))
-}
 
 pub(super) fn header(out: &mut String, (name, help): (&str, &str), kind: &str) {
     out.push_str("# HELP ");
@@ -134,112 +86,6 @@ pub(super) fn push_f64(out: &mut String, v: f64) {
     } else {
         // Writing to a String cannot fail.
         let _ = write!(out, "{v}");
-    }
-}
-
-/// `name="..",hostname=".."`: the labels every task family starts with.
-fn push_name_host(out: &mut String, s: &TaskSeries<'_>) {
-    push_label(out, "name", s.name);
-    out.push(',');
-    push_label(out, "hostname", s.hostname);
-}
-
-/// `metric{name,hostname,queue_name` without the closing brace.
-fn open_sample(out: &mut String, metric: &str, suffix: &str, s: &TaskSeries<'_>) {
-    out.push_str(metric);
-    out.push_str(suffix);
-    out.push('{');
-    push_name_host(out, s);
-    out.push(',');
-    push_label(out, "queue_name", s.queue);
-}
-
-fn close_sample(out: &mut String, value: u64) {
-    out.push_str("} ");
-    push_u64(out, value);
-    out.push('\n');
-}
-
-/// Writes the task families, one pass over `series` per family: a family's
-/// lines must be contiguous, and writing straight into `out` avoids
-/// per-family buffers and the copy that joins them.
-pub fn write_task_series(out: &mut String, series: &[TaskSeries<'_>]) {
-    type Get = fn(&TaskCounts) -> u64;
-    let getters: [Get; 7] = [
-        |c| c.sent,
-        |c| c.received,
-        |c| c.started,
-        |c| c.succeeded,
-        |c| c.rejected,
-        |c| c.revoked,
-        |c| c.retried,
-    ];
-    for ((metric, help), get) in COUNTERS.into_iter().zip(getters) {
-        header(out, (metric, help), "counter");
-        for s in series {
-            open_sample(out, metric, "", s);
-            close_sample(out, get(s.counts));
-        }
-    }
-
-    header(out, FAILED, "counter");
-    for s in series {
-        // Like celery-exporter, which zero-initialises `exception=""` on
-        // every other event, the series always has an empty-exception line.
-        let failed = s.counts.failed.iter().map(|(e, n)| (e.as_str(), *n));
-        for (class, n) in std::iter::once(("", 0)).chain(failed) {
-            // celery-exporter's label order: name, hostname, exception, queue_name.
-            out.push_str(FAILED.0);
-            out.push('{');
-            push_name_host(out, s);
-            out.push(',');
-            push_label(out, "exception", class);
-            out.push(',');
-            push_label(out, "queue_name", s.queue);
-            close_sample(out, n);
-        }
-    }
-
-    let runtime = le_labels(&RUNTIME_BUCKETS);
-    write_histogram(out, RUNTIME, series, &runtime, |c| &c.runtime);
-    let wait = le_labels(&QUEUE_WAIT_BUCKETS);
-    write_histogram(out, QUEUE_WAIT, series, &wait, |c| &c.queue_wait);
-    write_histogram(out, PREFETCH, series, &wait, |c| &c.prefetch);
-}
-
-/// One histogram family over `series`; like celery-exporter, a series
-/// appears with its first observation.
-fn write_histogram(
-    out: &mut String,
-    family: (&str, &str),
-    series: &[TaskSeries<'_>],
-    le: &[String],
-    get: fn(&TaskCounts) -> &Histogram,
-) {
-    header(out, family, "histogram");
-    for s in series {
-        let h = get(s.counts);
-        if h.count == 0 {
-            continue;
-        }
-        for (le, n) in le
-            .iter()
-            .map(String::as_str)
-            .chain(["+Inf"])
-            .zip(h.buckets.into_iter().chain([h.count]))
-        {
-            open_sample(out, family.0, "_bucket", s);
-            out.push_str(",le=\"");
-            out.push_str(le);
-            out.push('"');
-            close_sample(out, n);
-        }
-        open_sample(out, family.0, "_sum", s);
-        out.push_str("} ");
-        push_f64(out, h.sum);
-        out.push('\n');
-        open_sample(out, family.0, "_count", s);
-        close_sample(out, h.count);
     }
 }
 

@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 
 use super::celery::{header, push_f64, push_label, push_u64};
-use super::fold::add_histogram;
 use crate::state::{Histogram, TaskSeries, RUNTIME_BUCKETS};
 
 /// Flower's event type names, in `TaskCounts::by_event` order.
@@ -49,8 +48,8 @@ pub fn write_flower(out: &mut String, series: &[TaskSeries<'_>], workers: &[api:
         for (a, b) in e.events.iter_mut().zip(c.by_event()) {
             *a += b;
         }
-        add_histogram(&mut e.runtime, &c.runtime);
-        add_histogram(&mut e.prefetch, &c.prefetch);
+        e.runtime.add(&c.runtime);
+        e.prefetch.add(&c.prefetch);
     }
 
     header(out, ("flower_events_total", "Number of events"), "counter");
@@ -83,7 +82,7 @@ pub fn write_flower(out: &mut String, series: &[TaskSeries<'_>], workers: &[api:
             .iter()
             .map(String::as_str)
             .chain(["+Inf"])
-            .zip(h.buckets.into_iter().chain([h.count]))
+            .zip(h.buckets.iter().copied().chain([h.count]))
         {
             open(out, "flower_task_runtime_seconds_bucket", worker, task);
             out.push_str(",le=\"");

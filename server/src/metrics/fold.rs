@@ -6,7 +6,7 @@
 
 use hashbrown::{HashMap, HashSet};
 
-use crate::state::{Histogram, TaskCounts, TaskSeries};
+use crate::state::{TaskCounts, TaskSeries};
 
 /// The name folded series are exported under.
 pub const OTHER: &str = "other";
@@ -71,17 +71,9 @@ fn add(into: &mut TaskCounts, c: &TaskCounts) {
             None => into.failed.push((class.to_owned(), n)),
         }
     }
-    add_histogram(&mut into.runtime, &c.runtime);
-    add_histogram(&mut into.queue_wait, &c.queue_wait);
-    add_histogram(&mut into.prefetch, &c.prefetch);
-}
-
-pub(crate) fn add_histogram(into: &mut Histogram, h: &Histogram) {
-    for (a, b) in into.buckets.iter_mut().zip(h.buckets) {
-        *a += b;
-    }
-    into.sum += h.sum;
-    into.count += h.count;
+    into.runtime.add(&c.runtime);
+    into.queue_wait.add(&c.queue_wait);
+    into.prefetch.add(&c.prefetch);
 }
 
 #[cfg(test)]

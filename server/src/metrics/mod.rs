@@ -1,18 +1,22 @@
 //! Prometheus: celeriac's self metrics and the Celery metrics folded from state.
 mod broker;
+mod buckets;
 mod celery;
 mod flower;
 mod fold;
 mod self_metrics;
 pub mod statsd;
+mod task_page;
 
 pub use broker::write_queues;
+pub use buckets::{parse_buckets, Buckets};
 
 /// Distinct task names exported per metric by default (`--max-task-names`).
 pub const DEFAULT_MAX_TASK_NAMES: usize = 500;
 
-pub use celery::{write_task_series, write_workers};
+pub use celery::write_workers;
 pub use self_metrics::{SelfMetrics, LAG_BUCKETS};
+pub use task_page::{write_task_series, TaskPage};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -79,7 +83,11 @@ fn render_into(shared: &Shared, now: f64, out: &mut String) {
         let mut series: Vec<TaskSeries<'_>> = state.task_series().collect();
         let folded = fold::fold(&mut series, shared.config.max_task_names);
         series.extend(folded.series());
-        write_task_series(out, &series);
+        {
+            let mut page = shared.metrics.task_page.lock();
+            page.get_or_insert_with(|| TaskPage::new(shared.config.queue_wait_buckets.bounds()))
+                .write(out, &series);
+        }
         write_names_folded(out, folded.names_folded);
         let workers = state.workers(now);
         if shared.config.flower_metrics {

@@ -31,6 +31,9 @@ pub struct SelfMetrics {
     pub tasks_retained: IntGauge,
     pub workers_retained: IntGauge,
     pub tasks_evicted: IntGauge,
+    /// The task families' rendered series, kept between scrapes
+    /// (created on the first one, with the configured buckets).
+    pub task_page: parking_lot::Mutex<Option<super::TaskPage>>,
 }
 
 impl SelfMetrics {
@@ -121,6 +124,7 @@ impl SelfMetrics {
             tasks_retained,
             workers_retained,
             tasks_evicted,
+            task_page: parking_lot::Mutex::new(None),
         }
     }
 }

@@ -4,7 +4,9 @@ use super::testing;
 use super::{write_task_series, write_workers};
 use crate::events::{Event, EventKind};
 use crate::shared::Shared;
-use crate::state::{Histogram, Limits, State, TaskCounts, TaskSeries, RUNTIME_BUCKETS};
+use crate::state::{
+    Histogram, Limits, State, TaskCounts, TaskSeries, QUEUE_WAIT_BUCKETS, RUNTIME_BUCKETS,
+};
 
 fn counts() -> TaskCounts {
     let mut runtime = Histogram::default();
@@ -34,7 +36,7 @@ fn label_values_are_escaped_and_parse_back() {
         counts: &c,
     }];
     let mut out = String::new();
-    write_task_series(&mut out, &series);
+    write_task_series(&mut out, &series, &QUEUE_WAIT_BUCKETS);
     let samples = testing::parse(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
     let labels = [
         ("name", "tasks.\"quoted\"\\back\nline"),
@@ -95,7 +97,7 @@ fn each_family_is_declared_once_and_contiguous() {
         },
     ];
     let mut out = String::new();
-    write_task_series(&mut out, &series);
+    write_task_series(&mut out, &series, &QUEUE_WAIT_BUCKETS);
     let workers = [
         worker("w1@vm", true, Some(3)),
         worker("w2@vm", false, Some(3)),
@@ -106,10 +108,13 @@ fn each_family_is_declared_once_and_contiguous() {
     for family in ["celery_task_sent_total", "celery_worker_up"] {
         assert_eq!(out.matches(&format!("# TYPE {family} ")).count(), 1);
     }
+    // Like celery-exporter: every series has the worker counters, but
+    // only a series that saw a task-sent has `celery_task_sent_total`.
     assert_eq!(
-        testing::find(&samples, "celery_task_sent_total", &[]).len(),
+        testing::find(&samples, "celery_task_received_total", &[]).len(),
         2
     );
+    assert!(testing::find(&samples, "celery_task_sent_total", &[]).is_empty());
     // A series without observations has no histogram.
     assert!(testing::find(&samples, "celery_task_runtime_count", &[("name", "b")]).is_empty());
     let active =
@@ -150,8 +155,9 @@ fn event(kind: EventKind, hostname: &str, uuid: &str, name: Option<&str>, now: f
     }
 }
 
-/// The design target (design §8 context): `/metrics` under 50 ms with 1000
-/// workers × 200 task names. Run with
+/// A quick look at render time (received/succeeded only). The reported
+/// figure comes from `cargo xtask bench -- --scenario metrics`, whose state
+/// has every histogram. Run with
 /// `cargo test --release -p celeriac --lib render_large_cluster -- --ignored --nocapture`.
 #[test]
 #[ignore]
@@ -364,4 +370,112 @@ fn purged_workers_take_their_series_with_them() {
     state.tick(t0 + 20.0);
     let hosts: Vec<&str> = state.task_series().map(|s| s.hostname).collect();
     assert_eq!(hosts, ["w2@vm"]);
+}
+
+/// The per-series cache: after counts change, a series appears, or one is
+/// purged, the cached page is exactly what a fresh render gives.
+#[test]
+fn cached_page_matches_a_fresh_render_after_changes() {
+    let mut a = counts();
+    let mut b = TaskCounts {
+        sent: 2,
+        ..TaskCounts::default()
+    };
+    let c = counts();
+    let mut page = super::TaskPage::new(&QUEUE_WAIT_BUCKETS);
+    fn s<'a>(name: &'a str, hostname: &'a str, counts: &'a TaskCounts) -> TaskSeries<'a> {
+        TaskSeries {
+            name,
+            hostname,
+            queue: "celery",
+            counts,
+        }
+    }
+    let check = |page: &mut super::TaskPage, series: &[TaskSeries<'_>]| {
+        let (mut cached, mut fresh) = (String::new(), String::new());
+        page.write(&mut cached, series);
+        write_task_series(&mut fresh, series, &QUEUE_WAIT_BUCKETS);
+        assert_eq!(cached, fresh);
+        testing::parse(&cached).unwrap_or_else(|e| panic!("{e}\n{cached}"));
+        cached
+    };
+    check(&mut page, &[s("a", "w1@vm", &a), s("b", "client@vm", &b)]);
+    a.succeeded += 1;
+    a.runtime.observe(0.01);
+    a.add_failed("KeyError");
+    b.sent += 1;
+    let out = check(&mut page, &[s("a", "w1@vm", &a), s("b", "client@vm", &b)]);
+    assert!(out.contains("exception=\"KeyError\""), "{out}");
+    assert!(out.contains(
+        "celery_task_sent_total{name=\"b\",hostname=\"client@vm\",queue_name=\"celery\"} 3\n"
+    ));
+    // w1's series purged, a new one after: positions shift.
+    check(&mut page, &[s("b", "client@vm", &b), s("c", "w2@vm", &c)]);
+    check(&mut page, &[s("c", "w2@vm", &c)]);
+}
+
+/// `--queue-wait-buckets` sets the `le` bounds of the queue wait and
+/// prefetch histograms, and observations land in them.
+#[test]
+fn queue_wait_buckets_are_configurable() {
+    let config =
+        crate::config::Config::load_from(["celeriac", "--queue-wait-buckets", "0.5,2,30"]).unwrap();
+    let mut shared = Shared::new(config);
+    let mut state = State::new(shared.state.read().limits().clone());
+    let t0 = 1_000.0;
+    let mut sent = event(EventKind::TaskSent, "client@vm", "a", Some("t.add"), t0);
+    sent.queue = Some("q1".into());
+    state.apply(&sent, t0);
+    state.apply(
+        &event(
+            EventKind::TaskReceived,
+            "w1@vm",
+            "a",
+            Some("t.add"),
+            t0 + 1.0,
+        ),
+        t0,
+    );
+    state.apply(
+        &event(EventKind::TaskStarted, "w1@vm", "a", None, t0 + 3.0),
+        t0,
+    );
+    shared.state = parking_lot::RwLock::new(state);
+    let out = super::render(&shared, t0);
+    let samples = testing::parse(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let les = |metric: &str| -> Vec<(String, f64)> {
+        testing::find(&samples, metric, &[("hostname", "w1@vm")])
+            .iter()
+            .map(|s| (s.label("le").unwrap_or_default().to_owned(), s.value))
+            .collect()
+    };
+    let want = |v: [f64; 4]| -> Vec<(String, f64)> {
+        ["0.5", "2.0", "30.0", "+Inf"]
+            .iter()
+            .map(|l| l.to_string())
+            .zip(v)
+            .collect()
+    };
+    // Waited 3 s in the queue, 2 s prefetched.
+    assert_eq!(
+        les("celery_task_queue_wait_time_bucket"),
+        want([0.0, 0.0, 1.0, 1.0])
+    );
+    assert_eq!(
+        les("celeriac_task_prefetch_time_seconds_bucket"),
+        want([0.0, 1.0, 1.0, 1.0])
+    );
+}
+
+#[test]
+fn a_bad_bucket_list_names_the_flag() {
+    let Err(e) = crate::config::Config::load_from(["celeriac", "--queue-wait-buckets", "1,0.5"])
+    else {
+        panic!("descending buckets are refused");
+    };
+    let msg = e.to_string();
+    assert!(
+        msg.contains("--queue-wait-buckets") && msg.contains("ascend"),
+        "{msg}"
+    );
 }

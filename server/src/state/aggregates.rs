@@ -11,8 +11,9 @@ pub const RUNTIME_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
-/// Upper bounds of the queue wait and prefetch time histograms, as
-/// celery-exporter's `celery_task_queue_wait_time` (seconds).
+/// Default upper bounds of the queue wait and prefetch time histograms, as
+/// celery-exporter's `celery_task_queue_wait_time` (seconds);
+/// `--queue-wait-buckets` replaces them.
 pub const QUEUE_WAIT_BUCKETS: [f64; 14] = [
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
 ];
@@ -20,34 +21,54 @@ pub const QUEUE_WAIT_BUCKETS: [f64; 14] = [
 /// Exception class used when `exception` does not start with `Name(`.
 pub const UNKNOWN_EXCEPTION: &str = "UnknownException";
 
-/// A Prometheus-style histogram over [`RUNTIME_BUCKETS`].
+/// A Prometheus-style histogram. Its bounds live with whoever observes
+/// ([`RUNTIME_BUCKETS`], or the configured queue-wait buckets), so a series
+/// does not carry them; `buckets` is sized on the first observation.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Histogram {
-    /// **Cumulative**: `buckets[i]` counts observations `<= RUNTIME_BUCKETS[i]`,
-    /// as the exposition format wants them; `+Inf` is `count`.
-    pub buckets: [u64; RUNTIME_BUCKETS.len()],
+    /// **Cumulative**: `buckets[i]` counts observations `<= bounds[i]`,
+    /// as the exposition format wants them; `+Inf` is `count`. Empty until
+    /// the first observation.
+    pub buckets: Vec<u64>,
     pub sum: f64,
     pub count: u64,
 }
 
 impl Histogram {
+    /// Observes against [`RUNTIME_BUCKETS`].
     pub fn observe(&mut self, v: f64) {
         self.observe_in(v, &RUNTIME_BUCKETS)
     }
 
-    /// Observes against other bounds of the same length
-    /// ([`QUEUE_WAIT_BUCKETS`]).
-    pub fn observe_in(&mut self, v: f64, bounds: &[f64; RUNTIME_BUCKETS.len()]) {
+    /// Observes against `bounds`, which must be the same on every call for
+    /// one histogram (the queue-wait buckets are fixed at start-up).
+    pub fn observe_in(&mut self, v: f64, bounds: &[f64]) {
         if !v.is_finite() {
             return;
         }
-        for (b, &le) in self.buckets.iter_mut().zip(bounds) {
-            if v <= le {
-                *b += 1;
-            }
+        if self.buckets.len() != bounds.len() {
+            // First observation (one allocation per series, not per event).
+            self.buckets.resize(bounds.len(), 0);
+        }
+        // Bounds ascend: the first bound >= v and every later one count it.
+        let first = bounds.partition_point(|&le| le < v);
+        for b in &mut self.buckets[first..] {
+            *b += 1;
         }
         self.sum += v;
         self.count += 1;
+    }
+
+    /// Adds `other`'s observations (same bounds) to these.
+    pub fn add(&mut self, other: &Histogram) {
+        if self.buckets.len() < other.buckets.len() {
+            self.buckets.resize(other.buckets.len(), 0);
+        }
+        for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
+            *a += b;
+        }
+        self.sum += other.sum;
+        self.count += other.count;
     }
 }
 
@@ -78,10 +99,10 @@ pub struct TaskCounts {
     pub failed: Vec<(String, u64)>,
     /// Runtimes of `task-succeeded`.
     pub runtime: Histogram,
-    /// sent → started, over [`QUEUE_WAIT_BUCKETS`] (ETA tasks excluded).
+    /// sent → started, over the queue-wait buckets (ETA tasks excluded).
     pub queue_wait: Histogram,
-    /// received → started (time in the worker's prefetch), over
-    /// [`QUEUE_WAIT_BUCKETS`].
+    /// received → started (time in the worker's prefetch), over the
+    /// queue-wait buckets.
     pub prefetch: Histogram,
 }
 
@@ -149,13 +170,23 @@ pub(crate) enum Count<'e> {
 
 type SeriesKey = (Sym, Sym, Sym);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Aggregates {
     index: HashMap<SeriesKey, usize>,
     series: Vec<(SeriesKey, TaskCounts)>,
+    /// Bounds of `queue_wait` and `prefetch` (`--queue-wait-buckets`).
+    queue_wait_bounds: std::sync::Arc<[f64]>,
 }
 
 impl Aggregates {
+    pub(crate) fn new(queue_wait_bounds: std::sync::Arc<[f64]>) -> Aggregates {
+        Aggregates {
+            index: HashMap::new(),
+            series: Vec::new(),
+            queue_wait_bounds,
+        }
+    }
+
     pub(crate) fn count(&mut self, name: Sym, hostname: Sym, queue: Sym, what: Count<'_>) {
         let key = (name, hostname, queue);
         let i = match self.index.get(&key) {
@@ -176,10 +207,10 @@ impl Aggregates {
             } => {
                 c.started += 1;
                 if let Some(w) = queue_wait {
-                    c.queue_wait.observe_in(w, &QUEUE_WAIT_BUCKETS);
+                    c.queue_wait.observe_in(w, &self.queue_wait_bounds);
                 }
                 if let Some(p) = prefetch {
-                    c.prefetch.observe_in(p, &QUEUE_WAIT_BUCKETS);
+                    c.prefetch.observe_in(p, &self.queue_wait_bounds);
                 }
             }
             Count::Succeeded { runtime } => {

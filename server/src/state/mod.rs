@@ -62,6 +62,9 @@ pub struct Limits {
     pub max_workers: usize,
     /// Seconds after which an offline worker is forgotten; `None` keeps them.
     pub purge_offline_after: Option<f64>,
+    /// Upper bounds of the queue wait and prefetch histograms
+    /// (`--queue-wait-buckets`): ascending, finite, positive.
+    pub queue_wait_buckets: std::sync::Arc<[f64]>,
 }
 
 impl Default for Limits {
@@ -70,6 +73,7 @@ impl Default for Limits {
             max_tasks: crate::config::DEFAULT_MAX_TASKS,
             max_workers: crate::config::DEFAULT_MAX_WORKERS,
             purge_offline_after: None,
+            queue_wait_buckets: QUEUE_WAIT_BUCKETS.into(),
         }
     }
 }
@@ -117,12 +121,13 @@ impl State {
         let mut strings = Interner::default();
         let unknown_name = strings.intern(UNKNOWN_NAME);
         let default_queue = strings.intern(DEFAULT_QUEUE);
+        let aggregates = Aggregates::new(limits.queue_wait_buckets.clone());
         State {
             tasks: Tasks::new(limits.max_tasks),
             workers: Workers::new(limits.max_workers),
             limits,
             strings,
-            aggregates: Aggregates::default(),
+            aggregates,
             task_types: HashSet::new(),
             subject_states: HashMap::new(),
             custom_states: HashMap::new(),

@@ -192,10 +192,7 @@ impl Publisher {
             t.retried += c.retried;
             t.revoked += c.revoked;
             t.rejected += c.rejected;
-            for (a, b) in h.buckets.iter_mut().zip(c.runtime.buckets) {
-                *a += b;
-            }
-            h.count += c.runtime.count;
+            h.add(&c.runtime);
         }
         let (succeeded, failed) = by_name
             .values()

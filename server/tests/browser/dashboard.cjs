@@ -1,8 +1,11 @@
 // Drives the dashboard in Debian's Chromium (playwright-core, never a
 // downloaded browser). Run by tests/browser.rs, which answers two requests
-// on stdin: `SEND task args-json [count]` -> JSON array of ids, and
+// on stdin: `SEND task args-json [count [countdown]]` -> JSON array of ids, and
 // `RESTART` -> `OK` once celeriac is back on the same port.
-// Prints `FIGURE name value` lines for the benchmark.
+// MODE=live (default): the live pages, no users configured; prints
+// `FIGURE name value` lines for the benchmark. MODE=controls: remote
+// control as OPERATOR (user:password) and VIEWER. MODE=readonly: celeriac
+// runs with --read-only.
 'use strict';
 const { chromium } = require(process.env.PLAYWRIGHT_CORE);
 const path = require('path');
@@ -26,23 +29,27 @@ function ask(line) {
     if (a !== undefined) resolve(a); else waiting.push(resolve);
   });
 }
-const send = async (task, args, count = 1) => JSON.parse(await ask(`SEND ${task} ${JSON.stringify(args)} ${count}`));
+const send = async (task, args, count = 1, countdown = 0) =>
+  JSON.parse(await ask(`SEND ${task} ${JSON.stringify(args)} ${count} ${countdown}`));
 const log = (...a) => console.error('[browser]', ...a);
 function check(cond, what) { if (!cond) throw new Error('check failed: ' + what); log('ok:', what); }
 
-(async () => {
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+async function newPage(browser, credentials) {
+  const opts = { viewport: { width: 1280, height: 800 } };
+  // Sent with every request, the websocket's included (a browser that
+  // logged in with Basic does the same).
+  if (credentials) opts.extraHTTPHeaders = { Authorization: 'Basic ' + Buffer.from(credentials).toString('base64') };
+  const context = await browser.newContext(opts);
   const page = await context.newPage();
   page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') log('console:', m.text()); });
   page.on('pageerror', (e) => log('page error:', e.message));
-  const shot = (name) => page.screenshot({ path: path.join(shots, name + '.png'), fullPage: false });
-  try {
+  return { context, page };
+}
+
+async function live(browser, shot, pageOut) {
+  const { context, page } = await newPage(browser);
+  pageOut.page = page;
+  {
     // 1. A worker appears online (deep link to /workers, first row timed).
     const t0 = Date.now();
     await page.goto(`${base}/workers`);
@@ -51,6 +58,13 @@ function check(cond, what) { if (!cond) throw new Error('check failed: ' + what)
     check(true, 'worker online on /workers');
     await page.waitForSelector('[data-conn="live"]', { timeout: T });
     await shot('workers');
+
+    // No users configured: every page says so, and who may act.
+    await page.waitForSelector('[data-testid=noauth]', { timeout: T });
+    const banner = await page.textContent('[data-testid=noauth]');
+    check(banner.includes('Anyone who can reach this address can revoke tasks and shut down workers')
+      && banner.includes('--basic-auth'), 'the no-auth banner is shown');
+    await page.waitForSelector('[data-testid=me][data-role="no login"]', { timeout: T });
 
     // 2. Tasks appear and change state without a reload.
     await page.click(`a[href="${new URL(base).pathname}/tasks"]`);
@@ -121,10 +135,18 @@ function check(cond, what) { if (!cond) throw new Error('check failed: ' + what)
     await page.goto(`${base}/`);
     await page.waitForSelector('[data-testid=online]', { timeout: T });
     await page.waitForFunction(() => document.querySelector('[data-testid=online]').textContent === '1', null, { timeout: T });
+    await page.waitForFunction(() => document.querySelector('[data-testid=alerts-badge]')?.textContent === 'alerting off', null, { timeout: T });
+    check(true, 'the overview badge says alerting is off');
     await shot('overview');
     await page.goto(`${base}/types`);
     await page.waitForSelector('text=tasks.add', { timeout: T });
     await shot('types');
+    // Anonymous (no users) may act: the controls are there.
+    check(await page.$('[data-testid=limits]') !== null, 'with no users configured the controls show');
+    await page.goto(`${base}/alerts`);
+    await page.waitForSelector('[data-testid=alerts-off]', { timeout: T });
+    check((await page.textContent('[data-testid=alerts-off]')).includes('--alerts FILE'), 'without --alerts the page says how to turn alerting on');
+    await shot('alerts-off');
     await page.click('button.theme');
     await page.goto(`${base}/tasks`);
     await page.waitForSelector('.scroller [data-uuid]', { timeout: T });
@@ -142,9 +164,268 @@ function check(cond, what) { if (!cond) throw new Error('check failed: ' + what)
     await page.waitForSelector(`[data-uuid="${after}"][data-state="SUCCESS"]`, { timeout: T });
     check(await page.evaluate(() => window.__noReload) === 7, 'after the restart new tasks stream in, no reload');
     await shot('after-restart');
+    check(await page.isVisible('[data-testid=noauth]'), 'the banner is still there on every page');
+  }
+}
+
+// Waits for the dialog's outcome and returns {ok, replies: {worker: kind}}.
+async function outcome(page) {
+  await page.waitForSelector('[data-testid=outcome]', { timeout: T });
+  return page.evaluate(() => ({
+    ok: document.querySelector('[data-testid=outcome]').dataset.ok === 'true',
+    text: document.querySelector('[data-testid=outcome]').textContent,
+    replies: Object.fromEntries([...document.querySelectorAll('[data-testid=replies] tr[data-worker]')]
+      .map((r) => [r.dataset.worker, r.dataset.reply + ': ' + r.textContent])),
+  }));
+}
+const focused = (page) => page.evaluate(() => document.activeElement && document.activeElement.dataset.testid);
+
+async function controls(browser, shot, pageOut) {
+  const { page } = await newPage(browser, process.env.OPERATOR);
+  pageOut.page = page;
+  await page.goto(`${base}/workers`);
+  await page.waitForSelector(`tr[data-worker="${worker}"] .pill.ok`, { timeout: T });
+  await page.waitForSelector('[data-testid=me][data-role=operator]', { timeout: T });
+  check(await page.$('[data-testid=noauth]') === null, 'no no-auth banner once users are configured');
+
+  // 1. Terminate a running task from its page, after confirming.
+  const [long] = await send('sleep', [60]);
+  await page.goto(`${base}/tasks/${long}`);
+  await page.waitForFunction(() => document.querySelector('[data-testid=state]')?.textContent === 'STARTED', null, { timeout: T });
+  await page.waitForSelector('[data-testid=task-actions]', { timeout: T });
+  await page.selectOption('[data-testid=task-actions] select[name=signal]', 'SIGKILL');
+  await page.click('[data-testid=terminate]');
+  await page.waitForSelector('[data-testid=dialog]', { timeout: T });
+  check(await focused(page) === 'confirm', 'focus lands on the confirm button');
+  check((await page.textContent('[data-testid=dialog] h2')) === 'Terminate with SIGKILL', 'the dialog names the action');
+  check((await page.textContent('[data-testid=target]')).includes(long), 'the dialog names the task');
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('[data-testid=dialog]', { state: 'detached', timeout: T });
+  check(true, 'Escape cancels');
+  await page.click('[data-testid=terminate]');
+  await page.waitForSelector('[data-testid=dialog]', { timeout: T });
+  check((await page.textContent('[data-testid=dialog] h2')) === 'Terminate with SIGKILL', 'the signal chosen is kept');
+  await shot('confirm-terminate');
+  await page.keyboard.press('Enter');
+  const done = await outcome(page);
+  log('terminate outcome:', JSON.stringify(done));
+  check(done.ok && (done.replies[worker] || '').startsWith('ok'), `the worker replied ok (${done.replies[worker]})`);
+  await page.waitForFunction(() => document.querySelector('[data-testid=state]')?.textContent === 'REVOKED', null, { timeout: T });
+  check(true, 'the terminated task turns REVOKED');
+  await shot('terminate-reply');
+  check(await focused(page) === 'close', 'focus moves to Close');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('[data-testid=dialog]', { state: 'detached', timeout: T });
+  check(await page.$('[data-testid=task-actions]') === null, 'a finished task offers no revoke');
+
+  // 2. The worker page: inspect tabs, and a consumer added after confirming.
+  await page.goto(`${base}/workers/${encodeURIComponent(worker)}`);
+  await page.waitForSelector('[data-testid=worker-controls]', { timeout: T });
+  await page.click('button[data-tab=registered]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=tabpanel]').textContent.includes('tasks.add'), null, { timeout: T });
+  check(true, 'the Registered tab lists the worker\'s tasks');
+  await page.click('button[data-tab=stats]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=tabpanel]').textContent.includes('max concurrency'), null, { timeout: T });
+  await shot('worker-inspect');
+  await page.fill('[data-testid=worker-controls] input[name=queue]', '');
+  await page.click('[data-testid=add-consumer]');
+  await page.waitForSelector('[data-testid=input-error]', { timeout: T });
+  check(await page.$('[data-testid=dialog]') === null, 'a missing queue name is refused before asking');
+  await page.fill('[data-testid=worker-controls] input[name=queue]', 'browser-extra');
+  await page.click('[data-testid=add-consumer]');
+  await page.waitForSelector('[data-testid=dialog]', { timeout: T });
+  await page.keyboard.press('Enter');
+  const added = await outcome(page);
+  check(added.ok && (added.replies[worker] || '').includes('browser-extra'), `add consumer: ${added.replies[worker]}`);
+  await page.keyboard.press('Escape');
+  check(await focused(page) === 'add-consumer', 'closing the dialog returns focus to its button');
+  await page.click('button[data-tab=active_queues]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=tabpanel]').textContent.includes('browser-extra'), null, { timeout: T });
+  check(true, 'the Queues tab shows the new consumer');
+  await shot('worker-controls');
+  const processes = () => page.evaluate(() => {
+    const row = [...document.querySelectorAll('[data-testid=tabpanel] tr')].find((r) => r.cells[0].textContent === 'processes');
+    return row ? row.cells[1].textContent.split(',').length : 0;
+  });
+  await page.click('button[data-tab=stats]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=tabpanel]').textContent.includes('processes'), null, { timeout: T });
+  const before = await processes();
+  await page.fill('[data-testid=worker-controls] input[name=n]', '1');
+  await page.click('[data-testid=pool-grow]');
+  await page.keyboard.press('Enter');
+  const grown = await outcome(page);
+  check(grown.ok && (grown.replies[worker] || '').startsWith('ok'), `pool grow: ${grown.replies[worker]}`);
+  await page.keyboard.press('Enter');
+  // The pool starts the process a few seconds later: ask again as a user would.
+  const deadline = Date.now() + T;
+  while (await processes() !== before + 1) {
+    if (Date.now() > deadline) throw new Error(`the pool still has ${await processes()} processes`);
+    await page.waitForTimeout(1000);
+    await page.click('[data-testid=refresh]');
+  }
+  check(true, `the pool grew from ${before} to ${before + 1} processes (stats tab, refresh)`);
+
+  // 2b. The tasks table: terminate the unfinished tasks it shows.
+  const pair = await send('sleep', [45], 2);
+  await page.goto(`${base}/tasks?name=tasks.sleep&state=STARTED`);
+  await page.waitForFunction((ids) => ids.every((id) => document.querySelector(`[data-uuid="${id}"][data-state=STARTED]`)), pair, { timeout: T });
+  await page.click('[data-testid=revoke-shown] button.danger');
+  await page.waitForSelector('[data-testid=dialog]', { timeout: T });
+  check((await page.textContent('[data-testid=target]')) === '2 unfinished tasks', 'the dialog counts the shown tasks');
+  await page.keyboard.press('Enter');
+  const bulk = await outcome(page);
+  check(bulk.ok && (bulk.replies[worker] || '').startsWith('ok'), `terminate shown: ${bulk.replies[worker]}`);
+  await page.keyboard.press('Escape');
+  await page.goto(`${base}/tasks?name=tasks.sleep&state=REVOKED`);
+  await page.waitForFunction((ids) => ids.every((id) => document.querySelector(`[data-uuid="${id}"][data-state=REVOKED]`)), pair, { timeout: T });
+  check(true, 'both shown tasks turn REVOKED');
+
+  // 2c. One row: revoke a task waiting on its countdown from the row's ⋯
+  // menu, by keyboard, after confirming; Tab stays in the dialog.
+  const [later] = await send('add', [5, 6], 1, 10);
+  await page.goto(`${base}/tasks?name=tasks.add`);
+  await page.waitForSelector(`[data-uuid="${later}"][data-state=RECEIVED]`, { timeout: T });
+  await page.focus(`button[data-row-menu="${later}"]`);
+  await page.keyboard.press('Enter');
+  await page.waitForSelector(`[data-testid=row-menu][data-for="${later}"]`, { timeout: T });
+  check(await focused(page) === 'row-revoke', 'the row menu opens from the keyboard, focus on Revoke');
+  await shot('row-menu');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('[data-testid=dialog]', { timeout: T });
+  check(await page.$('[data-testid=row-menu]') === null, 'the menu closes when the dialog opens');
+  check((await page.textContent('[data-testid=dialog] h2')) === 'Revoke', 'the dialog names the action');
+  check((await page.textContent('[data-testid=target]')).includes(later), 'the dialog names the row\'s task');
+  const inDialog = () => page.evaluate(() => document.querySelector('[data-testid=dialog]').contains(document.activeElement));
+  for (let i = 0; i < 4; i++) {
+    await page.keyboard.press('Tab');
+    check(await inDialog(), `Tab ${i + 1} stays in the dialog`);
+  }
+  check(await focused(page) === 'confirm', 'four Tabs over two buttons come back to confirm');
+  for (let i = 0; i < 3; i++) {
+    await page.keyboard.press('Shift+Tab');
+    check(await inDialog(), `Shift-Tab ${i + 1} stays in the dialog`);
+  }
+  await page.click('[data-testid=confirm]');
+  const rowDone = await outcome(page);
+  check(rowDone.ok && (rowDone.replies[worker] || '').startsWith('ok'), `row revoke: ${rowDone.replies[worker]}`);
+  await page.keyboard.press('Tab');
+  check(await focused(page) === 'close', 'with only Close, Tab stays on it');
+  await page.keyboard.press('Escape');
+  await page.waitForSelector(`[data-uuid="${later}"][data-state=REVOKED]`, { timeout: T });
+  check(await page.$(`button[data-row-menu="${later}"]`) === null, 'the revoked row offers no menu');
+
+  // 3. A rate limit on a task type, for every worker.
+  await page.goto(`${base}/types`);
+  await page.waitForSelector('[data-testid=limits]', { timeout: T });
+  await page.waitForSelector('[data-testid=limits] select[name=task] option[value="tasks.sleep"]', { state: 'attached', timeout: T });
+  await page.selectOption('[data-testid=limits] select[name=task]', 'tasks.sleep');
+  check((await page.textContent('[data-testid=time-limit-note]')).includes('keep applying the old limits'),
+    'the time-limit form says running workers keep the old limits until a pool restart');
+  await page.fill('[data-testid=limits] input[name=rate]', '10/fortnight');
+  await page.click('[data-testid=set-rate]');
+  check((await page.textContent('[data-testid=input-error]')).includes('10/fortnight'), 'a bad rate limit is named');
+  await page.fill('[data-testid=limits] input[name=rate]', '10/m');
+  await page.click('[data-testid=set-rate]');
+  await page.waitForSelector('[data-testid=dialog]', { timeout: T });
+  check((await page.textContent('[data-testid=target]')).includes('every worker'), 'the rate limit targets every worker');
+  await page.click('[data-testid=confirm]');
+  const limited = await outcome(page);
+  check(limited.ok && (limited.replies[worker] || '').startsWith('ok'), `rate limit: ${limited.replies[worker]}`);
+  await shot('types-limits');
+  await page.click('[data-testid=close]');
+
+  // 4. The audit page lists the actions, newest first.
+  await page.goto(`${base}/audit`);
+  await page.waitForSelector('[data-testid=audit] tr[data-command=revoke]', { timeout: T });
+  const audit = await page.$$eval('[data-testid=audit] tbody tr', (rows) => rows.map((r) => [r.dataset.command, r.textContent]));
+  check(audit.map((a) => a[0]).join(',') === 'rate_limit,revoke,revoke,pool_grow,add_consumer,revoke', `audit order ${audit.map((a) => a[0])}`);
+  const first = audit[audit.length - 1][1];
+  log('oldest audit row:', first);
+  check(first.includes('ann') && first.includes('SIGKILL') && first.includes(long), 'the audit row names who, the signal and the task');
+  await shot('audit');
+
+  // 5. Alerts: the page and the overview badge.
+  await page.goto(`${base}/alerts`);
+  await page.waitForSelector('[data-testid=rules] tr[data-rule=FewWorkers][data-state=firing]', { timeout: T });
+  check(await page.$('[data-testid=rules] tr[data-rule=NoEvents][data-state=inactive]') !== null, 'the alerts page shows a firing and an inactive rule');
+  await page.waitForFunction(() => /127\.0\.0\.1:9/.test(document.querySelector('[data-testid=notifiers]')?.textContent || ''), null, { timeout: T });
+  check(true, 'the notifier\'s last error is shown');
+  await shot('alerts');
+  await page.goto(`${base}/`);
+  await page.waitForSelector('[data-testid=alerts-badge][data-firing="1"]', { timeout: T });
+  check((await page.textContent('[data-testid=alerts-badge]')) === '1 firing', 'the overview badge counts the firing alert');
+  await page.click('[data-testid=alerts-badge]');
+  await page.waitForURL(/\/alerts$/);
+  check(true, 'the badge links to the alerts page');
+  await shot('overview-badge');
+
+  // 6. A viewer sees no control and is refused one.
+  const v = (await newPage(browser, process.env.VIEWER)).page;
+  pageOut.page = v;
+  const [other] = await send('sleep', [8]);
+  await v.goto(`${base}/tasks/${other}`);
+  await v.waitForSelector('[data-testid=me][data-role=viewer]', { timeout: T });
+  await v.waitForFunction(() => document.querySelector('[data-testid=state]')?.textContent === 'STARTED', null, { timeout: T });
+  check(await v.$('[data-testid=task-actions]') === null && await v.$('[data-testid=terminate]') === null, 'a viewer sees no revoke/terminate');
+  await v.screenshot({ path: path.join(shots, 'viewer-task.png') });
+  await v.goto(`${base}/workers/${encodeURIComponent(worker)}`);
+  await v.waitForSelector('[data-testid=tabpanel]', { timeout: T });
+  check(await v.$('[data-testid=worker-controls]') === null, 'a viewer sees the inspect tabs but no worker controls');
+  await v.goto(`${base}/types`);
+  await v.waitForSelector('text=tasks.sleep', { timeout: T });
+  check(await v.$('[data-testid=limits]') === null, 'a viewer sees no limits form');
+  await v.goto(`${base}/tasks`);
+  await v.waitForSelector('.scroller [data-uuid]', { timeout: T });
+  check(await v.$('[data-testid=revoke-shown]') === null, 'a viewer sees no bulk revoke');
+  check(await v.$('[data-row-menu]') === null, 'a viewer sees no row menu');
+  const refused = await v.evaluate(async (url) => (await fetch(url, { method: 'POST' })).status, `${base}/api/task/revoke/${other}`);
+  check(refused === 403, `a viewer's control request is refused (${refused})`);
+}
+
+async function readonly(browser, shot, pageOut) {
+  const { page } = await newPage(browser);
+  pageOut.page = page;
+  await page.goto(`${base}/workers/${encodeURIComponent(worker)}`);
+  await page.waitForSelector('[data-testid=me]', { timeout: T });
+  check((await page.textContent('[data-testid=me]')).includes('read-only'), 'the header says read-only');
+  await page.waitForSelector('[data-testid=noauth]', { timeout: T });
+  check(true, 'the no-auth banner still warns');
+  await page.waitForSelector('[data-testid=tabpanel] table', { timeout: T });
+  check(await page.$('[data-testid=worker-controls]') === null, 'read-only: inspect tabs but no worker controls');
+  await shot('worker');
+  const [id] = await send('sleep', [6]);
+  await page.goto(`${base}/tasks/${id}`);
+  await page.waitForFunction(() => document.querySelector('[data-testid=state]')?.textContent === 'STARTED', null, { timeout: T });
+  check(await page.$('[data-testid=task-actions]') === null, 'read-only: no revoke/terminate');
+  await page.goto(`${base}/tasks`);
+  await page.waitForSelector('.scroller [data-uuid]', { timeout: T });
+  check(await page.$('[data-testid=revoke-shown]') === null, 'read-only: no bulk revoke');
+  check(await page.$('[data-row-menu]') === null, 'read-only: no row menu');
+  const refused = await page.evaluate(async (url) => {
+    const r = await fetch(url, { method: 'POST' });
+    return [r.status, (await r.json()).error];
+  }, `${base}/api/task/revoke/${id}`);
+  check(refused[0] === 403 && refused[1] === 'Read only mode is enabled', `read-only refuses control (${refused})`);
+}
+
+(async () => {
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  const current = {};
+  const mode = process.env.MODE || 'live';
+  const prefix = mode === 'live' ? '' : mode + '-';
+  const shot = (name) => current.page.screenshot({ path: path.join(shots, prefix + name + '.png'), fullPage: false });
+  try {
+    if (mode === 'controls') await controls(browser, shot, current);
+    else if (mode === 'readonly') await readonly(browser, shot, current);
+    else await live(browser, shot, current);
   } catch (e) {
     log('FAILED:', e.message);
-    await shot('failure').catch(() => {});
+    if (current.page) await shot('failure').catch(() => {});
     await browser.close();
     process.exit(1);
   }

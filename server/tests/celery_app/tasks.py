@@ -21,6 +21,9 @@ app.conf.update(
     # Revoked ids live in the worker's memory only; nothing is persisted.
     worker_state_db=None,
 )
+# `pool_restart` is refused unless enabled; it is also what makes a changed
+# time limit apply to new tasks (tests/control.rs).
+app.conf.worker_pool_restarts = True
 
 
 @app.task

@@ -1,0 +1,208 @@
+//! Scenario `metrics`: how long celeriac takes to render `/metrics` for a
+//! large cluster (issue 3's goal: < 50 ms at 1000 workers × 200 task
+//! names). In-process, on celeriac's own state and renderer: no broker, no
+//! HTTP (the page is served from the buffer timed here).
+//!
+//! The state is built the way ingest builds it, from events: every worker
+//! ran every task name (sent by one of ten clients, received, started,
+//! succeeded, so each (name, worker) series has counters and the runtime,
+//! queue-wait and prefetch histograms), and some tasks failed or retried.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use celeriac::events::{Event, EventKind};
+use celeriac::shared::Shared;
+use celeriac::state::{Limits, State};
+
+/// Scrapes timed after the first (cold) one.
+const STEADY: usize = 7;
+/// Tasks whose events land between two steady-state scrapes: a 15 s scrape
+/// interval at ~130 tasks/s.
+const TASKS_BETWEEN_SCRAPES: usize = 2_000;
+const CLIENTS: usize = 10;
+const QUEUES: usize = 5;
+
+pub struct RenderResult {
+    pub workers: usize,
+    pub names: usize,
+    pub series: usize,
+    pub page_bytes: usize,
+    pub build: Duration,
+    pub first: Duration,
+    pub steady_median: Duration,
+    pub unchanged_median: Duration,
+}
+
+/// The cluster shapes measured: the goal's cross product, and a realistic
+/// one where each worker runs a tenth of the names.
+pub const SHAPES: [(usize, usize); 2] = [(1000, 200), (1000, 20)];
+
+struct Cluster {
+    state: State,
+    now: f64,
+    n: u64,
+}
+
+impl Cluster {
+    fn apply(&mut self, kind: EventKind, host: &str, uuid: &str, f: impl FnOnce(&mut Event)) {
+        let mut e = Event {
+            kind,
+            hostname: host.to_owned(),
+            timestamp: self.now,
+            uuid: Some(uuid.to_owned()),
+            ..Event::default()
+        };
+        f(&mut e);
+        self.state.apply(&e, self.now);
+    }
+
+    /// One task of `name` on worker `w`, through to its end.
+    fn task(&mut self, w: usize, t: usize) {
+        self.n += 1;
+        self.now += 0.000_01;
+        let uuid = format!("{:032x}", self.n);
+        let host = format!("w{w}@host{}", w % 50);
+        let name = format!("proj.tasks.task_{t}");
+        let client = format!(
+            "gen{}@web{}",
+            self.n as usize % CLIENTS,
+            self.n as usize % CLIENTS
+        );
+        let wait = (t % 40) as f64 * 0.05;
+        self.apply(EventKind::TaskSent, &client, &uuid, |e| {
+            e.name = Some(name.clone());
+            e.queue = Some(format!("q{}", t % QUEUES));
+            e.timestamp -= wait + 0.01;
+        });
+        self.apply(EventKind::TaskReceived, &host, &uuid, |e| {
+            e.name = Some(name);
+            e.timestamp -= wait;
+        });
+        self.apply(EventKind::TaskStarted, &host, &uuid, |_| {});
+        let n = self.n;
+        match n % 20 {
+            0 => self.apply(EventKind::TaskFailed, &host, &uuid, |e| {
+                e.exception = Some(format!("ValueError('bad input {n}')"));
+            }),
+            1 => self.apply(EventKind::TaskRetried, &host, &uuid, |e| {
+                e.exception = Some("TimeoutError()".into());
+            }),
+            _ => self.apply(EventKind::TaskSucceeded, &host, &uuid, |e| {
+                e.runtime = Some((t % 50) as f64 * 0.02);
+            }),
+        }
+    }
+}
+
+fn build(workers: usize, names: usize) -> Cluster {
+    let mut c = Cluster {
+        // Aggregates outlive tasks: 10,000 retained tasks keep the build
+        // small without changing the series.
+        state: State::new(Limits {
+            max_tasks: 10_000,
+            max_workers: workers + 10,
+            ..Limits::default()
+        }),
+        now: 1_700_000_000.0,
+        n: 0,
+    };
+    for w in 0..workers {
+        let host = format!("w{w}@host{}", w % 50);
+        let now = c.now;
+        c.apply(EventKind::WorkerHeartbeat, &host, "", |e| {
+            e.uuid = None;
+            e.freq = Some(2.0);
+            e.active = Some(1);
+            e.loadavg = Some([0.5, 0.4, 0.3]);
+            e.timestamp = now;
+        });
+        for t in 0..names {
+            c.task(w, t);
+        }
+    }
+    c
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+pub fn run_shape(workers: usize, names: usize) -> anyhow::Result<RenderResult> {
+    let t = Instant::now();
+    let mut cluster = build(workers, names);
+    let build_time = t.elapsed();
+    let config = celeriac::config::Config::load_from(["celeriac"])
+        .map_err(|e| anyhow::anyhow!("config: {e}"))?;
+    let mut shared = Shared::new(config);
+    let now = cluster.now;
+    // The state is moved in and out around each batch of new events, as
+    // the state owner would apply them between scrapes.
+    let state = std::mem::replace(&mut cluster.state, State::new(Limits::default()));
+    *shared.state.get_mut() = state;
+    let series = shared.state.read().task_series().count();
+
+    let render = |shared: &Shared| {
+        let t = Instant::now();
+        let page = celeriac::metrics::render_page(shared, now);
+        let elapsed = t.elapsed();
+        (elapsed, page.as_ref().len())
+    };
+    let (first, page_bytes) = render(&shared);
+    let mut unchanged = Vec::new();
+    for _ in 0..3 {
+        unchanged.push(render(&shared).0);
+    }
+    let mut steady = Vec::new();
+    for round in 0..STEADY {
+        {
+            let mut state = shared.state.write();
+            std::mem::swap(&mut cluster.state, &mut state);
+            for i in 0..TASKS_BETWEEN_SCRAPES {
+                let k = round * TASKS_BETWEEN_SCRAPES + i;
+                cluster.task((k * 7919) % workers, (k * 104_729) % names);
+            }
+            std::mem::swap(&mut cluster.state, &mut state);
+        }
+        steady.push(render(&shared).0);
+    }
+    Ok(RenderResult {
+        workers,
+        names,
+        series,
+        page_bytes,
+        build: build_time,
+        first,
+        steady_median: median(steady),
+        unchanged_median: median(unchanged),
+    })
+}
+
+pub fn run() -> anyhow::Result<Vec<RenderResult>> {
+    SHAPES.iter().map(|&(w, n)| run_shape(w, n)).collect()
+}
+
+pub fn render(results: &[RenderResult]) -> String {
+    let mut s = String::from(
+        "\n/metrics render (in-process, every worker ran every name; goal < 50 ms at 1000 x 200)\n",
+    );
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    for r in results {
+        let _ = writeln!(
+            s,
+            "  {} workers x {} names: {} series, page {:.1} MB; first render {:.0} ms, \
+             then median {:.1} ms with {TASKS_BETWEEN_SCRAPES} tasks between scrapes, \
+             {:.1} ms unchanged (state built from events in {:.1} s)",
+            r.workers,
+            r.names,
+            r.series,
+            r.page_bytes as f64 / 1e6,
+            ms(r.first),
+            ms(r.steady_median),
+            ms(r.unchanged_median),
+            r.build.as_secs_f64(),
+        );
+    }
+    s
+}

@@ -1,0 +1,113 @@
+//! Builds the engine's [`Inputs`] from celeriac's live state: one short read
+//! lock on the state, then the broker snapshot, health and self metrics.
+
+use alerts::inputs::{EventCounters, Hist, QueueInput, SeriesInput, StartedTask, WorkerInput};
+use alerts::Inputs;
+use api::TaskState;
+use prometheus::core::Collector;
+
+use crate::shared::Shared;
+use crate::state::{Histogram, RUNTIME_BUCKETS};
+
+fn hist(h: &Histogram) -> Hist {
+    Hist {
+        cumulative: h.buckets.to_vec(),
+        count: h.count,
+    }
+}
+
+/// What the rules need; `with_started` scans the retained tasks for ones in
+/// STARTED, which only `task_stuck_started` rules need.
+pub fn gather(shared: &Shared, now: f64, started_at: f64, with_started: bool) -> Inputs {
+    let (series, started, workers) = {
+        let state = shared.state.read();
+        let series: Vec<SeriesInput> = state
+            .task_series()
+            // Series of `task-sent` (the client's hostname) carry nothing
+            // the rules read; skip them. Running tasks' series carry
+            // queue wait before any success or failure.
+            .filter(|s| {
+                let c = s.counts;
+                c.succeeded > 0 || !c.failed.is_empty() || c.queue_wait.count > 0
+            })
+            .map(|s| SeriesInput {
+                task: s.name.to_owned(),
+                queue: s.queue.to_owned(),
+                succeeded: s.counts.succeeded,
+                failed: s.counts.failed_total(),
+                runtime: hist(&s.counts.runtime),
+                queue_wait: hist(&s.counts.queue_wait),
+            })
+            .collect();
+        let started: Vec<StartedTask> = if with_started {
+            state
+                .tasks()
+                .filter(|t| *t.state == TaskState::Started)
+                .filter_map(|t| {
+                    Some(StartedTask {
+                        name: t.name?.to_owned(),
+                        worker: t.worker.unwrap_or_default().to_owned(),
+                        started_at: t.started?,
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let workers: Vec<WorkerInput> = state
+            .workers(now)
+            .into_iter()
+            .map(|w| WorkerInput {
+                offline_since: (!w.status).then(|| {
+                    // Missed heartbeats: offline since they expired; a
+                    // `worker-offline` event: since its last heartbeat.
+                    w.heartbeat_expires
+                        .or(w.last_heartbeat)
+                        .unwrap_or(now)
+                        .min(now)
+                }),
+                hostname: w.hostname,
+            })
+            .collect();
+        (series, started, workers)
+    };
+    let snapshot = shared.broker.snapshot();
+    let queues = snapshot.source.map(|_| {
+        snapshot
+            .queues
+            .iter()
+            .map(|q| QueueInput {
+                name: q.name.clone(),
+                ready: q.messages_ready,
+                consumers: q.consumers,
+            })
+            .collect()
+    });
+    let m = &shared.metrics;
+    Inputs {
+        now,
+        started_at,
+        queues,
+        series,
+        runtime_bounds: RUNTIME_BUCKETS.to_vec(),
+        // `--queue-wait-buckets` may replace the default bounds.
+        queue_wait_bounds: shared.config.queue_wait_buckets.bounds().to_vec(),
+        started,
+        workers,
+        last_event_at: shared.health.last_event_at(),
+        events: EventCounters {
+            ingested: m.events_ingested.get(),
+            malformed: sum(&m.events_malformed),
+            dropped: sum(&m.events_dropped),
+        },
+    }
+}
+
+/// The total of a labelled counter over all its label values.
+fn sum(c: &prometheus::IntCounterVec) -> u64 {
+    c.collect()
+        .iter()
+        .flat_map(|f| f.get_metric())
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum()
+}
