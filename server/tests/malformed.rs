@@ -6,9 +6,8 @@ mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use lapin::options::{BasicPublishOptions, ExchangeDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::options::BasicPublishOptions;
+use lapin::{Channel, Connection};
 use serde_json::{json, Value};
 use support::{eventually, metric_value, Celeriac, TestVhost, Worker, WorkerOpts};
 
@@ -27,26 +26,7 @@ impl Publisher {
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let (conn, channel) = rt.block_on(async {
-            let conn = Connection::connect(&vhost.amqp_url(), ConnectionProperties::default())
-                .await
-                .expect("connect to RabbitMQ");
-            let channel = conn.create_channel().await.expect("open a channel");
-            // Exactly Celery's flags, or the broker refuses the declare (§1.1).
-            channel
-                .exchange_declare(
-                    "celeryev".into(),
-                    ExchangeKind::Topic,
-                    ExchangeDeclareOptions {
-                        durable: true,
-                        ..ExchangeDeclareOptions::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .expect("declare celeryev");
-            (conn, channel)
-        });
+        let (conn, channel) = rt.block_on(support::events::connect(&vhost.amqp_url()));
         Publisher {
             rt,
             channel,
@@ -55,16 +35,7 @@ impl Publisher {
     }
 
     fn publish(&self, routing_key: &str, body: &[u8]) {
-        let mut headers = FieldTable::default();
-        headers.insert(
-            ShortString::from("hostname"),
-            AMQPValue::LongString("probe@test".into()),
-        );
-        let props = BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_content_encoding("utf-8".into())
-            .with_delivery_mode(1)
-            .with_headers(headers);
+        let props = support::events::properties("probe@test");
         self.rt.block_on(async {
             self.channel
                 .basic_publish(

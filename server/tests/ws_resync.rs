@@ -22,9 +22,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use api::ws::WsMessage;
-use lapin::options::{BasicPublishOptions, ExchangeDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use lapin::options::BasicPublishOptions;
 use support::{eventually, Celeriac, TestVhost};
 use tungstenite::{Message, WebSocket};
 
@@ -57,33 +55,8 @@ fn start_publisher(vhost: &TestVhost, stop: Arc<AtomicBool>) -> JoinHandle<u64> 
             .build()
             .expect("tokio runtime");
         rt.block_on(async move {
-            let conn = Connection::connect(&url, ConnectionProperties::default())
-                .await
-                .expect("connect to RabbitMQ");
-            let channel = conn.create_channel().await.expect("open a channel");
-            // Exactly Celery's flags, or the broker refuses the declare (§1.1).
-            channel
-                .exchange_declare(
-                    "celeryev".into(),
-                    ExchangeKind::Topic,
-                    ExchangeDeclareOptions {
-                        durable: true,
-                        ..ExchangeDeclareOptions::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .expect("declare celeryev");
-            let mut headers = FieldTable::default();
-            headers.insert(
-                ShortString::from("hostname"),
-                AMQPValue::LongString("w1@resync".into()),
-            );
-            let props = BasicProperties::default()
-                .with_content_type("application/json".into())
-                .with_content_encoding("utf-8".into())
-                .with_delivery_mode(1)
-                .with_headers(headers);
+            let (conn, channel) = support::events::connect(&url).await;
+            let props = support::events::properties("w1@resync");
             // Long enough args that a row is a few hundred bytes (the server
             // clips row texts at 256).
             let args = format!("('{}',)", "x".repeat(200));

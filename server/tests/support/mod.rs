@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod events;
+
 pub const CELERY_APP_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/celery_app");
 
 // ---------------------------------------------------------------------------
