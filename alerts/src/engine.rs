@@ -79,17 +79,7 @@ impl Engine {
             }
             if let Some(actives) = self.active.remove(&rule.name) {
                 for (instance, a) in actives {
-                    if a.firing_since.is_some() {
-                        let n = notification(
-                            rule,
-                            &instance,
-                            &a,
-                            AlertStatus::Resolved,
-                            now,
-                            &self.generator_url,
-                        );
-                        push(&mut out, rule, n);
-                    }
+                    push_resolved(&mut out, rule, &instance, &a, now, &self.generator_url);
                 }
             }
         }
@@ -164,17 +154,7 @@ impl Engine {
             }
             for instance in cleared {
                 if let Some(a) = actives.remove(&instance) {
-                    if a.firing_since.is_some() {
-                        let n = notification(
-                            rule,
-                            &instance,
-                            &a,
-                            AlertStatus::Resolved,
-                            now,
-                            &self.generator_url,
-                        );
-                        push(&mut out, rule, n);
-                    }
+                    push_resolved(&mut out, rule, &instance, &a, now, &self.generator_url);
                 }
             }
         }
@@ -317,6 +297,22 @@ fn notification(
 }
 
 /// One copy of `n` per notifier of the rule.
+/// The resolve of an alert that ends: only one that fired was ever
+/// announced, so a pending one ends silently.
+fn push_resolved(
+    out: &mut Vec<Outgoing>,
+    rule: &Rule,
+    instance: &str,
+    a: &Active,
+    now: f64,
+    generator_url: &Option<String>,
+) {
+    if a.firing_since.is_some() {
+        let n = notification(rule, instance, a, AlertStatus::Resolved, now, generator_url);
+        push(out, rule, n);
+    }
+}
+
 fn push(out: &mut Vec<Outgoing>, rule: &Rule, n: Notification) {
     for name in &rule.notify {
         out.push(Outgoing {

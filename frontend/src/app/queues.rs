@@ -13,10 +13,9 @@ use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
-use leptos_router::NavigateOptions;
 use serde::Deserialize;
 
-use super::util::{enc, href, input_value};
+use super::util::{enc, href, in_place, input_value, with_query};
 
 /// How often the page asks the server; its own broker poll defaults to 5 s,
 /// so polling faster would only repeat samples.
@@ -176,26 +175,14 @@ pub fn Queues() -> impl IntoView {
     };
     let filter = move || query.with(|q| q.get("q")).unwrap_or_default();
     let go = move |sort: String, q: String| {
-        let mut parts = Vec::new();
+        let mut pairs = Vec::new();
         if sort != "-depth" {
-            parts.push(format!("sort={}", enc(&sort)));
+            pairs.push(("sort", sort));
         }
         if !q.is_empty() {
-            parts.push(format!("q={}", enc(&q)));
+            pairs.push(("q", q));
         }
-        let url = if parts.is_empty() {
-            "/queues".to_owned()
-        } else {
-            format!("/queues?{}", parts.join("&"))
-        };
-        navigate(
-            &url,
-            NavigateOptions {
-                replace: true,
-                scroll: false,
-                ..Default::default()
-            },
-        );
+        navigate(&with_query("/queues", &pairs), in_place());
     };
 
     let rows = move || {

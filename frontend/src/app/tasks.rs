@@ -5,10 +5,9 @@ use api::ws::TaskRow;
 use api::TaskState;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
-use leptos_router::NavigateOptions;
 
 use super::pages::NoEvents;
-use super::util::{absolute, copy, enc, href, input_value, Ago};
+use super::util::{absolute, copy, enc, href, in_place, input_value, with_query, Ago};
 use crate::model::{created, duration, Column, Filter, Model, Sort, STATES};
 
 /// Row height in px: rows are positioned, not laid out, so only the visible
@@ -47,23 +46,7 @@ pub fn Tasks() -> impl IntoView {
         if s != Sort::default() {
             pairs.push(("sort", s.to_param()));
         }
-        let qs: Vec<String> = pairs
-            .iter()
-            .map(|(k, v)| format!("{k}={}", enc(v)))
-            .collect();
-        let url = if qs.is_empty() {
-            "/tasks".to_owned()
-        } else {
-            format!("/tasks?{}", qs.join("&"))
-        };
-        navigate(
-            &url,
-            NavigateOptions {
-                replace: true,
-                scroll: false,
-                ..Default::default()
-            },
-        );
+        navigate(&with_query("/tasks", &pairs), in_place());
     };
     let list = Memo::new(move |_| {
         let (f, s) = (filter.get(), sort.get());

@@ -24,6 +24,31 @@ pub fn enc(s: &str) -> String {
     js_sys::encode_uri_component(s).into()
 }
 
+/// `path?k=v&...` with the values encoded; just `path` without pairs. A
+/// page's filters live in its URL, so a view can be shared.
+pub fn with_query(path: &str, pairs: &[(&str, String)]) -> String {
+    let qs: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", enc(v)))
+        .collect();
+    if qs.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", qs.join("&"))
+    }
+}
+
+/// Navigation that rewrites the current history entry and keeps the
+/// scroll position: for filter and sort changes, not for moving between
+/// pages.
+pub fn in_place() -> leptos_router::NavigateOptions {
+    leptos_router::NavigateOptions {
+        replace: true,
+        scroll: false,
+        ..Default::default()
+    }
+}
+
 /// Absolute local time for tooltips.
 pub fn absolute(t: f64) -> String {
     let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(t * 1000.0));
