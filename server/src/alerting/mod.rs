@@ -275,9 +275,9 @@ pub fn check_command(args: &[String]) -> ExitCode {
     for file in args {
         match check_file(Path::new(file)) {
             Ok(set) => println!(
-                "{file}: OK ({} rules, {} notifiers)",
-                set.rules.len(),
-                set.notifiers.len()
+                "{file}: OK ({}, {})",
+                counted(set.rules.len(), "rule"),
+                counted(set.notifiers.len(), "notifier")
             ),
             Err(e) => {
                 eprintln!("{e}");
@@ -307,6 +307,11 @@ pub fn parse_interval(s: &str) -> Result<f64, String> {
     } else {
         Err(format!("`{s}` is too short: at least 50ms"))
     }
+}
+
+/// `1 rule`, `2 rules`.
+fn counted(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 #[cfg(test)]
