@@ -381,6 +381,23 @@ fn reload_by_api_and_sighup_keeps_alert_state() {
         all["reload_error"].as_str().unwrap().contains("5x"),
         "{all}"
     );
+    // Both reloads are operators' actions in the audit log, newest first,
+    // with their outcome.
+    let audit = celeriac.get_json("/api/audit?limit=10");
+    let reloads: Vec<&serde_json::Value> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["command"] == "alerts_reload")
+        .collect();
+    assert_eq!(reloads.len(), 2, "{audit}");
+    assert_eq!(reloads[0]["status"], 422, "{audit}");
+    assert!(reloads[0]["replies"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("5x"));
+    assert_eq!(reloads[1]["status"], 200, "{audit}");
+    assert_eq!(reloads[1]["replies"]["rules"], 2, "{audit}");
 
     // SIGHUP reloads too; removing a firing rule resolves it.
     std::fs::write(

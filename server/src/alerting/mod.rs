@@ -180,6 +180,11 @@ impl Alerting {
         n
     }
 
+    /// The rule file (`--alerts`), if any.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
     /// `GET /api/alerts`.
     pub fn response(&self) -> AlertsResponse {
         let mut r = AlertsResponse {

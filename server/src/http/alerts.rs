@@ -1,17 +1,21 @@
 //! `GET /api/alerts` (rules, live state, notifiers) and
 //! `POST /api/alerts/reload` (operators; the auth middleware refuses POSTs
-//! from viewers and in read-only mode).
+//! from viewers and in read-only mode). A reload is an operator's action,
+//! so it goes to the audit log like a control command.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
+use serde_json::{json, Value};
 
 use super::errors::HttpError;
 use crate::alerting::ReloadError;
-use crate::shared::Shared;
+use crate::audit::AuditEntry;
+use crate::auth::Principal;
+use crate::shared::{self, Shared};
 
 pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -27,17 +31,35 @@ async fn list(State(shared): State<Arc<Shared>>) -> Json<api::alerts::AlertsResp
 /// error (the previous rules stay in force).
 async fn reload(
     State(shared): State<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
 ) -> Result<Json<api::alerts::AlertsResponse>, HttpError> {
     let s = shared.clone();
     let result = tokio::task::spawn_blocking(move || s.alerting.reload())
         .await
         .map_err(|e| HttpError::internal(format!("reload failed: {e}")))?;
+    let (status, outcome) = match &result {
+        Ok(rules) => (StatusCode::OK, json!({ "rules": rules })),
+        Err(e @ ReloadError::Disabled) => (StatusCode::CONFLICT, json!({ "error": e.to_string() })),
+        Err(e @ ReloadError::Invalid(_)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({ "error": e.to_string() }),
+        ),
+    };
+    let file = shared.alerting.file().map(|f| f.display().to_string());
+    shared.ops.audit.record(AuditEntry {
+        id: 0,
+        time: shared::now(),
+        user: who.name.clone(),
+        role: who.role,
+        command: "alerts_reload".to_owned(),
+        arguments: json!({ "file": file }),
+        target: Value::String("celeriac".to_owned()),
+        status: status.as_u16(),
+        replies: outcome,
+        no_reply: Vec::new(),
+    });
     match result {
         Ok(_) => Ok(Json(shared.alerting.response())),
-        Err(e @ ReloadError::Disabled) => Err(HttpError::new(StatusCode::CONFLICT, e.to_string())),
-        Err(e @ ReloadError::Invalid(_)) => Err(HttpError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            e.to_string(),
-        )),
+        Err(e) => Err(HttpError::new(status, e.to_string())),
     }
 }
