@@ -4,7 +4,7 @@ use api::Worker;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-use super::util::{enc, href, Ago};
+use super::util::{enc, href, sort_mark, Ago};
 use crate::model::{duration, Model};
 
 fn model() -> RwSignal<Model> {
@@ -208,16 +208,7 @@ pub fn Workers() -> impl IntoView {
             };
             href(&format!("/workers?sort={next}"))
         };
-        let mark = move || {
-            let cur = sort();
-            if cur == key {
-                " ▲"
-            } else if cur.strip_prefix('-') == Some(key) {
-                " ▼"
-            } else {
-                ""
-            }
-        };
+        let mark = move || sort_mark(&sort(), key);
         view! { <th><a href=link>{label}{mark}</a></th> }
     };
     view! {

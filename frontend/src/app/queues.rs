@@ -15,7 +15,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use serde::Deserialize;
 
-use super::util::{enc, href, in_place, input_value, with_query};
+use super::util::{enc, href, in_place, input_value, sort_mark, with_query};
 
 /// How often the page asks the server; its own broker poll defaults to 5 s,
 /// so polling faster would only repeat samples.
@@ -234,16 +234,7 @@ pub fn Queues() -> impl IntoView {
             };
             href(&format!("/queues?sort={}{q}", enc(&next)))
         };
-        let mark = move || {
-            let cur = sort();
-            if cur == key {
-                " ▲"
-            } else if cur.strip_prefix('-') == Some(key) {
-                " ▼"
-            } else {
-                ""
-            }
-        };
+        let mark = move || sort_mark(&sort(), key);
         view! { <th class:num=num><a href=link>{label}{mark}</a></th> }
     };
     let search = go;

@@ -38,6 +38,18 @@ pub fn with_query(path: &str, pairs: &[(&str, String)]) -> String {
     }
 }
 
+/// The arrow a sortable column's header shows: `sort` is the page's sort
+/// parameter (`key`, or `-key` for descending).
+pub fn sort_mark(sort: &str, key: &str) -> &'static str {
+    if sort == key {
+        " ▲"
+    } else if sort.strip_prefix('-') == Some(key) {
+        " ▼"
+    } else {
+        ""
+    }
+}
+
 /// Navigation that rewrites the current history entry and keeps the
 /// scroll position: for filter and sort changes, not for moving between
 /// pages.

@@ -221,6 +221,26 @@ fn render_large_cluster() {
 /// sent → started and received → started are observed on task-started;
 /// ETA tasks are left out; the whole page, with the queue and Flower
 /// families, parses (and passes `promtool check metrics` when installed).
+/// Task `a` of `t.add`: sent to `q1` at `t0`, received by `w1@vm` 1 s later,
+/// started 3 s after sending (3 s of queue wait, 2 s of prefetch).
+fn sent_received_started(state: &mut State, t0: f64) {
+    let mut sent = event(EventKind::TaskSent, "client@vm", "a", Some("t.add"), t0);
+    sent.queue = Some("q1".into());
+    state.apply(&sent, t0);
+    let received = event(
+        EventKind::TaskReceived,
+        "w1@vm",
+        "a",
+        Some("t.add"),
+        t0 + 1.0,
+    );
+    state.apply(&received, t0);
+    state.apply(
+        &event(EventKind::TaskStarted, "w1@vm", "a", None, t0 + 3.0),
+        t0,
+    );
+}
+
 #[test]
 fn queue_wait_prefetch_queues_and_flower_families_render() {
     let mut config = crate::config::Config::load_from(["celeriac", "--flower-metrics"]).unwrap();
@@ -228,23 +248,7 @@ fn queue_wait_prefetch_queues_and_flower_families_render() {
     let mut shared = Shared::new(config);
     let mut state = State::new(Limits::default());
     let t0 = 1_000.0;
-    let mut sent = event(EventKind::TaskSent, "client@vm", "a", Some("t.add"), t0);
-    sent.queue = Some("q1".into());
-    state.apply(&sent, t0);
-    state.apply(
-        &event(
-            EventKind::TaskReceived,
-            "w1@vm",
-            "a",
-            Some("t.add"),
-            t0 + 1.0,
-        ),
-        t0,
-    );
-    state.apply(
-        &event(EventKind::TaskStarted, "w1@vm", "a", None, t0 + 3.0),
-        t0,
-    );
+    sent_received_started(&mut state, t0);
     let mut eta = event(EventKind::TaskReceived, "w1@vm", "b", Some("t.add"), t0);
     eta.eta = Some("2030-01-01T00:00:00+00:00".into());
     state.apply(&eta, t0);
@@ -423,23 +427,7 @@ fn queue_wait_buckets_are_configurable() {
     let mut shared = Shared::new(config);
     let mut state = State::new(shared.state.read().limits().clone());
     let t0 = 1_000.0;
-    let mut sent = event(EventKind::TaskSent, "client@vm", "a", Some("t.add"), t0);
-    sent.queue = Some("q1".into());
-    state.apply(&sent, t0);
-    state.apply(
-        &event(
-            EventKind::TaskReceived,
-            "w1@vm",
-            "a",
-            Some("t.add"),
-            t0 + 1.0,
-        ),
-        t0,
-    );
-    state.apply(
-        &event(EventKind::TaskStarted, "w1@vm", "a", None, t0 + 3.0),
-        t0,
-    );
+    sent_received_started(&mut state, t0);
     shared.state = parking_lot::RwLock::new(state);
     let out = super::render(&shared, t0);
     let samples = testing::parse(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
