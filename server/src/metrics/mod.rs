@@ -20,7 +20,7 @@ pub use task_page::{write_task_series, TaskPage};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use parking_lot::Mutex;
+use bytes::Bytes;
 use prometheus::TextEncoder;
 
 use crate::shared::Shared;
@@ -29,55 +29,21 @@ use crate::state::TaskSeries;
 /// The content type of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The whole `/metrics` page: the Celery families from the state's
-/// counters (one read lock, no scan over tasks), then celeriac's own.
+/// The whole `/metrics` page as one string (tests, and callers that want
+/// text rather than a response body).
 pub fn render(shared: &Shared, now: f64) -> String {
-    let mut out = String::new();
-    render_into(shared, now, &mut out);
-    out
+    render_page(shared, now).to_string()
 }
 
-/// [`render`] into a buffer kept from the previous scrape. A page of
-/// thousands of series is tens of megabytes, and faulting in that much
-/// fresh memory on every scrape costs more than formatting it.
+/// The whole `/metrics` page: the Celery families from the state's
+/// counters (one read lock, no scan over tasks), then celeriac's own. The
+/// task families are shared slices of the text cached in [`TaskPage`]:
+/// a scrape copies none of it, which is most of a large page.
 pub fn render_page(shared: &Shared, now: f64) -> Page {
-    let mut out = SPARE.lock().take().unwrap_or_default();
-    render_into(shared, now, &mut out);
-    Page(out)
-}
-
-/// A rendered page; its buffer goes back for the next scrape once the
-/// response has been sent.
-pub struct Page(String);
-
-impl AsRef<[u8]> for Page {
-    fn as_ref(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-}
-
-impl Drop for Page {
-    fn drop(&mut self) {
-        let mut buf = std::mem::take(&mut self.0);
-        // Keep what the next page will need, not the peak of a burst of
-        // series that has since been purged.
-        if buf.capacity() > 2 * buf.len() + (1 << 20) {
-            return;
-        }
-        buf.clear();
-        *SPARE.lock() = Some(buf);
-    }
-}
-
-static SPARE: Mutex<Option<String>> = Mutex::new(None);
-
-/// Length of the last page rendered, to size the next one: growing a
-/// multi-megabyte buffer by doubling copies it several times over.
-static LAST_LEN: AtomicUsize = AtomicUsize::new(0);
-
-fn render_into(shared: &Shared, now: f64, out: &mut String) {
-    out.clear();
-    out.reserve(LAST_LEN.load(Ordering::Relaxed) / 8 * 9 + 4096);
+    let mut chunks = Vec::with_capacity(LAST_CHUNKS.load(Ordering::Relaxed) + 1);
+    // Everything after the task families: a few lines per worker and queue.
+    let mut out = String::with_capacity(LAST_TAIL.load(Ordering::Relaxed) / 8 * 9 + 4096);
+    let out = &mut out;
     {
         let state = shared.state.read();
         let mut series: Vec<TaskSeries<'_>> = state.task_series().collect();
@@ -85,8 +51,13 @@ fn render_into(shared: &Shared, now: f64, out: &mut String) {
         series.extend(folded.series());
         {
             let mut page = shared.metrics.task_page.lock();
-            page.get_or_insert_with(|| TaskPage::new(shared.config.queue_wait_buckets.bounds()))
-                .write(out, &series);
+            page.get_or_insert_with(|| {
+                TaskPage::new(
+                    &crate::state::RUNTIME_BUCKETS,
+                    shared.config.queue_wait_buckets.bounds(),
+                )
+            })
+            .write(&mut chunks, &series);
         }
         write_names_folded(out, folded.names_folded);
         let workers = state.workers(now);
@@ -115,7 +86,52 @@ fn render_into(shared: &Shared, now: f64, out: &mut String) {
         // families above are still worth serving.
         tracing::error!("encoding self metrics: {e}");
     }
-    LAST_LEN.store(out.len(), Ordering::Relaxed);
+    LAST_CHUNKS.store(chunks.len(), Ordering::Relaxed);
+    LAST_TAIL.store(out.len(), Ordering::Relaxed);
+    chunks.push(Bytes::from(std::mem::take(out)));
+    Page::new(chunks)
+}
+
+/// Sizes of the last page, to size the next one: growing a multi-megabyte
+/// buffer by doubling copies it several times over.
+static LAST_CHUNKS: AtomicUsize = AtomicUsize::new(0);
+static LAST_TAIL: AtomicUsize = AtomicUsize::new(0);
+
+/// A rendered page: slices of the cached task text and the rest, in order.
+pub struct Page {
+    chunks: Vec<Bytes>,
+    len: usize,
+}
+
+impl Page {
+    fn new(chunks: Vec<Bytes>) -> Page {
+        let len = chunks.iter().map(Bytes::len).sum();
+        Page { chunks, len }
+    }
+
+    /// Bytes in the whole page.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The page's pieces, in order.
+    pub fn into_chunks(self) -> Vec<Bytes> {
+        self.chunks
+    }
+}
+
+impl std::fmt::Display for Page {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for c in &self.chunks {
+            // Every chunk was made from a `String`.
+            f.write_str(std::str::from_utf8(c).map_err(|_| std::fmt::Error)?)?;
+        }
+        Ok(())
+    }
 }
 
 fn write_names_folded(out: &mut String, n: usize) {

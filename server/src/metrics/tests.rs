@@ -5,7 +5,7 @@ use super::{write_task_series, write_workers};
 use crate::events::{Event, EventKind};
 use crate::shared::Shared;
 use crate::state::{
-    Histogram, Limits, State, TaskCounts, TaskSeries, QUEUE_WAIT_BUCKETS, RUNTIME_BUCKETS,
+    Histogram, Limits, Stamp, State, TaskCounts, TaskSeries, QUEUE_WAIT_BUCKETS, RUNTIME_BUCKETS,
 };
 
 fn counts() -> TaskCounts {
@@ -34,9 +34,10 @@ fn label_values_are_escaped_and_parse_back() {
         hostname: "w1@vm",
         queue: "q,{x}=y",
         counts: &c,
+        stamp: Stamp::default(),
     }];
     let mut out = String::new();
-    write_task_series(&mut out, &series, &QUEUE_WAIT_BUCKETS);
+    write_task_series(&mut out, &series, &RUNTIME_BUCKETS, &QUEUE_WAIT_BUCKETS);
     let samples = testing::parse(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
     let labels = [
         ("name", "tasks.\"quoted\"\\back\nline"),
@@ -88,16 +89,18 @@ fn each_family_is_declared_once_and_contiguous() {
             hostname: "w1@vm",
             queue: "celery",
             counts: &a,
+            stamp: Stamp::default(),
         },
         TaskSeries {
             name: "b",
             hostname: "w2@vm",
             queue: "celery",
             counts: &b,
+            stamp: Stamp::default(),
         },
     ];
     let mut out = String::new();
-    write_task_series(&mut out, &series, &QUEUE_WAIT_BUCKETS);
+    write_task_series(&mut out, &series, &RUNTIME_BUCKETS, &QUEUE_WAIT_BUCKETS);
     let workers = [
         worker("w1@vm", true, Some(3)),
         worker("w2@vm", false, Some(3)),
@@ -207,7 +210,7 @@ fn render_large_cluster() {
         let t = Instant::now();
         let page = super::render_page(&shared, now);
         times.push(t.elapsed());
-        bytes = page.as_ref().len();
+        bytes = page.len();
     }
     times.sort();
     println!(
@@ -374,48 +377,6 @@ fn purged_workers_take_their_series_with_them() {
     state.tick(t0 + 20.0);
     let hosts: Vec<&str> = state.task_series().map(|s| s.hostname).collect();
     assert_eq!(hosts, ["w2@vm"]);
-}
-
-/// The per-series cache: after counts change, a series appears, or one is
-/// purged, the cached page is exactly what a fresh render gives.
-#[test]
-fn cached_page_matches_a_fresh_render_after_changes() {
-    let mut a = counts();
-    let mut b = TaskCounts {
-        sent: 2,
-        ..TaskCounts::default()
-    };
-    let c = counts();
-    let mut page = super::TaskPage::new(&QUEUE_WAIT_BUCKETS);
-    fn s<'a>(name: &'a str, hostname: &'a str, counts: &'a TaskCounts) -> TaskSeries<'a> {
-        TaskSeries {
-            name,
-            hostname,
-            queue: "celery",
-            counts,
-        }
-    }
-    let check = |page: &mut super::TaskPage, series: &[TaskSeries<'_>]| {
-        let (mut cached, mut fresh) = (String::new(), String::new());
-        page.write(&mut cached, series);
-        write_task_series(&mut fresh, series, &QUEUE_WAIT_BUCKETS);
-        assert_eq!(cached, fresh);
-        testing::parse(&cached).unwrap_or_else(|e| panic!("{e}\n{cached}"));
-        cached
-    };
-    check(&mut page, &[s("a", "w1@vm", &a), s("b", "client@vm", &b)]);
-    a.succeeded += 1;
-    a.runtime.observe(0.01);
-    a.add_failed("KeyError");
-    b.sent += 1;
-    let out = check(&mut page, &[s("a", "w1@vm", &a), s("b", "client@vm", &b)]);
-    assert!(out.contains("exception=\"KeyError\""), "{out}");
-    assert!(out.contains(
-        "celery_task_sent_total{name=\"b\",hostname=\"client@vm\",queue_name=\"celery\"} 3\n"
-    ));
-    // w1's series purged, a new one after: positions shift.
-    check(&mut page, &[s("b", "client@vm", &b), s("c", "w2@vm", &c)]);
-    check(&mut page, &[s("c", "w2@vm", &c)]);
 }
 
 /// `--queue-wait-buckets` sets the `le` bounds of the queue wait and

@@ -146,6 +146,19 @@ pub struct TaskSeries<'a> {
     pub hostname: &'a str,
     pub queue: &'a str,
     pub counts: &'a TaskCounts,
+    /// Which series this is and when it last changed, so a reader that
+    /// keeps something per series (the `/metrics` text) can tell what
+    /// changed without comparing names and counts.
+    pub stamp: Stamp,
+}
+
+/// A series' identity and version within one [`crate::state::State`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stamp {
+    /// Never reused for another series of the same state.
+    pub id: u64,
+    /// Differs after every event counted into the series.
+    pub changed: u64,
 }
 
 /// Which counter an event bumps.
@@ -173,7 +186,9 @@ type SeriesKey = (Sym, Sym, Sym);
 #[derive(Debug)]
 pub(crate) struct Aggregates {
     index: HashMap<SeriesKey, usize>,
-    series: Vec<(SeriesKey, TaskCounts)>,
+    series: Vec<(SeriesKey, TaskCounts, Stamp)>,
+    /// Events counted so far: the source of [`Stamp`]s.
+    clock: u64,
     /// Bounds of `queue_wait` and `prefetch` (`--queue-wait-buckets`).
     queue_wait_bounds: std::sync::Arc<[f64]>,
 }
@@ -183,21 +198,26 @@ impl Aggregates {
         Aggregates {
             index: HashMap::new(),
             series: Vec::new(),
+            clock: 0,
             queue_wait_bounds,
         }
     }
 
     pub(crate) fn count(&mut self, name: Sym, hostname: Sym, queue: Sym, what: Count<'_>) {
         let key = (name, hostname, queue);
+        self.clock += 1;
         let i = match self.index.get(&key) {
             Some(&i) => i,
             None => {
-                self.series.push((key, TaskCounts::default()));
+                let id = self.clock;
+                self.series
+                    .push((key, TaskCounts::default(), Stamp { id, changed: 0 }));
                 self.index.insert(key, self.series.len() - 1);
                 self.series.len() - 1
             }
         };
-        let c = &mut self.series[i].1;
+        let (_, c, stamp) = &mut self.series[i];
+        stamp.changed = self.clock;
         match what {
             Count::Sent => c.sent += 1,
             Count::Received => c.received += 1,
@@ -233,12 +253,12 @@ impl Aggregates {
         if hosts.is_empty() {
             return;
         }
-        self.series.retain(|((_, h, _), _)| !hosts.contains(h));
+        self.series.retain(|((_, h, _), _, _)| !hosts.contains(h));
         self.index = self
             .series
             .iter()
             .enumerate()
-            .map(|(i, (k, _))| (*k, i))
+            .map(|(i, (k, _, _))| (*k, i))
             .collect();
     }
 
@@ -248,11 +268,12 @@ impl Aggregates {
     ) -> impl Iterator<Item = TaskSeries<'a>> + 'a {
         self.series
             .iter()
-            .map(move |((n, h, q), counts)| TaskSeries {
+            .map(move |((n, h, q), counts, stamp)| TaskSeries {
                 name: strings.resolve(*n),
                 hostname: strings.resolve(*h),
                 queue: strings.resolve(*q),
                 counts,
+                stamp: *stamp,
             })
     }
 }
@@ -268,5 +289,43 @@ pub fn exception_class(exception: &str) -> &str {
         &exception[..end]
     } else {
         UNKNOWN_EXCEPTION
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::intern::Interner;
+
+    /// What the `/metrics` cache relies on: a series' stamp changes with
+    /// every event counted into it and with nothing else, and a series made
+    /// again after a purge is not taken for the old one.
+    #[test]
+    fn stamps_change_with_each_count_and_ids_are_never_reused() {
+        let mut strings = Interner::default();
+        let (name, w1, w2, q) = (
+            strings.intern("t.add"),
+            strings.intern("w1@vm"),
+            strings.intern("w2@vm"),
+            strings.intern("celery"),
+        );
+        let mut a = Aggregates::new(QUEUE_WAIT_BUCKETS.into());
+        let stamps = |a: &Aggregates| -> Vec<Stamp> { a.iter(&strings).map(|s| s.stamp).collect() };
+        a.count(name, w1, q, Count::Received);
+        a.count(name, w2, q, Count::Received);
+        let before = stamps(&a);
+        assert_ne!(before[0].id, before[1].id);
+
+        a.count(name, w1, q, Count::Succeeded { runtime: Some(0.1) });
+        let after = stamps(&a);
+        assert_eq!(after[0].id, before[0].id);
+        assert_ne!(after[0].changed, before[0].changed);
+        assert_eq!(after[1], before[1], "w2's series did not change");
+
+        a.remove_hosts(&[w1]);
+        a.count(name, w1, q, Count::Received);
+        let again = stamps(&a);
+        assert_eq!(again[0], before[1]);
+        assert!(again[1].id != before[0].id && again[1].id != before[1].id);
     }
 }

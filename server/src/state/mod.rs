@@ -36,8 +36,8 @@ use hashbrown::{HashMap, HashSet};
 use crate::events::{Event, EventKind};
 
 pub use aggregates::{
-    exception_class, Histogram, TaskCounts, TaskSeries, EVENT_COUNT_NAMES, QUEUE_WAIT_BUCKETS,
-    RUNTIME_BUCKETS, UNKNOWN_EXCEPTION,
+    exception_class, Histogram, Stamp, TaskCounts, TaskSeries, EVENT_COUNT_NAMES,
+    QUEUE_WAIT_BUCKETS, RUNTIME_BUCKETS, UNKNOWN_EXCEPTION,
 };
 pub use view::TaskView;
 
