@@ -67,7 +67,7 @@ fn rustup_has_wasm32() -> bool {
 }
 
 fn ensure_debian_packages() -> Result<()> {
-    apt_ensure(
+    crate::apt::ensure(
         &DEBIAN_PACKAGES,
         "rustc-web, rust-web-src, lld-22",
         "~1 min",
@@ -77,48 +77,7 @@ fn ensure_debian_packages() -> Result<()> {
 /// Debian's Chromium, which the browser tests and the dashboard benchmark
 /// drive with playwright-core (`/usr/bin/chromium`).
 pub fn ensure_chromium() -> Result<()> {
-    apt_ensure(&["chromium"], "chromium", "~2 min")
-}
-
-/// Installs the Debian packages of `packages` that are missing, with one
-/// progress line either way.
-fn apt_ensure(packages: &[&str], what: &str, how_long: &str) -> Result<()> {
-    let missing: Vec<&str> = packages
-        .iter()
-        .copied()
-        .filter(|p| {
-            !Cmd::new("dpkg-query")
-                .args(["-W", "-f", "${Status}", p])
-                .read()
-                .is_ok_and(|s| s.contains("install ok installed"))
-        })
-        .collect();
-    if missing.is_empty() {
-        step(&format!("dashboard: Debian {what} present"));
-        return Ok(());
-    }
-    step(&format!(
-        "dashboard: installing Debian packages {} ({how_long})",
-        missing.join(" ")
-    ));
-    let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
-    let apt = |args: &[&str]| {
-        let mut all: Vec<&str> = sudo.to_vec();
-        all.push("apt-get");
-        all.extend_from_slice(args);
-        Cmd::new(all[0]).args(&all[1..]).run()
-    };
-    apt(&["update", "-q"])?;
-    let mut args = vec!["install", "-y", "-q"];
-    args.extend(missing.iter().copied());
-    apt(&args)
-}
-
-fn is_root() -> bool {
-    Cmd::new("id")
-        .args(["-u"])
-        .read()
-        .is_ok_and(|s| s.trim() == "0")
+    crate::apt::ensure(&["chromium"], "chromium", "~2 min")
 }
 
 /// The `wasm-bindgen` version `Cargo.lock` pins.

@@ -2,6 +2,7 @@
 //! machine. Every step that installs or starts something first checks whether
 //! it is already there, so running a command twice does the work once.
 
+mod apt; // Debian packages: chromium, rustc-web, prometheus
 mod cmd;
 mod frontend; // dashboard
 mod prometheus; // metrics: the Grafana panel test runs the real Prometheus
