@@ -128,12 +128,27 @@ pub enum TlsMode {
 /// The item as written; [`NotifierConfig::try_from`] checks it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawNotifier {
+pub struct RawNotifier {
     name: String,
     webhook: Option<WebhookConfig>,
     slack: Option<SlackConfig>,
     alertmanager: Option<AlertmanagerConfig>,
     email: Option<EmailConfig>,
+}
+
+impl RawNotifier {
+    /// The first kind key the item has (`webhook`, …), where an error in
+    /// its settings is best reported.
+    pub fn kind_key(&self) -> Option<&'static str> {
+        [
+            ("webhook", self.webhook.is_some()),
+            ("slack", self.slack.is_some()),
+            ("alertmanager", self.alertmanager.is_some()),
+            ("email", self.email.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(key, set)| set.then_some(key))
+    }
 }
 
 impl TryFrom<RawNotifier> for NotifierConfig {

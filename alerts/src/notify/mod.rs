@@ -23,8 +23,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 pub use config::{
-    AlertmanagerConfig, EmailConfig, NotifierConfig, NotifierKind, SlackConfig, TlsMode,
-    WebhookConfig,
+    AlertmanagerConfig, EmailConfig, NotifierConfig, NotifierKind, RawNotifier, SlackConfig,
+    TlsMode, WebhookConfig,
 };
 pub use dispatch::{DispatchOptions, Dispatcher};
 pub use error::NotifyError;

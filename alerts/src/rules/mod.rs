@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 pub use values::{allows, parse_duration, Pattern, Secs, Threshold};
 
-use crate::notify::NotifierConfig;
+use crate::notify::{NotifierConfig, RawNotifier};
 use crate::template::Template;
 
 /// What a rule watches. The names are the `kind:` values of the file.
@@ -232,7 +232,7 @@ pub struct LoadError {
 #[serde(deny_unknown_fields)]
 struct RawFile {
     #[serde(default)]
-    notifiers: Vec<NotifierConfig>,
+    notifiers: Vec<RawNotifier>,
     #[serde(default)]
     rules: Vec<RawRule>,
 }
@@ -306,8 +306,20 @@ pub fn parse(file: &str, text: &str) -> Result<RuleSet, LoadError> {
     };
     let lines = locate::Locator::new(text);
 
+    // Checked one by one here rather than by serde, which would report a
+    // bad entry at the `notifiers:` line.
+    let mut notifiers = Vec::with_capacity(raw.notifiers.len());
+    for (i, n) in raw.notifiers.into_iter().enumerate() {
+        let line = n
+            .kind_key()
+            .and_then(|key| lines.field("notifiers", i, key))
+            .or_else(|| lines.item("notifiers", i));
+        let n =
+            NotifierConfig::try_from(n).map_err(|e| err(line, format!("notifiers[{i}]: {e}")))?;
+        notifiers.push(n);
+    }
     let mut notifier_names = HashSet::new();
-    for (i, n) in raw.notifiers.iter().enumerate() {
+    for (i, n) in notifiers.iter().enumerate() {
         if !notifier_names.insert(n.name.as_str()) {
             return Err(err(
                 lines.item("notifiers", i),
@@ -458,8 +470,7 @@ pub fn parse(file: &str, text: &str) -> Result<RuleSet, LoadError> {
             Some(list) => {
                 for n in &list {
                     if !notifier_names.contains(n.as_str()) {
-                        let known: Vec<&str> =
-                            raw.notifiers.iter().map(|n| n.name.as_str()).collect();
+                        let known: Vec<&str> = notifiers.iter().map(|n| n.name.as_str()).collect();
                         return Err(fail(
                             "notify",
                             format!(
@@ -475,7 +486,7 @@ pub fn parse(file: &str, text: &str) -> Result<RuleSet, LoadError> {
                 }
                 list
             }
-            None => raw.notifiers.iter().map(|n| n.name.clone()).collect(),
+            None => notifiers.iter().map(|n| n.name.clone()).collect(),
         };
         let mut annotations = BTreeMap::new();
         for (k, v) in r.annotations {
@@ -504,10 +515,7 @@ pub fn parse(file: &str, text: &str) -> Result<RuleSet, LoadError> {
             line,
         });
     }
-    Ok(RuleSet {
-        notifiers: raw.notifiers,
-        rules,
-    })
+    Ok(RuleSet { notifiers, rules })
 }
 
 #[cfg(test)]

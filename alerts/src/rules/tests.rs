@@ -55,6 +55,23 @@ fn an_unknown_field_names_its_line() {
     assert!(e.message.contains("unknown field `threshhold`"), "{e}");
 }
 
+/// A notifier entry that serde reads but the checks refuse is reported at
+/// the entry (its kind's line when it has one), not at `notifiers:`.
+#[test]
+fn a_bad_notifier_entry_names_its_own_line() {
+    let e = err(&format!(
+        "{NOTIFIERS}  - name: chat\n    slack: {{url: 'ftp://x'}}\nrules: []\n"
+    ));
+    assert_eq!(e.line, Some(5), "{e}");
+    assert!(
+        e.message.starts_with("notifiers[1]: notifier `chat`") && e.message.contains("not `ftp`"),
+        "{e}"
+    );
+    let e = err(&format!("{NOTIFIERS}  - name: lonely\nrules: []\n"));
+    assert_eq!(e.line, Some(4), "{e}");
+    assert!(e.message.contains("`lonely` needs one of"), "{e}");
+}
+
 #[test]
 fn an_unknown_notifier_names_the_notify_line() {
     let e = err(&format!(
