@@ -167,9 +167,13 @@ impl State {
             EventKind::WorkerHeartbeat => WorkerEvent::Heartbeat,
             EventKind::WorkerOffline => WorkerEvent::Offline,
             EventKind::Other(_) => return,
-            _ => return self.apply_task(event, now),
+            _ => {
+                self.apply_task(event, now);
+                return self.forget_evicted_workers();
+            }
         };
         self.apply_worker(event, kind, now);
+        self.forget_evicted_workers();
     }
 
     fn apply_worker(&mut self, ev: &Event, kind: WorkerEvent, now: f64) {
@@ -350,6 +354,14 @@ impl State {
                 c,
             );
         }
+    }
+
+    /// Metrics: the series of workers evicted beyond `max_workers` go with
+    /// them, as a purged worker's do; otherwise a cluster whose workers come
+    /// and go (pods with new names) would grow its series without bound.
+    fn forget_evicted_workers(&mut self) {
+        let evicted = self.workers.take_evicted();
+        self.aggregates.remove_hosts(&evicted);
     }
 
     /// Housekeeping at `now`: forget workers offline longer than

@@ -580,6 +580,30 @@ fn workers_beyond_the_limit_evict_the_longest_silent() {
     assert_eq!(names, ["a@vm", "c@vm"]);
 }
 
+/// An evicted worker's metric series go with it, as a purged one's do:
+/// workers that come and go under new names must not grow `/metrics`
+/// without bound.
+#[test]
+fn an_evicted_workers_series_go_with_it() {
+    let mut s = State::new(Limits {
+        max_workers: 2,
+        ..Limits::default()
+    });
+    s.apply(&task_event(EventKind::TaskReceived, "t1", "a@vm", 1.0), 1.0);
+    s.apply(&task_event(EventKind::TaskReceived, "t2", "b@vm", 2.0), 2.0);
+    s.apply(&task_event(EventKind::TaskReceived, "t3", "a@vm", 3.0), 3.0);
+    let hosts = |s: &State| -> Vec<String> {
+        let mut h: Vec<String> = s.task_series().map(|x| x.hostname.to_owned()).collect();
+        h.sort();
+        h
+    };
+    assert_eq!(hosts(&s), ["a@vm", "b@vm"]);
+    s.apply(&task_event(EventKind::TaskReceived, "t4", "c@vm", 4.0), 4.0);
+    assert_eq!(hosts(&s), ["a@vm", "c@vm"], "b@vm was the longest silent");
+    let a = s.task_series().find(|x| x.hostname == "a@vm").unwrap();
+    assert_eq!(a.counts.received, 2, "the others keep their counts");
+}
+
 fn replay(s: &mut State, file: &str) -> Vec<Event> {
     let mut all = Vec::new();
     for (recv, body) in fixtures::stream(file) {

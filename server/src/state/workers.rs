@@ -129,6 +129,8 @@ pub enum WorkerEvent {
 pub struct Workers {
     max: usize,
     map: HashMap<Sym, Worker>,
+    /// Workers evicted beyond `max` since the last [`Workers::take_evicted`].
+    evicted: Vec<Sym>,
 }
 
 impl Workers {
@@ -136,7 +138,13 @@ impl Workers {
         Workers {
             max: max.max(1),
             map: HashMap::new(),
+            evicted: Vec::new(),
         }
+    }
+
+    /// The hostnames evicted to stay within `max` since the last call.
+    pub fn take_evicted(&mut self) -> Vec<Sym> {
+        std::mem::take(&mut self.evicted)
     }
 
     pub fn len(&self) -> usize {
@@ -161,6 +169,7 @@ impl Workers {
                 .map(|w| w.hostname);
             if let Some(v) = victim {
                 self.map.remove(&v);
+                self.evicted.push(v);
             }
         }
         self.map
