@@ -45,6 +45,13 @@ pub struct ControlResponse {
     pub replies: BTreeMap<String, Value>,
     #[serde(default)]
     pub no_reply: Vec<String>,
+    /// What the replies do not say: set where an acknowledged command does
+    /// not take full effect (a time limit before its pool restarts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The follow-up `pool_restart` of `/api/task/timeout?apply=true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_restart: Option<Box<ControlResponse>>,
 }
 
 /// `GET /api/audit`.

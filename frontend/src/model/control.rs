@@ -369,7 +369,9 @@ pub fn classify(v: &Value) -> Reply {
     Reply::Ok(text(v))
 }
 
-/// Every worker's answer, by name; silent workers last.
+/// Every worker's answer, by name; silent workers last. A follow-up pool
+/// restart (time limits applied) adds each worker's answer to it, marked,
+/// since that is what decides whether the new limits are in force.
 pub fn worker_replies(r: &ControlResponse) -> Vec<(String, Reply)> {
     let mut v: Vec<(String, Reply)> = r
         .replies
@@ -380,6 +382,14 @@ pub fn worker_replies(r: &ControlResponse) -> Vec<(String, Reply)> {
         if !r.replies.contains_key(w) {
             v.push((w.clone(), Reply::NoReply));
         }
+    }
+    if let Some(restart) = &r.pool_restart {
+        let restarts = worker_replies(restart);
+        v.extend(
+            restarts
+                .into_iter()
+                .map(|(w, reply)| (format!("{w} · pool restart"), reply)),
+        );
     }
     v
 }
@@ -656,6 +666,36 @@ mod tests {
                 ("b@h".into(), Reply::Error("unknown task".into())),
                 ("c@h".into(), Reply::Ok("one; two".into())),
                 ("d@h".into(), Reply::NoReply),
+            ]
+        );
+    }
+
+    #[test]
+    fn applied_time_limits_show_each_workers_pool_restart() {
+        let r: ControlResponse = serde_json::from_value(json!({
+            "message": "time limits set successfully and applied",
+            "replies": {"a@h": {"ok": "time limits set successfully"}, "b@h": {"ok": "time limits set successfully"}},
+            "no_reply": [],
+            "pool_restart": {
+                "message": "reload started",
+                "replies": {"a@h": {"ok": "reload started"}, "b@h": {"error": "Pool restarts not enabled"}},
+                "no_reply": [],
+            },
+        }))
+        .unwrap();
+        let replies = worker_replies(&r);
+        assert_eq!(replies.len(), 4);
+        assert_eq!(
+            replies[2..],
+            [
+                (
+                    "a@h · pool restart".into(),
+                    Reply::Ok("reload started".into())
+                ),
+                (
+                    "b@h · pool restart".into(),
+                    Reply::Error("Pool restarts not enabled".into())
+                ),
             ]
         );
     }

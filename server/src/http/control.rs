@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use api::control::ControlResponse;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -86,23 +87,6 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/api/audit", get(audit))
         .route("/api/whoami", get(whoami))
         .route("/api/me", get(me))
-}
-
-#[derive(Debug, Serialize)]
-struct ControlResponse {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    replies: BTreeMap<String, Value>,
-    no_reply: Vec<String>,
-    /// What the reply does not say: set where an acknowledged command does
-    /// not take full effect (see [`TIME_LIMIT_NOTE`]).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    note: Option<&'static str>,
-    /// The follow-up `pool_restart` of `/api/task/timeout?apply=true`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pool_restart: Option<Box<ControlResponse>>,
 }
 
 /// Celery 5.7's `time_limit` command only updates the task registry
@@ -216,20 +200,15 @@ async fn act_body(
                     error,
                     replies: outcome.replies,
                     no_reply: outcome.no_reply,
-                    note: None,
-                    pool_restart: None,
+                    ..ControlResponse::default()
                 },
             )
         }
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             ControlResponse {
-                message: None,
                 error: Some(e.to_string()),
-                replies: BTreeMap::new(),
-                no_reply: Vec::new(),
-                note: None,
-                pool_restart: None,
+                ..ControlResponse::default()
             },
         ),
     };
@@ -454,7 +433,7 @@ async fn timeout(
     let (mut status, mut body) = act_body(&shared, &who, request, judge).await;
     if status.is_success() {
         match restart {
-            None => body.note = Some(TIME_LIMIT_NOTE),
+            None => body.note = Some(TIME_LIMIT_NOTE.into()),
             Some(restart) => {
                 let judge = single_or_all(worker, |ok| ok, |e| e, "reload started".into());
                 let (s, r) = act_body(&shared, &who, restart, judge).await;
@@ -471,7 +450,7 @@ async fn timeout(
                         "time limits set, but not applied: the pool restart failed: {}",
                         r.error.as_deref().unwrap_or("no reply")
                     ));
-                    body.note = Some(TIME_LIMIT_NOTE);
+                    body.note = Some(TIME_LIMIT_NOTE.into());
                 }
                 body.pool_restart = Some(Box::new(r));
             }
