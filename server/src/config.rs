@@ -140,6 +140,14 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..).map(|v| v as usize))]
     pub max_task_names: usize,
 
+    /// Upper bounds (seconds, ascending) of `celery_task_runtime` (and the
+    /// dashboard's and the alerts' runtime quantiles); `+Inf` is implicit.
+    /// celery-exporter's flag.
+    #[arg(long = "buckets", env = "CELERIAC_BUCKETS", value_name = "S,S,...",
+          default_value_t = crate::metrics::Buckets::runtime_default(),
+          value_parser = crate::metrics::parse_buckets)]
+    pub runtime_buckets: crate::metrics::Buckets,
+
     /// Upper bounds (seconds, ascending) of `celery_task_queue_wait_time`
     /// and the prefetch time histogram; `+Inf` is implicit.
     #[arg(long, env = "CELERIAC_QUEUE_WAIT_BUCKETS", value_name = "S,S,...",

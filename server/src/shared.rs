@@ -35,6 +35,7 @@ impl Shared {
             max_tasks: config.max_tasks,
             max_workers: config.max_workers,
             purge_offline_after: config.purge_offline_workers.map(|s| s as f64),
+            runtime_buckets: config.runtime_buckets.bounds().clone(),
             queue_wait_buckets: config.queue_wait_buckets.bounds().clone(),
         };
         Shared {

@@ -7,7 +7,7 @@ use api::TaskState;
 use prometheus::core::Collector;
 
 use crate::shared::Shared;
-use crate::state::{Histogram, RUNTIME_BUCKETS};
+use crate::state::Histogram;
 
 fn hist(h: &Histogram) -> Hist {
     Hist {
@@ -89,8 +89,8 @@ pub fn gather(shared: &Shared, now: f64, started_at: f64, with_started: bool) ->
         started_at,
         queues,
         series,
-        runtime_bounds: RUNTIME_BUCKETS.to_vec(),
-        // `--queue-wait-buckets` may replace the default bounds.
+        // `--buckets` and `--queue-wait-buckets` may replace the defaults.
+        runtime_bounds: shared.config.runtime_buckets.bounds().to_vec(),
         queue_wait_bounds: shared.config.queue_wait_buckets.bounds().to_vec(),
         started,
         workers,

@@ -1,10 +1,10 @@
-//! Histogram bucket bounds given on the command line
-//! (`--queue-wait-buckets 0.1,0.5,1,5`), as celery-exporter's `--buckets`.
+//! Histogram bucket bounds given on the command line (`--buckets
+//! 0.1,0.5,1,5` as celery-exporter's, `--queue-wait-buckets`).
 
 use std::fmt;
 use std::sync::Arc;
 
-use crate::state::QUEUE_WAIT_BUCKETS;
+use crate::state::{QUEUE_WAIT_BUCKETS, RUNTIME_BUCKETS};
 
 /// Upper bounds of a histogram: non-empty, finite, positive, strictly
 /// ascending (`+Inf` is implicit).
@@ -12,6 +12,11 @@ use crate::state::QUEUE_WAIT_BUCKETS;
 pub struct Buckets(Arc<[f64]>);
 
 impl Buckets {
+    /// celery-exporter's `celery_task_runtime` buckets (`--buckets`).
+    pub fn runtime_default() -> Buckets {
+        Buckets(RUNTIME_BUCKETS.into())
+    }
+
     /// celery-exporter's `celery_task_queue_wait_time` buckets.
     pub fn queue_wait_default() -> Buckets {
         Buckets(QUEUE_WAIT_BUCKETS.into())
@@ -68,8 +73,9 @@ mod tests {
     fn parses_ascending_positive_bounds_and_round_trips_the_default() {
         let b = parse_buckets("0.1, 0.5,1,5").unwrap();
         assert_eq!(&**b.bounds(), &[0.1, 0.5, 1.0, 5.0]);
-        let d = Buckets::queue_wait_default();
-        assert_eq!(parse_buckets(&d.to_string()).unwrap(), d);
+        for d in [Buckets::queue_wait_default(), Buckets::runtime_default()] {
+            assert_eq!(parse_buckets(&d.to_string()).unwrap(), d);
+        }
     }
 
     #[test]

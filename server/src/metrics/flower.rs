@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use super::celery::{header, push_f64, push_label, push_u64};
-use crate::state::{Histogram, TaskSeries, RUNTIME_BUCKETS};
+use crate::state::{Histogram, TaskSeries};
 
 /// Flower's event type names, in `TaskCounts::by_event` order.
 const EVENT_TYPES: [&str; 8] = [
@@ -39,7 +39,14 @@ fn open(out: &mut String, metric: &str, worker: &str, task: &str) {
     push_label(out, "task", task);
 }
 
-pub fn write_flower(out: &mut String, series: &[TaskSeries<'_>], workers: &[api::Worker]) {
+/// `runtime_bounds` are `--buckets`, which the series' runtimes were
+/// observed against.
+pub fn write_flower(
+    out: &mut String,
+    series: &[TaskSeries<'_>],
+    workers: &[api::Worker],
+    runtime_bounds: &[f64],
+) {
     // Flower has no queue label: sum the queues of a (worker, task).
     let mut by: BTreeMap<(&str, &str), PerTask> = BTreeMap::new();
     for s in series {
@@ -67,7 +74,7 @@ pub fn write_flower(out: &mut String, series: &[TaskSeries<'_>], workers: &[api:
         }
     }
 
-    let le: Vec<String> = RUNTIME_BUCKETS.iter().map(|b| format!("{b:?}")).collect();
+    let le: Vec<String> = runtime_bounds.iter().map(|b| format!("{b:?}")).collect();
     header(
         out,
         ("flower_task_runtime_seconds", "Task runtime"),

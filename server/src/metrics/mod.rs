@@ -53,7 +53,7 @@ pub fn render_page(shared: &Shared, now: f64) -> Page {
             let mut page = shared.metrics.task_page.lock();
             page.get_or_insert_with(|| {
                 TaskPage::new(
-                    &crate::state::RUNTIME_BUCKETS,
+                    shared.config.runtime_buckets.bounds(),
                     shared.config.queue_wait_buckets.bounds(),
                 )
             })
@@ -62,7 +62,8 @@ pub fn render_page(shared: &Shared, now: f64) -> Page {
         write_names_folded(out, folded.names_folded);
         let workers = state.workers(now);
         if shared.config.flower_metrics {
-            flower::write_flower(out, &series, &workers);
+            let bounds = shared.config.runtime_buckets.bounds();
+            flower::write_flower(out, &series, &workers, bounds);
         }
         drop(series);
         let (tasks, workers_n, evicted) = (

@@ -382,49 +382,71 @@ fn purged_workers_take_their_series_with_them() {
 /// `--queue-wait-buckets` sets the `le` bounds of the queue wait and
 /// prefetch histograms, and observations land in them.
 #[test]
-fn queue_wait_buckets_are_configurable() {
-    let config =
-        crate::config::Config::load_from(["celeriac", "--queue-wait-buckets", "0.5,2,30"]).unwrap();
+fn buckets_are_configurable() {
+    let config = crate::config::Config::load_from([
+        "celeriac",
+        "--queue-wait-buckets",
+        "0.5,2,30",
+        "--buckets",
+        "0.1,1,10",
+        "--flower-metrics",
+    ])
+    .unwrap();
     let mut shared = Shared::new(config);
     let mut state = State::new(shared.state.read().limits().clone());
     let t0 = 1_000.0;
     sent_received_started(&mut state, t0);
+    let mut done = event(EventKind::TaskSucceeded, "w1@vm", "a", None, t0 + 5.0);
+    done.runtime = Some(2.0);
+    state.apply(&done, t0 + 5.0);
     shared.state = parking_lot::RwLock::new(state);
     let out = super::render(&shared, t0);
     let samples = testing::parse(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
     let les = |metric: &str| -> Vec<(String, f64)> {
-        testing::find(&samples, metric, &[("hostname", "w1@vm")])
+        let mut v: Vec<(String, f64)> = samples
             .iter()
+            .filter(|s| s.name == metric)
             .map(|s| (s.label("le").unwrap_or_default().to_owned(), s.value))
-            .collect()
+            .collect();
+        v.dedup();
+        v
     };
-    let want = |v: [f64; 4]| -> Vec<(String, f64)> {
-        ["0.5", "2.0", "30.0", "+Inf"]
+    let want = |bounds: [&str; 3], v: [f64; 4]| -> Vec<(String, f64)> {
+        bounds
             .iter()
+            .chain(&["+Inf"])
             .map(|l| l.to_string())
             .zip(v)
             .collect()
     };
-    // Waited 3 s in the queue, 2 s prefetched.
+    // Waited 3 s in the queue, 2 s prefetched, ran 2 s.
+    let wait = ["0.5", "2.0", "30.0"];
     assert_eq!(
         les("celery_task_queue_wait_time_bucket"),
-        want([0.0, 0.0, 1.0, 1.0])
+        want(wait, [0.0, 0.0, 1.0, 1.0])
     );
     assert_eq!(
         les("celeriac_task_prefetch_time_seconds_bucket"),
-        want([0.0, 1.0, 1.0, 1.0])
+        want(wait, [0.0, 1.0, 1.0, 1.0])
+    );
+    let runtime = ["0.1", "1.0", "10.0"];
+    assert_eq!(
+        les("celery_task_runtime_bucket"),
+        want(runtime, [0.0, 0.0, 1.0, 1.0])
+    );
+    assert_eq!(
+        les("flower_task_runtime_seconds_bucket"),
+        want(runtime, [0.0, 0.0, 1.0, 1.0])
     );
 }
 
 #[test]
 fn a_bad_bucket_list_names_the_flag() {
-    let Err(e) = crate::config::Config::load_from(["celeriac", "--queue-wait-buckets", "1,0.5"])
-    else {
-        panic!("descending buckets are refused");
-    };
-    let msg = e.to_string();
-    assert!(
-        msg.contains("--queue-wait-buckets") && msg.contains("ascend"),
-        "{msg}"
-    );
+    for flag in ["--queue-wait-buckets", "--buckets"] {
+        let Err(e) = crate::config::Config::load_from(["celeriac", flag, "1,0.5"]) else {
+            panic!("descending {flag} are refused");
+        };
+        let msg = e.to_string();
+        assert!(msg.contains(flag) && msg.contains("ascend"), "{msg}");
+    }
 }

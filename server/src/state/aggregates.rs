@@ -6,7 +6,8 @@ use hashbrown::HashMap;
 
 use super::intern::{Interner, Sym};
 
-/// Upper bounds of the runtime histogram, Prometheus' `DEFAULT_BUCKETS`.
+/// Default upper bounds of the runtime histogram, Prometheus'
+/// `DEFAULT_BUCKETS` as celery-exporter's; `--buckets` replaces them.
 pub const RUNTIME_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
@@ -22,7 +23,7 @@ pub const QUEUE_WAIT_BUCKETS: [f64; 14] = [
 pub const UNKNOWN_EXCEPTION: &str = "UnknownException";
 
 /// A Prometheus-style histogram. Its bounds live with whoever observes
-/// ([`RUNTIME_BUCKETS`], or the configured queue-wait buckets), so a series
+/// (the configured runtime or queue-wait buckets), so a series
 /// does not carry them; `buckets` is sized on the first observation.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Histogram {
@@ -35,7 +36,8 @@ pub struct Histogram {
 }
 
 impl Histogram {
-    /// Observes against [`RUNTIME_BUCKETS`].
+    /// Observes against the default [`RUNTIME_BUCKETS`] (tests; the state
+    /// observes against `--buckets`).
     pub fn observe(&mut self, v: f64) {
         self.observe_in(v, &RUNTIME_BUCKETS)
     }
@@ -191,15 +193,21 @@ pub(crate) struct Aggregates {
     clock: u64,
     /// Bounds of `queue_wait` and `prefetch` (`--queue-wait-buckets`).
     queue_wait_bounds: std::sync::Arc<[f64]>,
+    /// Bounds of `runtime` (`--buckets`).
+    runtime_bounds: std::sync::Arc<[f64]>,
 }
 
 impl Aggregates {
-    pub(crate) fn new(queue_wait_bounds: std::sync::Arc<[f64]>) -> Aggregates {
+    pub(crate) fn new(
+        runtime_bounds: std::sync::Arc<[f64]>,
+        queue_wait_bounds: std::sync::Arc<[f64]>,
+    ) -> Aggregates {
         Aggregates {
             index: HashMap::new(),
             series: Vec::new(),
             clock: 0,
             queue_wait_bounds,
+            runtime_bounds,
         }
     }
 
@@ -236,7 +244,7 @@ impl Aggregates {
             Count::Succeeded { runtime } => {
                 c.succeeded += 1;
                 if let Some(r) = runtime {
-                    c.runtime.observe(r);
+                    c.runtime.observe_in(r, &self.runtime_bounds);
                 }
             }
             Count::Failed { exception } => {
@@ -309,7 +317,7 @@ mod tests {
             strings.intern("w2@vm"),
             strings.intern("celery"),
         );
-        let mut a = Aggregates::new(QUEUE_WAIT_BUCKETS.into());
+        let mut a = Aggregates::new(RUNTIME_BUCKETS.into(), QUEUE_WAIT_BUCKETS.into());
         let stamps = |a: &Aggregates| -> Vec<Stamp> { a.iter(&strings).map(|s| s.stamp).collect() };
         a.count(name, w1, q, Count::Received);
         a.count(name, w2, q, Count::Received);

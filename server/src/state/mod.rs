@@ -62,6 +62,8 @@ pub struct Limits {
     pub max_workers: usize,
     /// Seconds after which an offline worker is forgotten; `None` keeps them.
     pub purge_offline_after: Option<f64>,
+    /// Upper bounds of the runtime histogram (`--buckets`).
+    pub runtime_buckets: std::sync::Arc<[f64]>,
     /// Upper bounds of the queue wait and prefetch histograms
     /// (`--queue-wait-buckets`): ascending, finite, positive.
     pub queue_wait_buckets: std::sync::Arc<[f64]>,
@@ -73,6 +75,7 @@ impl Default for Limits {
             max_tasks: crate::config::DEFAULT_MAX_TASKS,
             max_workers: crate::config::DEFAULT_MAX_WORKERS,
             purge_offline_after: None,
+            runtime_buckets: RUNTIME_BUCKETS.into(),
             queue_wait_buckets: QUEUE_WAIT_BUCKETS.into(),
         }
     }
@@ -121,7 +124,10 @@ impl State {
         let mut strings = Interner::default();
         let unknown_name = strings.intern(UNKNOWN_NAME);
         let default_queue = strings.intern(DEFAULT_QUEUE);
-        let aggregates = Aggregates::new(limits.queue_wait_buckets.clone());
+        let aggregates = Aggregates::new(
+            limits.runtime_buckets.clone(),
+            limits.queue_wait_buckets.clone(),
+        );
         State {
             tasks: Tasks::new(limits.max_tasks),
             workers: Workers::new(limits.max_workers),

@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
 use crate::shared::{now, Shared};
-use crate::state::{Histogram, State, TaskView, RUNTIME_BUCKETS};
+use crate::state::{Histogram, State, TaskView};
 
 /// Deltas are sent at most this often.
 pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
@@ -162,6 +162,7 @@ impl Publisher {
     /// per-name statistics, from the state's aggregates.
     fn fold_aggregates(&mut self, state: &State, second: f64) {
         let mut by_name: HashMap<&str, (TypeStats, Histogram)> = HashMap::new();
+        let bounds = &state.limits().runtime_buckets;
         for s in state.task_series() {
             let (t, h) = by_name.entry(s.name).or_insert_with(|| {
                 (
@@ -224,9 +225,9 @@ impl Publisher {
         let mut types: Vec<TypeStats> = by_name
             .into_values()
             .map(|(mut t, h)| {
-                t.p50 = quantile(&h, 0.50);
-                t.p95 = quantile(&h, 0.95);
-                t.p99 = quantile(&h, 0.99);
+                t.p50 = quantile(&h, 0.50, bounds);
+                t.p95 = quantile(&h, 0.95, bounds);
+                t.p99 = quantile(&h, 0.99, bounds);
                 if let Some((t0, old)) = oldest.filter(|(t0, _)| second > *t0) {
                     let before = old.get(&t.name).copied().unwrap_or(0);
                     let done = (t.succeeded + t.failed).saturating_sub(before);
@@ -243,13 +244,13 @@ impl Publisher {
 
 /// The upper bound of the bucket holding quantile `q` (`+Inf` reported as
 /// the last finite bound).
-fn quantile(h: &Histogram, q: f64) -> Option<f64> {
+fn quantile(h: &Histogram, q: f64, bounds: &[f64]) -> Option<f64> {
     if h.count == 0 {
         return None;
     }
     let rank = (q * h.count as f64).ceil() as u64;
     let i = h.buckets.iter().position(|&n| n >= rank);
-    Some(RUNTIME_BUCKETS[i.unwrap_or(RUNTIME_BUCKETS.len() - 1)])
+    i.or(bounds.len().checked_sub(1)).map(|i| bounds[i])
 }
 
 fn ingest(shared: &Shared) -> Ingest {
@@ -330,6 +331,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::events::decode_body;
+    use crate::state::RUNTIME_BUCKETS;
 
     fn shared() -> Shared {
         Shared::new(Config::load_from(["celeriac"]).unwrap())
@@ -381,16 +383,43 @@ mod tests {
 
     #[test]
     fn quantiles_are_bucket_upper_bounds() {
+        let b = &RUNTIME_BUCKETS;
         let mut h = Histogram::default();
-        assert_eq!(quantile(&h, 0.5), None);
+        assert_eq!(quantile(&h, 0.5, b), None);
         for _ in 0..99 {
             h.observe(0.004);
         }
         h.observe(3.0);
-        assert_eq!(quantile(&h, 0.5), Some(0.005));
-        assert_eq!(quantile(&h, 0.99), Some(0.005));
-        assert_eq!(quantile(&h, 1.0), Some(5.0));
+        assert_eq!(quantile(&h, 0.5, b), Some(0.005));
+        assert_eq!(quantile(&h, 0.99, b), Some(0.005));
+        assert_eq!(quantile(&h, 1.0, b), Some(5.0));
         h.observe(100.0);
-        assert_eq!(quantile(&h, 1.0), Some(10.0));
+        assert_eq!(quantile(&h, 1.0, b), Some(10.0));
+    }
+
+    /// `--buckets` decides the dashboard's quantiles: with bounds 1 and 10
+    /// a 5 s runtime is "under 10 s", not a default bound.
+    #[test]
+    fn quantiles_follow_the_configured_buckets() {
+        let config = crate::config::Config::load_from(["celeriac", "--buckets", "1,10"]).unwrap();
+        let s = Shared::new(config);
+        {
+            let mut state = s.state.write();
+            let ev = |kind, ts| crate::events::Event {
+                kind,
+                hostname: "w1@vm".into(),
+                timestamp: ts,
+                uuid: Some("a".into()),
+                name: Some("t.slow".into()),
+                runtime: Some(5.0),
+                ..Default::default()
+            };
+            state.apply(&ev(crate::events::EventKind::TaskReceived, 1.0), 1.0);
+            state.apply(&ev(crate::events::EventKind::TaskSucceeded, 6.0), 6.0);
+        }
+        let mut p = Publisher::default();
+        p.fold_aggregates(&s.state.read(), 7.0);
+        let t = p.types.iter().find(|t| t.name == "t.slow").unwrap();
+        assert_eq!((t.p50, t.p95), (Some(10.0), Some(10.0)));
     }
 }
