@@ -1,8 +1,8 @@
 //! Scenario `broker-poll`: what one poll of queue statistics costs against
 //! the real RabbitMQ management API when the vhost has many queues. A
 //! throwaway vhost gets 3,000 and then 10,000 idle queues; celeriac's own
-//! poller (`ManagementApi::poll`: the totals listing plus the paginated
-//! stats listing) is timed, and the totals request alone.
+//! poller (`ManagementApi::poll`: the totals listing and the stats listing,
+//! sent at once) is timed, and the totals request alone.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};

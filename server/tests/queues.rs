@@ -42,7 +42,7 @@ fn depth_is_exact_from_the_management_api() {
     assert_eq!(source, "management");
     assert_eq!(q["messages"], SENT as u64, "{q:#}");
     assert_eq!(q["messages_unacknowledged"], 0, "{q:#}");
-    // Consumers come from the (sampled) stats pages.
+    // Consumers come from the stats listing.
     let q = eventually("the consumer count", Duration::from_secs(20), || {
         queue(&celeriac, BACKLOG)
             .map(|(q, _)| q)

@@ -1,14 +1,18 @@
 //! The RabbitMQ management API client (celery-protocol §5.1–§5.2).
 //!
-//! Two requests per poll, both cheap with 10 000 queues:
-//! 1. `GET /api/queues/{vhost}?disable_stats=true&enable_queue_totals=true`:
-//!    every queue's live `messages`, `messages_ready`,
-//!    `messages_unacknowledged`, read from the queue processes without the
-//!    stats database. This is the depth, and it is never stale.
-//! 2. `GET /api/queues/{vhost}?page=N&page_size=500&columns=...`: consumers,
-//!    publish and deliver rates and `idle_since`. Paginated with basic sort,
-//!    the server computes stats for one page only; a failure here keeps the
-//!    depth and leaves these fields out.
+//! Two requests per poll, whatever the number of queues:
+//! 1. `GET /api/queues/{vhost}?disable_stats=true&enable_queue_totals=true
+//!    &columns=name,messages,...`: every queue's live `messages`,
+//!    `messages_ready`, `messages_unacknowledged`, read from the queue
+//!    processes without the stats database. This is the depth, and it is
+//!    never stale.
+//! 2. `GET /api/queues/{vhost}?columns=...`: consumers, publish and deliver
+//!    rates and `idle_since`, in one unpaged listing. Pages would have the
+//!    server compute stats for one page only, but each page pays for listing
+//!    and sorting every queue again: measured with 10,000 queues, one
+//!    listing took ~0.6 s and its 20 pages ~2.3 s. With `--queues` the
+//!    listing is filtered by a name regex, which needs pagination. A failure
+//!    here keeps the depth and leaves these fields out.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,6 +29,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The management API's largest page.
 const PAGE_SIZE: usize = 500;
+/// The columns of the totals request: a third of the full objects' bytes.
+const TOTALS_COLUMNS: &str = "name,messages,messages_ready,messages_unacknowledged";
 /// The columns of the stats request.
 const STATS_COLUMNS: &str = "name,consumers,idle_since,\
     message_stats.publish_details.rate,message_stats.deliver_get_details.rate";
@@ -171,22 +177,24 @@ impl ManagementApi {
     /// Every queue of the vhost (or of `only`) with live counts.
     pub async fn totals(&self, only: &[String]) -> Result<Vec<QueueTotals>, ApiError> {
         let url = format!(
-            "{}?disable_stats=true&enable_queue_totals=true",
+            "{}?disable_stats=true&enable_queue_totals=true&columns={TOTALS_COLUMNS}",
             self.queues_url()
         );
         let all: Vec<QueueTotals> = self.get(url).await?;
         Ok(all.into_iter().filter(|q| wanted(&q.name, only)).collect())
     }
 
-    /// Consumers and rates by queue name, a page at a time.
+    /// Consumers and rates by queue name: one listing of every queue, or
+    /// the pages of those `only` names.
     async fn stats(&self, only: &[String]) -> Result<HashMap<String, StatsItem>, ApiError> {
-        let filter = if only.is_empty() {
-            String::new()
-        } else {
-            let alternatives: Vec<String> = only.iter().map(|q| regex_escape(q)).collect();
-            let re = format!("^({})$", alternatives.join("|"));
-            format!("&use_regex=true&name={}", utf8_percent_encode(&re, SEGMENT))
-        };
+        if only.is_empty() {
+            let url = format!("{}?columns={STATS_COLUMNS}", self.queues_url());
+            let items: Vec<StatsItem> = self.get(url).await?;
+            return Ok(items.into_iter().map(|i| (i.name.clone(), i)).collect());
+        }
+        let alternatives: Vec<String> = only.iter().map(|q| regex_escape(q)).collect();
+        let re = format!("^({})$", alternatives.join("|"));
+        let filter = format!("&use_regex=true&name={}", utf8_percent_encode(&re, SEGMENT));
         let mut out = HashMap::new();
         let mut page = 1;
         loop {
@@ -208,10 +216,13 @@ impl ManagementApi {
     }
 
     /// One poll: depth from the totals listing, the rest from the stats
-    /// pages when they answer.
+    /// listing when it answers.
     pub async fn poll(&self, only: &[String]) -> Result<Vec<QueueStat>, ApiError> {
-        let totals = self.totals(only).await?;
-        let mut stats = match self.stats(only).await {
+        // Both at once: the stats listing is the slow one, and the depth
+        // need not wait for it.
+        let (totals, stats) = tokio::join!(self.totals(only), self.stats(only));
+        let totals = totals?;
+        let mut stats = match stats {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!("queue stats without consumers and rates: {e}");
