@@ -775,9 +775,19 @@ impl Celeriac {
     }
 
     /// `/metrics` text.
+    /// `/metrics`; its `Content-Length` must be the page's (the page is
+    /// served as slices of kept text, its length summed beforehand).
     pub fn metrics(&self) -> String {
-        let (status, body) = self.get("/metrics");
-        assert_eq!(status, 200, "GET /metrics: {body}");
+        let url = format!("{}/metrics", self.base);
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        assert_eq!(resp.status().as_u16(), 200, "GET {url}");
+        let length = resp.content_length();
+        let body = resp.text().unwrap_or_default();
+        assert_eq!(length, Some(body.len() as u64), "GET {url}: Content-Length");
         body
     }
 
