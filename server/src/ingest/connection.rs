@@ -4,8 +4,8 @@
 //! all again, declarations included.
 //!
 //! lapin 4 can recover connections by itself (`enable_auto_recover`), but it
-//! replays the old topology as it was. We need a fresh exclusive queue per
-//! connection, the passive-first exchange checks, a wake-up heartbeat after
+//! replays the old topology as it was. We need the events queue declared
+//! again on each connection, the passive-first exchange checks, a wake-up heartbeat after
 //! each recovery, and health and metrics updated at each transition, and a
 //! consumer cancelled by a deleted queue needs all of that too; one explicit
 //! loop handles every case the same way.
@@ -14,7 +14,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lapin::options::{BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
@@ -131,6 +131,10 @@ pub async fn run(
     mut shutdown: Shutdown,
 ) {
     let broker = shared.config.broker_masked();
+    // Names the transient queues for the life of this process, not of one
+    // connection: after a connection drop celeriac consumes the same queue
+    // again, with what was published meanwhile.
+    let instance = uuid::Uuid::new_v4().to_string();
     let mut backoff = Backoff::new();
     let mut ever_connected = false;
     // The last failure logged, so a broker that stays down logs once.
@@ -141,7 +145,7 @@ pub async fn run(
         }
         let attempt = tokio::select! {
             _ = shutdown.fired() => return,
-            s = Session::open(&shared, &uri, &broker) => s,
+            s = Session::open(&shared, &uri, &broker, &instance) => s,
         };
         let reason = match attempt {
             Ok(mut session) => {
@@ -176,11 +180,11 @@ pub async fn run(
                 }
                 match end {
                     SessionEnd::Shutdown => {
-                        session.close().await;
+                        session.close_for_good(&shared).await;
                         return;
                     }
                     SessionEnd::OwnerGone => {
-                        session.close().await;
+                        session.close_for_good(&shared).await;
                         tracing::debug!("state owner gone; ingest stops");
                         return;
                     }
@@ -246,6 +250,7 @@ impl Session {
         shared: &Arc<Shared>,
         uri: &AMQPUri,
         broker: &str,
+        instance: &str,
     ) -> Result<Session, IngestError> {
         let properties = ConnectionProperties::default().with_connection_name("celeriac".into());
         let connection = tokio::time::timeout(
@@ -258,7 +263,7 @@ impl Session {
             secs: CONNECT_TIMEOUT.as_secs(),
         })?
         .map_err(IngestError::amqp(format!("connecting to {broker}")))?;
-        match Self::set_up(shared, &connection).await {
+        match Self::set_up(shared, &connection, instance).await {
             Ok((channel, consumer, queue, side_tasks)) => Ok(Session {
                 connection,
                 channel,
@@ -280,11 +285,11 @@ impl Session {
     async fn set_up(
         shared: &Arc<Shared>,
         connection: &Connection,
+        instance: &str,
     ) -> Result<(lapin::Channel, lapin::Consumer, String, SideTasks), IngestError> {
         let config = &shared.config;
         ensure_exchange(connection, EVENT_EXCHANGE, ExchangeKind::Topic, true).await?;
-        let instance = uuid::Uuid::new_v4().to_string();
-        let queues = Queues::from_config(config, &instance);
+        let queues = Queues::from_config(config, instance);
         let mut side_tasks = SideTasks::default();
 
         // Drop counting first, so the events queue's dead letters have
@@ -324,6 +329,26 @@ impl Session {
             Err(e) => tracing::warn!(error = %e, "cannot broadcast to workers over the pidbox"),
         }
         Ok((channel, consumer, queues.events.name, side_tasks))
+    }
+
+    /// [`Session::close`] when celeriac stops: its transient queues go too
+    /// (they would otherwise linger until they expire); a named queue stays
+    /// to collect events until celeriac is back.
+    async fn close_for_good(self, shared: &Shared) {
+        if shared.config.events_queue.is_none() {
+            let dropped = format!("{}.dropped", self.queue);
+            for queue in [self.queue.as_str(), dropped.as_str()] {
+                let delete = self
+                    .channel
+                    .queue_delete(queue.into(), QueueDeleteOptions::default());
+                match tokio::time::timeout(Duration::from_secs(2), delete).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::debug!(queue, error = %e, "deleting on exit"),
+                    Err(_) => tracing::debug!(queue, "deleting on exit timed out"),
+                }
+            }
+        }
+        self.close().await;
     }
 
     async fn close(self) {

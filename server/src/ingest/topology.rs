@@ -62,8 +62,7 @@ pub(crate) struct Queues {
 }
 
 impl Queues {
-    /// `instance` names the transient queues of one connection (a fresh
-    /// uuid each time: an exclusive queue dies with its connection).
+    /// `instance` names the transient queues of one celeriac process.
     pub fn from_config(config: &Config, instance: &str) -> Queues {
         let named = config.events_queue.as_deref();
         let (events_name, dropped_name) = match named {
@@ -94,22 +93,25 @@ impl Queues {
             dropped_args.insert("x-expires".into(), amqp_int(TRANSIENT_QUEUE_EXPIRES_MS));
         }
         // A named queue outlives celeriac so that nothing is lost across a
-        // restart; the transient one belongs to one connection, as Celery 5.7's
-        // own event receiver queue does.
+        // restart. The transient one belongs to one celeriac process: not
+        // exclusive or auto-deleted, as Celery 5.7's own event receiver
+        // queue is, since that dies with the connection and a reconnect
+        // would miss what was published in between; it expires 60 s after
+        // its last consumer instead, and celeriac deletes it on exit.
         let transient = named.is_none();
         Queues {
             events: QueueSpec {
                 name: events_name,
                 durable: !transient,
-                exclusive: transient,
-                auto_delete: transient,
+                exclusive: false,
+                auto_delete: false,
                 args: events_args,
             },
             dropped: QueueSpec {
                 name: dropped_name,
                 durable: !transient,
-                exclusive: transient,
-                auto_delete: transient,
+                exclusive: false,
+                auto_delete: false,
                 args: dropped_args,
             },
         }
@@ -275,7 +277,7 @@ mod tests {
         );
         let e = &q.events;
         assert_eq!(e.name, "celeriac.abc");
-        assert!(e.exclusive && e.auto_delete && !e.durable);
+        assert!(!e.exclusive && !e.auto_delete && !e.durable);
         assert_eq!(arg(e, "x-message-ttl"), Some(&AMQPValue::LongInt(600_000)));
         assert_eq!(arg(e, "x-expires"), Some(&AMQPValue::LongInt(60_000)));
         assert_eq!(arg(e, "x-max-length"), Some(&AMQPValue::LongInt(1000)));
@@ -289,7 +291,7 @@ mod tests {
         );
         let d = &q.dropped;
         assert_eq!(d.name, "celeriac.abc.dropped");
-        assert!(d.exclusive && d.auto_delete && !d.durable);
+        assert!(!d.exclusive && !d.auto_delete && !d.durable);
     }
 
     #[test]
