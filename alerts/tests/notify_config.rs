@@ -83,6 +83,14 @@ fn mistakes_are_named() {
             "email `to` needs at least one address",
         ),
         (
+            "- name: m\n  email: {smtp: 'h:25', from: a@example.com, to: [b@example.com], tls: none, ca_file: /x.pem}\n",
+            "email `ca_file` needs `tls: starttls` or `tls: tls`",
+        ),
+        (
+            "- name: m\n  email: {smtp: 'h:465', from: a@example.com, to: [b@example.com], tls: tls, ca_file: /nonexistent/ca.pem}\n",
+            "email `ca_file` `/nonexistent/ca.pem`: No such file",
+        ),
+        (
             "- name: m\n  email: {smtp: 'h:25', from: a@example.com, to: [b@example.com], tls: none, username: u}\n",
             "`username` and `password` go together",
         ),

@@ -36,6 +36,32 @@ impl SmtpServer {
 
     /// With extra aiosmtpd arguments (e.g. a certificate for STARTTLS).
     fn start_with(extra: &[&std::ffi::OsStr]) -> SmtpServer {
+        Self::spawn(|python, addr, maildir| {
+            let mut c = Command::new(python);
+            c.args(["-m", "aiosmtpd", "-n", "-l", addr])
+                .args(extra)
+                .args(["-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(maildir);
+            c
+        })
+    }
+
+    /// SMTPS (TLS from the first byte) with `cert`/`key`, requiring a
+    /// login as `alerts` / `s3cret`: aiosmtpd's command line cannot set up
+    /// either, so a few lines of Python drive its `Controller`.
+    fn start_smtps_with_login(cert: &Path, key: &Path) -> SmtpServer {
+        Self::spawn(|python, addr, maildir| {
+            let (host, port) = addr.rsplit_once(':').unwrap();
+            let mut c = Command::new(python);
+            c.args(["-c", SMTPS_WITH_LOGIN, host, port])
+                .arg(maildir)
+                .arg(cert)
+                .arg(key);
+            c
+        })
+    }
+
+    fn spawn(command: impl FnOnce(&Path, &str, &Path) -> Command) -> SmtpServer {
         let dir = tempfile::tempdir().unwrap();
         let maildir = dir.path().join("Maildir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -45,11 +71,7 @@ impl SmtpServer {
             .port();
         let addr = format!("127.0.0.1:{port}");
         let python = python();
-        let child = Command::new(&python)
-            .args(["-m", "aiosmtpd", "-n", "-l", &addr])
-            .args(extra)
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
+        let child = command(&python, &addr, &maildir)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -174,6 +196,151 @@ async fn starttls_required_but_not_offered_fails_and_names_the_server() {
     println!("last_error: {err}");
     assert!(err.contains(&smtp.addr), "{err}");
     assert!(smtp.messages().is_empty());
+}
+
+const SMTPS_WITH_LOGIN: &str = r#"
+import ssl, sys, time
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult, LoginPassword
+host, port, maildir, cert, key = sys.argv[1:6]
+def check(server, session, envelope, mechanism, data):
+    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"alerts", b"s3cret")
+    return AuthResult(success=ok, handled=False)
+context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+context.load_cert_chain(cert, key)
+Controller(Mailbox(maildir), hostname=host, port=int(port), ssl_context=context,
+           authenticator=check, auth_required=True,
+           # The connection is TLS from the first byte; aiosmtpd only knows
+           # STARTTLS and would not offer AUTH otherwise.
+           auth_require_tls=False).start()
+while True:
+    time.sleep(3600)
+"#;
+
+/// Runs openssl with `args`, failing the test if it fails.
+fn openssl(args: &[&std::ffi::OsStr]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is needed to make test certificates");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A private CA and a certificate it signed for 127.0.0.1: (ca, cert, key).
+fn private_ca_and_server_cert(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let p = |name: &str| dir.join(name);
+    let (ca, ca_key, cert, key, csr, ext) = (
+        p("ca.pem"),
+        p("ca.key"),
+        p("cert.pem"),
+        p("key.pem"),
+        p("req.csr"),
+        p("ext.cnf"),
+    );
+    let os = |s: &'static str| -> &std::ffi::OsStr { s.as_ref() };
+    openssl(&[
+        os("req"),
+        os("-x509"),
+        os("-newkey"),
+        os("rsa:2048"),
+        os("-nodes"),
+        os("-days"),
+        os("1"),
+        os("-subj"),
+        os("/CN=celeriac test CA"),
+        os("-keyout"),
+        ca_key.as_os_str(),
+        os("-out"),
+        ca.as_os_str(),
+    ]);
+    openssl(&[
+        os("req"),
+        os("-newkey"),
+        os("rsa:2048"),
+        os("-nodes"),
+        os("-subj"),
+        os("/CN=127.0.0.1"),
+        os("-keyout"),
+        key.as_os_str(),
+        os("-out"),
+        csr.as_os_str(),
+    ]);
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        os("x509"),
+        os("-req"),
+        os("-in"),
+        csr.as_os_str(),
+        os("-CA"),
+        ca.as_os_str(),
+        os("-CAkey"),
+        ca_key.as_os_str(),
+        os("-CAcreateserial"),
+        os("-days"),
+        os("1"),
+        os("-extfile"),
+        ext.as_os_str(),
+        os("-out"),
+        cert.as_os_str(),
+    ]);
+    (ca, cert, key)
+}
+
+/// Implicit TLS (`tls: tls`) to a relay whose certificate comes from a
+/// private CA named by `ca_file`, with a login: delivered; the same with a
+/// wrong password fails and names the server; without `ca_file` the
+/// certificate is refused.
+#[tokio::test]
+async fn smtps_with_a_private_ca_and_a_login() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = private_ca_and_server_cert(certs.path());
+    let smtp = SmtpServer::start_smtps_with_login(&cert, &key);
+    let config = |password: &str, ca_file: bool| {
+        let ca_line = if ca_file {
+            format!("\n    ca_file: '{}'", ca.display())
+        } else {
+            String::new()
+        };
+        notifiers(&format!(
+            "- name: mail\n  email:\n    smtp: '{}'\n    from: a@example.com\n    to: [b@example.com]\n    \
+             tls: tls\n    username: alerts\n    password: '{password}'{ca_line}\n",
+            smtp.addr
+        ))
+    };
+
+    let d = Dispatcher::new(&config("s3cret", true), fast_options());
+    d.send("mail", firing());
+    let msgs = smtp.wait_for(1, Duration::from_secs(10)).await;
+    assert!(
+        msgs[0].contains("Subject: [FIRING] QueueBacklog"),
+        "{}",
+        msgs[0]
+    );
+    let s = wait_stats(&d, "mail", Duration::from_secs(2), |s| s.sent == 1).await;
+    assert_eq!(s.failed, 0);
+
+    let d = Dispatcher::new(&config("wrong", true), fast_options());
+    d.send("mail", firing());
+    let s = wait_stats(&d, "mail", Duration::from_secs(10), |s| s.failed == 1).await;
+    let err = s.last_error.unwrap();
+    println!("wrong password: {err}");
+    assert!(err.contains(&smtp.addr) && err.contains("535"), "{err}");
+
+    let d = Dispatcher::new(&config("s3cret", false), fast_options());
+    d.send("mail", firing());
+    let s = wait_stats(&d, "mail", Duration::from_secs(10), |s| s.failed == 1).await;
+    let err = s.last_error.unwrap();
+    assert!(err.contains("certificate"), "{err}");
+    assert_eq!(
+        smtp.messages().len(),
+        1,
+        "only the first notifier delivered"
+    );
 }
 
 #[tokio::test]

@@ -74,8 +74,8 @@ pub struct AlertmanagerConfig {
     pub refresh: Option<Duration>,
 }
 
-/// `email: {smtp: "host:port", from, to: [..], username?, password?, tls}`.
-/// (`Debug` hides the password.)
+/// `email: {smtp: "host:port", from, to: [..], username?, password?, tls,
+/// ca_file?}`. (`Debug` hides the password.)
 #[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
@@ -86,6 +86,10 @@ pub struct EmailConfig {
     pub username: Option<String>,
     pub password: Option<String>,
     pub tls: TlsMode,
+    /// PEM certificates trusted beside the system's, for a relay whose
+    /// certificate comes from a private CA.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for WebhookConfig {
@@ -109,6 +113,7 @@ impl fmt::Debug for EmailConfig {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("tls", &self.tls)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }

@@ -242,7 +242,12 @@ impl Worker {
                 self.target.deliver(&self.client, n),
             )
             .await
-            .unwrap_or(Err(NotifyError::Timeout(timeout)));
+            .unwrap_or_else(|_| {
+                Err(NotifyError::Timeout {
+                    to: self.target.destination().to_string(),
+                    after: timeout,
+                })
+            });
             let err = match result {
                 Ok(()) => {
                     let mut c = self.counters.lock();

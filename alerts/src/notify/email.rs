@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use lettre::message::{header::ContentType, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::config::{EmailConfig, TlsMode};
@@ -28,7 +29,29 @@ pub(crate) fn validate(c: &EmailConfig) -> Result<(), String> {
     if c.username.is_some() != c.password.is_some() {
         return Err("email `username` and `password` go together".into());
     }
+    if c.ca_file.is_some() {
+        if c.tls == TlsMode::None {
+            return Err("email `ca_file` needs `tls: starttls` or `tls: tls`".into());
+        }
+        extra_roots(c)?;
+    }
     Ok(())
+}
+
+/// The certificates of `ca_file`, read and parsed (at load time too, so a
+/// bad path is reported by `check-alerts`, not at the first alert).
+fn extra_roots(c: &EmailConfig) -> Result<Option<Certificate>, String> {
+    let Some(path) = &c.ca_file else {
+        return Ok(None);
+    };
+    let pem =
+        std::fs::read(path).map_err(|e| format!("email `ca_file` `{}`: {e}", path.display()))?;
+    Certificate::from_pem(&pem).map(Some).map_err(|e| {
+        format!(
+            "email `ca_file` `{}` is not PEM certificates: {e}",
+            path.display()
+        )
+    })
 }
 
 /// `host:port` (or `[v6]:port`) into its parts.
@@ -57,12 +80,26 @@ impl Email {
         validate(c)?;
         let (host, port) = split_host_port(&c.smtp)?;
         let tls_err = |e: lettre::transport::smtp::Error| format!("TLS setup for {host}: {e}");
-        let builder = match c.tls {
-            TlsMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host),
-            TlsMode::Starttls => {
+        let builder = match (c.tls, extra_roots(c)?) {
+            (TlsMode::None, _) => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host),
+            (TlsMode::Starttls, None) => {
                 AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host).map_err(tls_err)?
             }
-            TlsMode::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&host).map_err(tls_err)?,
+            (TlsMode::Tls, None) => {
+                AsyncSmtpTransport::<Tokio1Executor>::relay(&host).map_err(tls_err)?
+            }
+            // What `relay`/`starttls_relay` set up, with the extra roots.
+            (mode, Some(roots)) => {
+                let params = TlsParameters::builder(host.clone())
+                    .add_root_certificate(roots)
+                    .build()
+                    .map_err(tls_err)?;
+                let tls = match mode {
+                    TlsMode::Tls => Tls::Wrapper(params),
+                    _ => Tls::Required(params),
+                };
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host).tls(tls)
+            }
         };
         let mut builder = builder.port(port).timeout(Some(timeout));
         if let (Some(u), Some(p)) = (&c.username, &c.password) {
@@ -78,6 +115,11 @@ impl Email {
                 .map(|t| t.parse().map_err(|e| format!("{e}")))
                 .collect::<Result<_, _>>()?,
         })
+    }
+
+    /// `host:port` of the SMTP server.
+    pub(crate) fn server(&self) -> &str {
+        &self.server
     }
 
     pub(crate) async fn send(&self, n: &Notification) -> Result<(), NotifyError> {

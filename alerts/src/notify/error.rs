@@ -16,8 +16,8 @@ pub enum NotifyError {
         #[source]
         source: reqwest::Error,
     },
-    #[error("no answer within {0:?}")]
-    Timeout(Duration),
+    #[error("no answer from {to} within {after:?}")]
+    Timeout { to: String, after: Duration },
     #[error("cannot build the email: {0}")]
     Message(String),
     #[error("SMTP delivery via {server} failed: {source}")]
@@ -37,7 +37,7 @@ impl NotifyError {
             NotifyError::Status { status, .. } => {
                 !(400..500).contains(status) || *status == 408 || *status == 429
             }
-            NotifyError::Request { .. } | NotifyError::Timeout(_) => true,
+            NotifyError::Request { .. } | NotifyError::Timeout { .. } => true,
             NotifyError::Message(_) => false,
             NotifyError::Smtp { source, .. } => !source.is_permanent(),
         }

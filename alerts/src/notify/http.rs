@@ -40,7 +40,10 @@ pub(crate) async fn post_json(
 
 fn request_error(url: &str, source: reqwest::Error, timeout: Duration) -> NotifyError {
     if source.is_timeout() {
-        NotifyError::Timeout(timeout)
+        NotifyError::Timeout {
+            to: url.to_string(),
+            after: timeout,
+        }
     } else {
         NotifyError::Request {
             url: url.to_string(),

@@ -64,6 +64,17 @@ impl Target {
         }
     }
 
+    /// Where deliveries go, as errors name it.
+    pub(crate) fn destination(&self) -> &str {
+        match self {
+            Target::Webhook { url, .. } => url,
+            Target::Slack { config, .. } => &config.url,
+            Target::Alertmanager { endpoint, .. } => endpoint,
+            Target::Email(Ok(email)) => email.server(),
+            Target::Email(Err(_)) => "the email server",
+        }
+    }
+
     pub(crate) fn timeout(&self, options: &DispatchOptions) -> Duration {
         match self {
             Target::Webhook { timeout, .. }
