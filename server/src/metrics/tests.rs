@@ -420,24 +420,27 @@ fn buckets_are_configurable() {
             .collect()
     };
     // Waited 3 s in the queue, 2 s prefetched, ran 2 s.
-    let wait = ["0.5", "2.0", "30.0"];
-    assert_eq!(
-        les("celery_task_queue_wait_time_bucket"),
-        want(wait, [0.0, 0.0, 1.0, 1.0])
-    );
-    assert_eq!(
-        les("celeriac_task_prefetch_time_seconds_bucket"),
-        want(wait, [0.0, 1.0, 1.0, 1.0])
-    );
-    let runtime = ["0.1", "1.0", "10.0"];
-    assert_eq!(
-        les("celery_task_runtime_bucket"),
-        want(runtime, [0.0, 0.0, 1.0, 1.0])
-    );
-    assert_eq!(
-        les("flower_task_runtime_seconds_bucket"),
-        want(runtime, [0.0, 0.0, 1.0, 1.0])
-    );
+    let (wait, runtime) = (["0.5", "2.0", "30.0"], ["0.1", "1.0", "10.0"]);
+    for (metric, bounds, counts) in [
+        (
+            "celery_task_queue_wait_time_bucket",
+            wait,
+            [0.0, 0.0, 1.0, 1.0],
+        ),
+        (
+            "celeriac_task_prefetch_time_seconds_bucket",
+            wait,
+            [0.0, 1.0, 1.0, 1.0],
+        ),
+        ("celery_task_runtime_bucket", runtime, [0.0, 0.0, 1.0, 1.0]),
+        (
+            "flower_task_runtime_seconds_bucket",
+            runtime,
+            [0.0, 0.0, 1.0, 1.0],
+        ),
+    ] {
+        assert_eq!(les(metric), want(bounds, counts), "{metric}");
+    }
 }
 
 #[test]

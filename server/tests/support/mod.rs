@@ -667,14 +667,17 @@ impl Celeriac {
 
     /// GET `path`; returns status and body.
     pub fn get(&self, path: &str) -> (u16, String) {
-        let url = format!("{}{path}", self.base);
-        let resp = self
-            .http
-            .get(&url)
-            .send()
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let resp = self.get_response(path);
         let status = resp.status().as_u16();
         (status, resp.text().unwrap_or_default())
+    }
+
+    fn get_response(&self, path: &str) -> reqwest::blocking::Response {
+        let url = format!("{}{path}", self.base);
+        self.http
+            .get(&url)
+            .send()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
     }
 
     /// Any request (control/auth tests): `auth` is Basic `(user, password)`,
@@ -778,16 +781,15 @@ impl Celeriac {
     /// `/metrics`; its `Content-Length` must be the page's (the page is
     /// served as slices of kept text, its length summed beforehand).
     pub fn metrics(&self) -> String {
-        let url = format!("{}/metrics", self.base);
-        let resp = self
-            .http
-            .get(&url)
-            .send()
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-        assert_eq!(resp.status().as_u16(), 200, "GET {url}");
+        let resp = self.get_response("/metrics");
+        assert_eq!(resp.status().as_u16(), 200, "GET /metrics");
         let length = resp.content_length();
         let body = resp.text().unwrap_or_default();
-        assert_eq!(length, Some(body.len() as u64), "GET {url}: Content-Length");
+        assert_eq!(
+            length,
+            Some(body.len() as u64),
+            "GET /metrics: Content-Length"
+        );
         body
     }
 
