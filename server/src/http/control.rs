@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use api::control::ControlResponse;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequest, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -99,8 +99,23 @@ the old limits to new tasks until their pool restarts (apply=true here, or \
 POST /api/worker/pool/restart/{worker}; both need worker_pool_restarts=True) \
 or the worker restarts; `registered` shows the new limits at once.";
 
-/// Query string plus a form-urlencoded body, as tornado's `get_argument`
-/// reads them (the body's values come last, so they win).
+/// The parameters of a Flower control request: query string plus a
+/// form-urlencoded body, as tornado's `get_argument` reads them (the
+/// body's values come last, so they win).
+struct FlowerForm(Params);
+
+impl<S: Send + Sync> FromRequest<S> for FlowerForm {
+    type Rejection = HttpError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, HttpError> {
+        let query = req.uri().query().map(str::to_owned);
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| HttpError::new(e.status(), format!("Invalid body: {}", e.body_text())))?;
+        form_params(query, &body).map(FlowerForm)
+    }
+}
+
 fn form_params(query: Option<String>, body: &Bytes) -> Result<Params, HttpError> {
     let bad = |e: serde_urlencoded::de::Error| {
         HttpError::new(StatusCode::BAD_REQUEST, format!("Invalid parameters: {e}"))
@@ -337,10 +352,8 @@ async fn revoke(
     State(shared): State<Arc<Shared>>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
+    FlowerForm(params): FlowerForm,
 ) -> Result<Response, HttpError> {
-    let params = form_params(query, &body)?;
     let terminate = params::bool_param(&params, "terminate")?;
     let signal = params::last(&params, "signal")
         .filter(|s| !s.is_empty())
@@ -365,10 +378,8 @@ async fn rate_limit(
     State(shared): State<Arc<Shared>>,
     Extension(who): Extension<Principal>,
     Path(name): Path<String>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
+    FlowerForm(params): FlowerForm,
 ) -> Result<Response, HttpError> {
-    let params = form_params(query, &body)?;
     let rate = required(&params, "ratelimit")?.to_string();
     let (target, worker) = worker_or_all(&shared, &params)?;
     let rate_value = match rate.parse::<f64>() {
@@ -400,10 +411,8 @@ async fn timeout(
     State(shared): State<Arc<Shared>>,
     Extension(who): Extension<Principal>,
     Path(name): Path<String>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
+    FlowerForm(params): FlowerForm,
 ) -> Result<Response, HttpError> {
-    let params = form_params(query, &body)?;
     let soft: Option<f64> = number(&params, "soft")?;
     let hard: Option<f64> = number(&params, "hard")?;
     let apply = params::bool_param(&params, "apply")?;
@@ -509,10 +518,8 @@ async fn pool_grow(
     State(shared): State<Arc<Shared>>,
     Extension(who): Extension<Principal>,
     Path(w): Path<String>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
+    FlowerForm(params): FlowerForm,
 ) -> Result<Response, HttpError> {
-    let params = form_params(query, &body)?;
     let n: u32 = number(&params, "n")?.unwrap_or(1);
     let (a, b) = (w.clone(), w.clone());
     worker_command(
@@ -531,10 +538,8 @@ async fn pool_shrink(
     State(shared): State<Arc<Shared>>,
     Extension(who): Extension<Principal>,
     Path(w): Path<String>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
+    FlowerForm(params): FlowerForm,
 ) -> Result<Response, HttpError> {
-    let params = form_params(query, &body)?;
     let n: u32 = number(&params, "n")?.unwrap_or(1);
     let (a, b) = (w.clone(), w.clone());
     worker_command(
@@ -553,10 +558,8 @@ async fn autoscale(
     State(shared): State<Arc<Shared>>,
     Extension(who): Extension<Principal>,
     Path(w): Path<String>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
+    FlowerForm(params): FlowerForm,
 ) -> Result<Response, HttpError> {
-    let params = form_params(query, &body)?;
     let min: u32 = number(&params, "min")?
         .ok_or_else(|| HttpError::bad_param("min", "Missing argument min"))?;
     let max: u32 = number(&params, "max")?
@@ -578,10 +581,8 @@ async fn add_consumer(
     State(shared): State<Arc<Shared>>,
     Extension(who): Extension<Principal>,
     Path(w): Path<String>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
+    FlowerForm(params): FlowerForm,
 ) -> Result<Response, HttpError> {
-    let params = form_params(query, &body)?;
     let queue = required(&params, "queue")?.to_string();
     let (b, q) = (w.clone(), queue.clone());
     worker_command(
@@ -600,10 +601,8 @@ async fn cancel_consumer(
     State(shared): State<Arc<Shared>>,
     Extension(who): Extension<Principal>,
     Path(w): Path<String>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
+    FlowerForm(params): FlowerForm,
 ) -> Result<Response, HttpError> {
-    let params = form_params(query, &body)?;
     let queue = required(&params, "queue")?.to_string();
     let (b, q) = (w.clone(), queue.clone());
     worker_command(
@@ -723,10 +722,8 @@ struct BulkRevokeResponse {
 async fn bulk_revoke(
     State(shared): State<Arc<Shared>>,
     Extension(who): Extension<Principal>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
+    FlowerForm(params): FlowerForm,
 ) -> Result<Response, HttpError> {
-    let params = form_params(query, &body)?;
     let dry_run = params::bool_param(&params, "dry_run")?;
     let terminate = params::bool_param(&params, "terminate")?;
     let all = params::bool_param(&params, "all")?;
