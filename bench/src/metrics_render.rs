@@ -42,6 +42,10 @@ pub struct RenderResult {
     pub first: Duration,
     pub steady_median: Duration,
     pub unchanged_median: Duration,
+    /// The longest wait for the state's write lock (what ingest takes)
+    /// while the first render ran, and while the steady ones ran.
+    pub first_stall: Duration,
+    pub steady_stall: Duration,
     /// A whole scrape over HTTP (request to last byte), unchanged state.
     pub http_scrape: Duration,
     /// The same bytes from a static buffer: the transfer floor.
@@ -173,12 +177,13 @@ pub fn run_shape(workers: usize, names: usize, per_worker: usize) -> anyhow::Res
         let elapsed = t.elapsed();
         (elapsed, page.len())
     };
-    let (first, page_bytes) = render(&shared);
+    let (first, page_bytes, first_stall) = with_writer(&shared, || render(&shared));
     let mut unchanged = Vec::new();
     for _ in 0..3 {
         unchanged.push(render(&shared).0);
     }
     let mut steady = Vec::new();
+    let mut steady_stall = Duration::ZERO;
     for round in 0..STEADY {
         {
             let mut state = shared.state.write();
@@ -190,13 +195,17 @@ pub fn run_shape(workers: usize, names: usize, per_worker: usize) -> anyhow::Res
             }
             std::mem::swap(&mut cluster.state, &mut state);
         }
-        steady.push(render(&shared).0);
+        let (elapsed, _, stall) = with_writer(&shared, || render(&shared));
+        steady.push(elapsed);
+        steady_stall = steady_stall.max(stall);
     }
     let whole = Bytes::from(celeriac::metrics::render(&shared, now));
     let (http_scrape, http_static) = tokio::runtime::Handle::current()
         .block_on(over_http(Arc::new(shared), whole))
         .context("scraping over HTTP")?;
     Ok(RenderResult {
+        first_stall,
+        steady_stall,
         http_scrape,
         http_static,
         workers,
@@ -208,6 +217,32 @@ pub fn run_shape(workers: usize, names: usize, per_worker: usize) -> anyhow::Res
         first,
         steady_median: median(steady),
         unchanged_median: median(unchanged),
+    })
+}
+
+/// Runs `render` while another thread takes the state's write lock over
+/// and over, as the state owner applying events does; returns what
+/// `render` returned and the longest the writer waited.
+fn with_writer(
+    shared: &Shared,
+    render: impl FnOnce() -> (Duration, usize),
+) -> (Duration, usize, Duration) {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut longest = Duration::ZERO;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                drop(shared.state.write());
+                longest = longest.max(t.elapsed());
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            longest
+        });
+        let (elapsed, len) = render();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let stall = writer.join().expect("the writer thread");
+        (elapsed, len, stall)
     })
 }
 
@@ -271,6 +306,7 @@ pub fn render(results: &[RenderResult]) -> String {
             "  {} workers x {} names ({} per worker): {} series, page {:.1} MB; first render {:.0} ms, \
              then median {:.1} ms with {TASKS_BETWEEN_SCRAPES} tasks between scrapes, \
              {:.1} ms unchanged (state built from events in {:.1} s); \
+             longest wait of an event writer during the first render {:.1} ms, during the others {:.1} ms; \
              whole scrape over HTTP {:.0} ms vs the same bytes from a static buffer {:.0} ms ({:.2}x)",
             r.workers,
             r.names,
@@ -281,6 +317,8 @@ pub fn render(results: &[RenderResult]) -> String {
             ms(r.steady_median),
             ms(r.unchanged_median),
             r.build.as_secs_f64(),
+            ms(r.first_stall),
+            ms(r.steady_stall),
             ms(r.http_scrape),
             ms(r.http_static),
             r.http_scrape.as_secs_f64() / r.http_static.as_secs_f64(),

@@ -44,21 +44,23 @@ pub fn render_page(shared: &Shared, now: f64) -> Page {
     // Everything after the task families: a few lines per worker and queue.
     let mut out = String::with_capacity(LAST_TAIL.load(Ordering::Relaxed) / 8 * 9 + 4096);
     let out = &mut out;
-    {
+    // The page's lock before the state's, held across both phases so that
+    // two scrapes never interleave their updates of the kept text.
+    let mut page = shared.metrics.task_page.lock();
+    let page = page.get_or_insert_with(|| {
+        TaskPage::new(
+            shared.config.runtime_buckets.bounds(),
+            shared.config.queue_wait_buckets.bounds(),
+        )
+    });
+    let stale = {
         let state = shared.state.read();
         let mut series: Vec<TaskSeries<'_>> = state.task_series().collect();
         let folded = fold::fold(&mut series, shared.config.max_task_names);
         series.extend(folded.series());
-        {
-            let mut page = shared.metrics.task_page.lock();
-            page.get_or_insert_with(|| {
-                TaskPage::new(
-                    shared.config.runtime_buckets.bounds(),
-                    shared.config.queue_wait_buckets.bounds(),
-                )
-            })
-            .write(&mut chunks, &series);
-        }
+        // Under the read lock only what changed is copied; it is rendered
+        // once the lock is released, so ingest never waits on rendering.
+        let stale = page.stale(&series);
         write_names_folded(out, folded.names_folded);
         let workers = state.workers(now);
         if shared.config.flower_metrics {
@@ -80,7 +82,10 @@ pub fn render_page(shared: &Shared, now: f64) -> Page {
         m.tasks_retained.set(saturating_i64(tasks));
         m.workers_retained.set(saturating_i64(workers_n));
         m.tasks_evicted.set(saturating_i64(evicted));
-    }
+        stale
+    };
+    page.write_stale(&mut chunks, stale);
+    // The task families come first; what was written meanwhile follows.
     let families = shared.metrics.registry.gather();
     if let Err(e) = TextEncoder::new().encode_utf8(&families, out) {
         // Only reachable with a malformed self metric, a bug; the Celery

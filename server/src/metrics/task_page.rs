@@ -141,17 +141,37 @@ impl TaskPage {
 
     /// Appends the task families of `series` to `out` as shared slices of
     /// the cached text, re-rendering only blocks where a series changed
-    /// since the last call.
+    /// since the last call: [`TaskPage::stale`] then [`TaskPage::write_stale`].
     pub fn write(&mut self, out: &mut Vec<Bytes>, series: &[TaskSeries<'_>]) {
-        self.blocks.truncate(series.len().div_ceil(BLOCK));
-        for (b, batch) in series.chunks(BLOCK).enumerate() {
-            if b == self.blocks.len() {
-                self.blocks.push(Block::default());
-            }
-            let block = &mut self.blocks[b];
-            if !is_current(block, batch) {
-                rebuild(block, batch, &mut self.render);
-            }
+        let stale = self.stale(series);
+        self.write_stale(out, stale);
+    }
+
+    /// Copies out of `series` what the page must re-render: the blocks
+    /// where a series changed. The caller holds the state's read lock for
+    /// this only, not for the rendering, which on the first scrape of a
+    /// large cluster takes long enough to hold ingest up.
+    pub fn stale(&self, series: &[TaskSeries<'_>]) -> Stale {
+        let batches = series
+            .chunks(BLOCK)
+            .enumerate()
+            .filter(|(b, batch)| !self.blocks.get(*b).is_some_and(|k| is_current(k, batch)))
+            .map(|(b, batch)| (b, batch.iter().map(OwnedSeries::from).collect()))
+            .collect();
+        Stale {
+            blocks: series.len().div_ceil(BLOCK),
+            batches,
+        }
+    }
+
+    /// Re-renders what [`TaskPage::stale`] found and appends the page's
+    /// slices to `out`.
+    pub fn write_stale(&mut self, out: &mut Vec<Bytes>, stale: Stale) {
+        self.blocks.truncate(stale.blocks);
+        self.blocks.resize_with(stale.blocks, Block::default);
+        for (b, owned) in stale.batches {
+            let batch: Vec<TaskSeries<'_>> = owned.iter().map(OwnedSeries::view).collect();
+            rebuild(&mut self.blocks[b], &batch, &mut self.render);
         }
         for f in 0..FAMILIES {
             out.push(self.headers[f].clone());
@@ -161,6 +181,46 @@ impl TaskPage {
                     out.push(block.text.slice(range));
                 }
             }
+        }
+    }
+}
+
+/// The blocks a scrape must re-render, with their series copied.
+pub struct Stale {
+    /// Blocks the page has after this scrape.
+    blocks: usize,
+    batches: Vec<(usize, Vec<OwnedSeries>)>,
+}
+
+/// A [`TaskSeries`] copied out of the state.
+struct OwnedSeries {
+    name: Box<str>,
+    hostname: Box<str>,
+    queue: Box<str>,
+    counts: TaskCounts,
+    stamp: Stamp,
+}
+
+impl From<&TaskSeries<'_>> for OwnedSeries {
+    fn from(s: &TaskSeries<'_>) -> OwnedSeries {
+        OwnedSeries {
+            name: s.name.into(),
+            hostname: s.hostname.into(),
+            queue: s.queue.into(),
+            counts: s.counts.clone(),
+            stamp: s.stamp,
+        }
+    }
+}
+
+impl OwnedSeries {
+    fn view(&self) -> TaskSeries<'_> {
+        TaskSeries {
+            name: &self.name,
+            hostname: &self.hostname,
+            queue: &self.queue,
+            counts: &self.counts,
+            stamp: self.stamp,
         }
     }
 }
