@@ -185,6 +185,13 @@ async fn starttls_required_but_not_offered_fails_and_names_the_server() {
     // aiosmtpd without a certificate offers no STARTTLS: `tls: starttls`
     // must refuse to send in plain text.
     let smtp = SmtpServer::start();
+    let err = starttls_refused(&smtp).await;
+    assert!(err.contains(&smtp.addr), "{err}");
+}
+
+/// Sends one notification with `tls: starttls` to `smtp`, which must
+/// refuse it: nothing delivered, one failure; returns its error.
+async fn starttls_refused(smtp: &SmtpServer) -> String {
     let configs = notifiers(&format!(
         "- name: mail\n  email: {{smtp: '{}', from: a@example.com, to: [b@example.com], tls: starttls}}\n",
         smtp.addr
@@ -194,8 +201,8 @@ async fn starttls_required_but_not_offered_fails_and_names_the_server() {
     let s = wait_stats(&d, "mail", Duration::from_secs(10), |s| s.failed == 1).await;
     let err = s.last_error.unwrap();
     println!("last_error: {err}");
-    assert!(err.contains(&smtp.addr), "{err}");
     assert!(smtp.messages().is_empty());
+    err
 }
 
 const SMTPS_WITH_LOGIN: &str = r#"
@@ -218,6 +225,10 @@ while True:
     time.sleep(3600)
 "#;
 
+fn os(s: &str) -> &std::ffi::OsStr {
+    s.as_ref()
+}
+
 /// Runs openssl with `args`, failing the test if it fails.
 fn openssl(args: &[&std::ffi::OsStr]) {
     let out = Command::new("openssl")
@@ -231,6 +242,25 @@ fn openssl(args: &[&std::ffi::OsStr]) {
     );
 }
 
+/// A self-signed certificate for `subject` (also what a CA starts from).
+fn self_signed(subject: &str, key: &Path, cert: &Path) {
+    openssl(&[
+        os("req"),
+        os("-x509"),
+        os("-newkey"),
+        os("rsa:2048"),
+        os("-nodes"),
+        os("-days"),
+        os("1"),
+        os("-subj"),
+        os(subject),
+        os("-keyout"),
+        key.as_os_str(),
+        os("-out"),
+        cert.as_os_str(),
+    ]);
+}
+
 /// A private CA and a certificate it signed for 127.0.0.1: (ca, cert, key).
 fn private_ca_and_server_cert(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let p = |name: &str| dir.join(name);
@@ -242,22 +272,7 @@ fn private_ca_and_server_cert(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         p("req.csr"),
         p("ext.cnf"),
     );
-    let os = |s: &'static str| -> &std::ffi::OsStr { s.as_ref() };
-    openssl(&[
-        os("req"),
-        os("-x509"),
-        os("-newkey"),
-        os("rsa:2048"),
-        os("-nodes"),
-        os("-days"),
-        os("1"),
-        os("-subj"),
-        os("/CN=celeriac test CA"),
-        os("-keyout"),
-        ca_key.as_os_str(),
-        os("-out"),
-        ca.as_os_str(),
-    ]);
+    self_signed("/CN=celeriac test CA", &ca_key, &ca);
     openssl(&[
         os("req"),
         os("-newkey"),
@@ -349,37 +364,16 @@ async fn starttls_checks_the_server_certificate() {
     // notifier must not accept it (nor fall back to plain text).
     let certs = tempfile::tempdir().unwrap();
     let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
-    let status = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=127.0.0.1", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl is needed to make a test certificate");
-    assert!(status.success());
+    self_signed("/CN=127.0.0.1", &key, &cert);
     let smtp = SmtpServer::start_with(&[
         "--tlscert".as_ref(),
         cert.as_os_str(),
         "--tlskey".as_ref(),
         key.as_os_str(),
     ]);
-    let configs = notifiers(&format!(
-        "- name: mail\n  email: {{smtp: '{}', from: a@example.com, to: [b@example.com], tls: starttls}}\n",
-        smtp.addr
-    ));
-    let d = Dispatcher::new(&configs, fast_options());
-    d.send("mail", firing());
-    let s = wait_stats(&d, "mail", Duration::from_secs(10), |s| s.failed == 1).await;
-    let err = s.last_error.unwrap();
-    println!("last_error: {err}");
+    let err = starttls_refused(&smtp).await;
     assert!(
         err.contains(&smtp.addr) && err.contains("certificate"),
         "{err}"
     );
-    assert!(smtp.messages().is_empty());
 }
