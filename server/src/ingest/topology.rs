@@ -28,13 +28,12 @@ const TRANSIENT_QUEUE_EXPIRES_MS: u64 = 60_000;
 /// it while celeriac is down go uncounted.
 const DROPPED_QUEUE_MAX_LENGTH: u64 = 100_000;
 
-/// Flags and arguments of one queue.
+/// Flags and arguments of one queue. Never exclusive or auto-deleted:
+/// celeriac's queues outlive a dropped connection (see [`Queues::from_config`]).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct QueueSpec {
     pub name: String,
     pub durable: bool,
-    pub exclusive: bool,
-    pub auto_delete: bool,
     pub args: FieldTable,
 }
 
@@ -103,15 +102,11 @@ impl Queues {
             events: QueueSpec {
                 name: events_name,
                 durable: !transient,
-                exclusive: false,
-                auto_delete: false,
                 args: events_args,
             },
             dropped: QueueSpec {
                 name: dropped_name,
                 durable: !transient,
-                exclusive: false,
-                auto_delete: false,
                 args: dropped_args,
             },
         }
@@ -180,8 +175,8 @@ pub(crate) async fn declare_queue(channel: &Channel, spec: &QueueSpec) -> Result
     let options = QueueDeclareOptions {
         passive: false,
         durable: spec.durable,
-        exclusive: spec.exclusive,
-        auto_delete: spec.auto_delete,
+        exclusive: false,
+        auto_delete: false,
         nowait: false,
     };
     channel
@@ -277,7 +272,7 @@ mod tests {
         );
         let e = &q.events;
         assert_eq!(e.name, "celeriac.abc");
-        assert!(!e.exclusive && !e.auto_delete && !e.durable);
+        assert!(!e.durable);
         assert_eq!(arg(e, "x-message-ttl"), Some(&AMQPValue::LongInt(600_000)));
         assert_eq!(arg(e, "x-expires"), Some(&AMQPValue::LongInt(60_000)));
         assert_eq!(arg(e, "x-max-length"), Some(&AMQPValue::LongInt(1000)));
@@ -291,7 +286,7 @@ mod tests {
         );
         let d = &q.dropped;
         assert_eq!(d.name, "celeriac.abc.dropped");
-        assert!(!d.exclusive && !d.auto_delete && !d.durable);
+        assert!(!d.durable);
     }
 
     #[test]
@@ -299,7 +294,7 @@ mod tests {
         let q = Queues::from_config(&config(&["--events-queue", "mon"]), "ignored");
         let e = &q.events;
         assert_eq!(e.name, "mon");
-        assert!(e.durable && !e.exclusive && !e.auto_delete);
+        assert!(e.durable);
         assert_eq!(arg(e, "x-expires"), None);
         assert_eq!(
             arg(e, "x-message-ttl"),
@@ -314,7 +309,7 @@ mod tests {
         assert_eq!(arg(&plain, "x-max-length"), arg(e, "x-max-length"));
         let d = &q.dropped;
         assert_eq!(d.name, "mon.dropped");
-        assert!(d.durable && !d.exclusive && !d.auto_delete);
+        assert!(d.durable);
         assert_eq!(arg(d, "x-expires"), None);
     }
 
