@@ -7,230 +7,61 @@
 //! TOML key (the flag name with `_` or `-`).
 
 use std::ffi::OsString;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use clap::builder::TypedValueParser;
 use clap::parser::ValueSource;
-use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
+use clap::{CommandFactory, FromArgMatches, Parser};
 
-pub const DEFAULT_BROKER: &str = "amqp://guest:guest@localhost:5672//";
-pub const DEFAULT_PORT: u16 = 5555;
-pub const DEFAULT_MAX_TASKS: usize = 100_000;
-pub const DEFAULT_MAX_WORKERS: usize = 5_000;
-/// Celery's own default is 5 s, which makes a monitor that lags for 5 s lose
-/// events silently. Ten minutes covers any burst celeriac can drain (1M
-/// events at ~30k/s is ~35 s) and restarts of a stalled host, while
-/// `--events-max-length` still bounds what the broker holds for us.
-pub const DEFAULT_EVENTS_TTL_SECS: u64 = 600;
-/// Bounds the broker memory a dead or stalled celeriac can pin (an event
-/// message is ~0.5 KB, so ~500 MB at most). Overflow drops the oldest.
-pub const DEFAULT_EVENTS_MAX_LENGTH: u64 = 1_000_000;
-/// Unacked deliveries in flight between the broker and the state owner.
-pub const DEFAULT_PREFETCH: u16 = 2_000;
-/// Celery truncates reprs near 1 KB; a body this large is not a real event.
-pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
-/// Flower broadcasts `enable_events` every 5 s.
-pub const DEFAULT_ENABLE_EVENTS_INTERVAL_SECS: u64 = 5;
+use crate::alerting::AlertingArgs;
+use crate::auth::AuthArgs;
+use crate::broker::QueueStatsArgs;
+use crate::control::ControlArgs;
+use crate::http::HttpArgs;
+use crate::ingest::IngestArgs;
+use crate::metrics::MetricsArgs;
+use crate::owner::StateArgs;
 
+pub const DEFAULT_LOG: &str = "info";
+
+/// Every module's settings, composed. The modules own their flags, defaults
+/// and help; this type only puts them on one command line.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "celeriac",
     version,
     about = "Watch and operate Celery clusters: live state, Flower's API, Prometheus metrics",
-    // alerting (issue 6): the one subcommand, handled before these flags.
+    // The one subcommand, handled before these flags.
     after_help = "Also: `celeriac check-alerts FILE...` validates alert rule files (exit 0/1)."
 )]
 pub struct Config {
-    /// AMQP URL of the Celery broker.
-    #[arg(long, env = "CELERY_BROKER_URL", default_value = DEFAULT_BROKER)]
-    pub broker: String,
+    #[command(flatten)]
+    pub ingest: IngestArgs,
 
-    /// Address to listen on.
-    #[arg(long, env = "CELERIAC_ADDRESS", default_value = "127.0.0.1")]
-    pub address: IpAddr,
+    #[command(flatten)]
+    pub http: HttpArgs,
 
-    /// Port to listen on (0 picks a free one).
-    #[arg(long, env = "CELERIAC_PORT", default_value_t = DEFAULT_PORT)]
-    pub port: u16,
-
-    /// Tasks kept in memory; the oldest are evicted beyond this.
-    #[arg(long, env = "CELERIAC_MAX_TASKS", default_value_t = DEFAULT_MAX_TASKS, value_parser = clap::value_parser!(u64).range(1..).map(|v| v as usize))]
-    pub max_tasks: usize,
-
-    /// Workers kept in memory; the longest-silent are evicted beyond this.
-    #[arg(long, env = "CELERIAC_MAX_WORKERS", default_value_t = DEFAULT_MAX_WORKERS, value_parser = clap::value_parser!(u64).range(1..).map(|v| v as usize))]
-    pub max_workers: usize,
-
-    /// Serve everything under this path prefix (e.g. `/flower`).
-    #[arg(long, env = "CELERIAC_URL_PREFIX", default_value = "", value_parser = parse_url_prefix)]
-    pub url_prefix: String,
-
-    /// Forget workers offline for longer than this many seconds.
-    #[arg(long, env = "CELERIAC_PURGE_OFFLINE_WORKERS", value_name = "SECONDS")]
-    pub purge_offline_workers: Option<u64>,
-
-    /// Broadcast `enable_events` to all workers periodically, as Flower does.
-    #[arg(long, env = "CELERIAC_ENABLE_EVENTS", default_value_t = true, action = ArgAction::Set,
-          num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    pub enable_events: bool,
-
-    /// Seconds between two `enable_events` broadcasts.
-    #[arg(long, env = "CELERIAC_ENABLE_EVENTS_INTERVAL", default_value_t = DEFAULT_ENABLE_EVENTS_INTERVAL_SECS,
-          value_parser = clap::value_parser!(u64).range(1..), value_name = "SECONDS")]
-    pub enable_events_interval: u64,
-
-    /// Consume this named, durable queue bound to `celeryev`, so nothing is
-    /// lost while celeriac restarts. Without it celeriac uses an exclusive,
-    /// auto-deleted queue of its own.
-    #[arg(long, env = "CELERIAC_EVENTS_QUEUE", value_name = "NAME")]
-    pub events_queue: Option<String>,
-
-    /// Message TTL (seconds) of the events queue. Celery's default of 5 s
-    /// loses events whenever a monitor lags; see DEFAULT_EVENTS_TTL_SECS.
-    #[arg(long, env = "CELERIAC_EVENTS_TTL", default_value_t = DEFAULT_EVENTS_TTL_SECS,
-          value_parser = clap::value_parser!(u64).range(1..), value_name = "SECONDS")]
-    pub events_ttl: u64,
-
-    /// Most messages the events queue may hold (`x-max-length`); the oldest
-    /// are dropped beyond it, and counted.
-    #[arg(long, env = "CELERIAC_EVENTS_MAX_LENGTH", default_value_t = DEFAULT_EVENTS_MAX_LENGTH,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub events_max_length: u64,
-
-    /// AMQP prefetch (unacked deliveries in flight).
-    #[arg(long, env = "CELERIAC_PREFETCH", default_value_t = DEFAULT_PREFETCH,
-          value_parser = clap::value_parser!(u16).range(1..))]
-    pub prefetch: u16,
-
-    /// Event bodies larger than this are counted as malformed and skipped.
-    #[arg(long, env = "CELERIAC_MAX_EVENT_BYTES", default_value_t = DEFAULT_MAX_EVENT_BYTES)]
-    pub max_event_bytes: usize,
+    #[command(flatten)]
+    pub state: StateArgs,
 
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `celeriac=debug`.
-    #[arg(long, env = "CELERIAC_LOG", default_value = "info")]
+    #[arg(long, env = "CELERIAC_LOG", default_value = DEFAULT_LOG)]
     pub log: String,
 
-    // --- broker stats / metrics / statsd (issue 3; owned by the metrics work) ---
-    /// RabbitMQ management API for queue statistics, e.g.
-    /// `http://user:password@rabbit:15672/api/`. Default: the broker's host
-    /// and credentials on port 15672. `off` uses only the AMQP fallback.
-    #[arg(long, env = "CELERIAC_BROKER_API", value_name = "URL")]
-    pub broker_api: Option<String>,
+    #[command(flatten)]
+    pub queue_stats: QueueStatsArgs,
 
-    /// Only these queues (comma-separated) in queue statistics; by default
-    /// every queue of the vhost but Celery's and celeriac's internal ones.
-    #[arg(
-        long,
-        env = "CELERIAC_QUEUES",
-        value_delimiter = ',',
-        value_name = "A,B"
-    )]
-    pub queues: Vec<String>,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 
-    /// Seconds between two polls of queue statistics.
-    #[arg(long, env = "CELERIAC_BROKER_STATS_INTERVAL", default_value_t = crate::broker::DEFAULT_POLL_INTERVAL_SECS,
-          value_parser = clap::value_parser!(u64).range(1..), value_name = "SECONDS")]
-    pub broker_stats_interval: u64,
+    #[command(flatten)]
+    pub control: ControlArgs,
 
-    /// Distinct task names exported per metric; later names fold into
-    /// `name="other"`.
-    #[arg(long, env = "CELERIAC_MAX_TASK_NAMES", default_value_t = crate::metrics::DEFAULT_MAX_TASK_NAMES,
-          value_parser = clap::value_parser!(u64).range(1..).map(|v| v as usize))]
-    pub max_task_names: usize,
+    #[command(flatten)]
+    pub auth: AuthArgs,
 
-    /// Upper bounds (seconds, ascending) of `celery_task_runtime` (and the
-    /// dashboard's and the alerts' runtime quantiles); `+Inf` is implicit.
-    /// celery-exporter's flag.
-    #[arg(long = "buckets", env = "CELERIAC_BUCKETS", value_name = "S,S,...",
-          default_value_t = crate::metrics::Buckets::runtime_default(),
-          value_parser = crate::metrics::parse_buckets)]
-    pub runtime_buckets: crate::metrics::Buckets,
+    #[command(flatten)]
+    pub alerting: AlertingArgs,
 
-    /// Upper bounds (seconds, ascending) of `celery_task_queue_wait_time`
-    /// and the prefetch time histogram; `+Inf` is implicit.
-    #[arg(long, env = "CELERIAC_QUEUE_WAIT_BUCKETS", value_name = "S,S,...",
-          default_value_t = crate::metrics::Buckets::queue_wait_default(),
-          value_parser = crate::metrics::parse_buckets)]
-    pub queue_wait_buckets: crate::metrics::Buckets,
-
-    /// Also export Flower's six `flower_*` metrics.
-    #[arg(long, env = "CELERIAC_FLOWER_METRICS", default_value_t = false, action = ArgAction::Set,
-          num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    pub flower_metrics: bool,
-
-    /// Send statsd metrics to this UDP address (`host:port`).
-    #[arg(long, env = "CELERIAC_STATSD", value_name = "HOST:PORT")]
-    pub statsd: Option<String>,
-
-    /// Prefix of every statsd metric name.
-    #[arg(long, env = "CELERIAC_STATSD_PREFIX", default_value = "celery")]
-    pub statsd_prefix: String,
-
-    /// Send labels as DogStatsD tags (`|#task:add`) instead of in the name.
-    #[arg(long, env = "CELERIAC_STATSD_TAGS", default_value_t = false, action = ArgAction::Set,
-          num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    pub statsd_tags: bool,
-    // --- end broker stats / metrics / statsd ---
-
-    // --- remote control and authentication (issue 5; owned by control/auth) ---
-    /// Milliseconds to wait for the next worker reply to a control or
-    /// inspect command (an idle timeout, as Flower's `--inspect_timeout`).
-    #[arg(long, env = "CELERIAC_INSPECT_TIMEOUT", default_value_t = crate::control::DEFAULT_INSPECT_TIMEOUT_MS,
-          value_parser = clap::value_parser!(u64).range(1..=60_000), value_name = "MS")]
-    pub inspect_timeout: u64,
-
-    /// Seconds between two inspect refreshes of every worker for
-    /// `/api/workers` (0: only on `?refresh=1`).
-    #[arg(long, env = "CELERIAC_INSPECT_INTERVAL", default_value_t = crate::control::DEFAULT_INSPECT_INTERVAL_SECS,
-          value_name = "SECONDS")]
-    pub inspect_interval: u64,
-
-    /// An operator `USER:PASSWORD` (repeatable; comma-separated in the
-    /// environment).
-    #[arg(long, env = "CELERIAC_BASIC_AUTH", value_delimiter = ',', value_name = "USER:PASSWORD",
-          value_parser = crate::auth::parse_credential)]
-    pub basic_auth: Vec<crate::auth::Credential>,
-
-    /// A read-only `USER:PASSWORD` (repeatable).
-    #[arg(long, env = "CELERIAC_VIEWER", value_delimiter = ',', value_name = "USER:PASSWORD",
-          value_parser = crate::auth::parse_credential)]
-    pub viewer: Vec<crate::auth::Credential>,
-
-    /// A users file: lines `user:hash[:operator|viewer]` with argon2 or
-    /// bcrypt hashes.
-    #[arg(long, env = "CELERIAC_USERS", value_name = "FILE", value_parser = crate::auth::parse_users_file)]
-    pub users: Option<crate::auth::UsersFile>,
-
-    /// A bearer token with operator rights, for scripts (repeatable).
-    #[arg(long, env = "CELERIAC_API_TOKEN", value_delimiter = ',', value_name = "TOKEN",
-          value_parser = crate::auth::parse_token)]
-    pub api_token: Vec<crate::auth::Secret>,
-
-    /// Refuse every control action, for everyone.
-    #[arg(long, env = "CELERIAC_READ_ONLY", default_value_t = false, action = ArgAction::Set,
-          num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    pub read_only: bool,
-
-    /// Serve `/metrics` without credentials when users are configured.
-    #[arg(long, env = "CELERIAC_OPEN_METRICS", default_value_t = false, action = ArgAction::Set,
-          num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    pub open_metrics: bool,
-    // --- end remote control and authentication ---
-
-    // --- alerting (issue 6) ---
-    /// Alert rules (YAML; see alerts/README.md). Off without it. An invalid
-    /// file stops start-up; `celeriac check-alerts FILE` checks one.
-    #[arg(long, env = "CELERIAC_ALERTS", value_name = "FILE")]
-    pub alerts: Option<PathBuf>,
-
-    /// Time between two evaluations of the alert rules: seconds, or a
-    /// duration such as `500ms` or `10s`.
-    #[arg(long, env = "CELERIAC_ALERTS_INTERVAL", default_value = "5s", value_name = "DURATION",
-          value_parser = crate::alerting::parse_interval)]
-    pub alerts_interval: f64,
-    // --- end alerting ---
     /// A TOML file with any of the options above (keys as the flag names).
     #[arg(long, env = "CELERIAC_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -287,56 +118,6 @@ impl Config {
         let matches = Config::command().try_get_matches_from(all)?;
         Ok(Config::from_arg_matches(&matches)?)
     }
-
-    /// The socket address to listen on.
-    pub fn listen(&self) -> std::net::SocketAddr {
-        std::net::SocketAddr::new(self.address, self.port)
-    }
-
-    pub fn events_ttl(&self) -> Duration {
-        Duration::from_secs(self.events_ttl)
-    }
-
-    pub fn enable_events_interval(&self) -> Duration {
-        Duration::from_secs(self.enable_events_interval)
-    }
-
-    /// The broker URL with its password replaced by `********`, for logs.
-    pub fn broker_masked(&self) -> String {
-        mask_password(&self.broker)
-    }
-}
-
-/// Replaces the password of a `scheme://user:password@host/...` URL.
-pub fn mask_password(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let Some(at) = rest.rfind('@') else {
-        return url.to_string();
-    };
-    let userinfo = &rest[..at];
-    match userinfo.find(':') {
-        Some(colon) => format!(
-            "{}{}:********{}",
-            &url[..scheme_end + 3],
-            &userinfo[..colon],
-            &rest[at..]
-        ),
-        None => url.to_string(),
-    }
-}
-
-fn parse_url_prefix(s: &str) -> Result<String, String> {
-    let trimmed = s.trim_matches('/');
-    if trimmed.is_empty() {
-        return Ok(String::new());
-    }
-    if trimmed.contains(|c: char| c.is_whitespace() || c == '?' || c == '#') {
-        return Err(format!("{s:?} is not a URL path"));
-    }
-    Ok(format!("/{trimmed}"))
 }
 
 fn file_args(path: &Path, matches: &clap::ArgMatches) -> Result<Vec<OsString>, ConfigError> {
@@ -402,11 +183,11 @@ mod tests {
     #[test]
     fn defaults_match_the_documented_values() {
         let c = load(&[]).unwrap();
-        assert_eq!(c.port, 5555);
-        assert_eq!(c.max_tasks, 100_000);
-        assert!(c.enable_events);
-        assert_eq!(c.events_ttl, DEFAULT_EVENTS_TTL_SECS);
-        assert_eq!(c.url_prefix, "");
+        assert_eq!(c.http.port, 5555);
+        assert_eq!(c.state.max_tasks, 100_000);
+        assert!(c.ingest.enable_events);
+        assert_eq!(c.ingest.events_ttl, crate::ingest::DEFAULT_EVENTS_TTL_SECS);
+        assert_eq!(c.http.url_prefix, "");
     }
 
     #[test]
@@ -421,17 +202,22 @@ mod tests {
 
     #[test]
     fn enable_events_takes_an_optional_bool() {
-        assert!(!load(&["--enable-events", "false"]).unwrap().enable_events);
-        assert!(load(&["--enable-events"]).unwrap().enable_events);
+        assert!(
+            !load(&["--enable-events", "false"])
+                .unwrap()
+                .ingest
+                .enable_events
+        );
+        assert!(load(&["--enable-events"]).unwrap().ingest.enable_events);
     }
 
     #[test]
     fn url_prefix_is_normalised() {
         assert_eq!(
-            load(&["--url-prefix", "flower/"]).unwrap().url_prefix,
+            load(&["--url-prefix", "flower/"]).unwrap().http.url_prefix,
             "/flower"
         );
-        assert_eq!(load(&["--url-prefix", "/"]).unwrap().url_prefix, "");
+        assert_eq!(load(&["--url-prefix", "/"]).unwrap().http.url_prefix, "");
     }
 
     #[test]
@@ -446,10 +232,10 @@ mod tests {
         .unwrap();
         let p = path.to_str().unwrap();
         let c = load(&["--config", p]).unwrap();
-        assert_eq!((c.port, c.max_tasks), (6000, 10));
-        assert_eq!(c.events_queue.as_deref(), Some("ev"));
+        assert_eq!((c.http.port, c.state.max_tasks), (6000, 10));
+        assert_eq!(c.ingest.events_queue.as_deref(), Some("ev"));
         let c = load(&["--config", p, "--port", "7000"]).unwrap();
-        assert_eq!(c.port, 7000);
+        assert_eq!(c.http.port, 7000);
 
         std::fs::write(&path, "portt = 1\n").unwrap();
         let err = load(&["--config", p]).unwrap_err().to_string();
@@ -460,12 +246,204 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Every flag's id (its TOML key), long name, environment variable and
+    /// default, as they were when the configuration was one struct: moving
+    /// a setting between modules must not rename anything users type.
     #[test]
-    fn broker_password_is_masked() {
-        assert_eq!(
-            mask_password("amqp://guest:secret@host:5672/vh"),
-            "amqp://guest:********@host:5672/vh"
-        );
-        assert_eq!(mask_password("amqp://host//"), "amqp://host//");
+    fn flags_env_vars_and_file_keys_are_stable() {
+        let expected: &[(&str, &str, Option<&str>, &[&str])] = &[
+            (
+                "broker",
+                "broker",
+                Some("CELERY_BROKER_URL"),
+                &["amqp://guest:guest@localhost:5672//"],
+            ),
+            (
+                "address",
+                "address",
+                Some("CELERIAC_ADDRESS"),
+                &["127.0.0.1"],
+            ),
+            ("port", "port", Some("CELERIAC_PORT"), &["5555"]),
+            (
+                "max_tasks",
+                "max-tasks",
+                Some("CELERIAC_MAX_TASKS"),
+                &["100000"],
+            ),
+            (
+                "max_workers",
+                "max-workers",
+                Some("CELERIAC_MAX_WORKERS"),
+                &["5000"],
+            ),
+            (
+                "url_prefix",
+                "url-prefix",
+                Some("CELERIAC_URL_PREFIX"),
+                &[""],
+            ),
+            (
+                "purge_offline_workers",
+                "purge-offline-workers",
+                Some("CELERIAC_PURGE_OFFLINE_WORKERS"),
+                &[],
+            ),
+            (
+                "enable_events",
+                "enable-events",
+                Some("CELERIAC_ENABLE_EVENTS"),
+                &["true"],
+            ),
+            (
+                "enable_events_interval",
+                "enable-events-interval",
+                Some("CELERIAC_ENABLE_EVENTS_INTERVAL"),
+                &["5"],
+            ),
+            (
+                "events_queue",
+                "events-queue",
+                Some("CELERIAC_EVENTS_QUEUE"),
+                &[],
+            ),
+            (
+                "events_ttl",
+                "events-ttl",
+                Some("CELERIAC_EVENTS_TTL"),
+                &["600"],
+            ),
+            (
+                "events_max_length",
+                "events-max-length",
+                Some("CELERIAC_EVENTS_MAX_LENGTH"),
+                &["1000000"],
+            ),
+            ("prefetch", "prefetch", Some("CELERIAC_PREFETCH"), &["2000"]),
+            (
+                "max_event_bytes",
+                "max-event-bytes",
+                Some("CELERIAC_MAX_EVENT_BYTES"),
+                &["1048576"],
+            ),
+            ("log", "log", Some("CELERIAC_LOG"), &["info"]),
+            ("broker_api", "broker-api", Some("CELERIAC_BROKER_API"), &[]),
+            ("queues", "queues", Some("CELERIAC_QUEUES"), &[]),
+            (
+                "broker_stats_interval",
+                "broker-stats-interval",
+                Some("CELERIAC_BROKER_STATS_INTERVAL"),
+                &["5"],
+            ),
+            (
+                "max_task_names",
+                "max-task-names",
+                Some("CELERIAC_MAX_TASK_NAMES"),
+                &["500"],
+            ),
+            (
+                "runtime_buckets",
+                "buckets",
+                Some("CELERIAC_BUCKETS"),
+                &["0.005,0.01,0.025,0.05,0.075,0.1,0.25,0.5,0.75,1,2.5,5,7.5,10"],
+            ),
+            (
+                "queue_wait_buckets",
+                "queue-wait-buckets",
+                Some("CELERIAC_QUEUE_WAIT_BUCKETS"),
+                &["0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,120,300,600,1800"],
+            ),
+            (
+                "flower_metrics",
+                "flower-metrics",
+                Some("CELERIAC_FLOWER_METRICS"),
+                &["false"],
+            ),
+            ("statsd", "statsd", Some("CELERIAC_STATSD"), &[]),
+            (
+                "statsd_prefix",
+                "statsd-prefix",
+                Some("CELERIAC_STATSD_PREFIX"),
+                &["celery"],
+            ),
+            (
+                "statsd_tags",
+                "statsd-tags",
+                Some("CELERIAC_STATSD_TAGS"),
+                &["false"],
+            ),
+            (
+                "inspect_timeout",
+                "inspect-timeout",
+                Some("CELERIAC_INSPECT_TIMEOUT"),
+                &["1000"],
+            ),
+            (
+                "inspect_interval",
+                "inspect-interval",
+                Some("CELERIAC_INSPECT_INTERVAL"),
+                &["60"],
+            ),
+            ("basic_auth", "basic-auth", Some("CELERIAC_BASIC_AUTH"), &[]),
+            ("viewer", "viewer", Some("CELERIAC_VIEWER"), &[]),
+            ("users", "users", Some("CELERIAC_USERS"), &[]),
+            ("api_token", "api-token", Some("CELERIAC_API_TOKEN"), &[]),
+            (
+                "read_only",
+                "read-only",
+                Some("CELERIAC_READ_ONLY"),
+                &["false"],
+            ),
+            (
+                "open_metrics",
+                "open-metrics",
+                Some("CELERIAC_OPEN_METRICS"),
+                &["false"],
+            ),
+            ("alerts", "alerts", Some("CELERIAC_ALERTS"), &[]),
+            (
+                "alerts_interval",
+                "alerts-interval",
+                Some("CELERIAC_ALERTS_INTERVAL"),
+                &["5s"],
+            ),
+            ("config", "config", Some("CELERIAC_CONFIG"), &[]),
+        ];
+        let mut actual: Vec<(String, String, Option<String>, Vec<String>)> = Config::command()
+            .get_arguments()
+            .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
+            .map(|a| {
+                (
+                    a.get_id().to_string(),
+                    a.get_long().unwrap_or_default().to_string(),
+                    a.get_env().map(|e| e.to_string_lossy().into_owned()),
+                    a.get_default_values()
+                        .iter()
+                        .map(|v| v.to_string_lossy().into_owned())
+                        .collect(),
+                )
+            })
+            .collect();
+        actual.sort();
+        let mut expected: Vec<_> = expected
+            .iter()
+            .map(|(id, long, env, defaults)| {
+                (
+                    id.to_string(),
+                    long.to_string(),
+                    env.map(str::to_string),
+                    defaults.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        expected.sort();
+        assert_eq!(actual, expected);
+    }
+
+    #[test]
+    fn help_names_no_internal_constant() {
+        let help = Config::command().render_long_help().to_string();
+        assert!(!help.contains("DEFAULT_"), "{help}");
+        assert!(!help.contains("auto-deleted"), "{help}");
     }
 }

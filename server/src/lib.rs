@@ -9,12 +9,16 @@ pub mod control; // control/auth (issue 5)
 pub mod events;
 pub mod http;
 pub mod ingest;
+pub mod mask;
 pub mod metrics;
 pub mod owner;
 pub mod query;
 pub mod shared;
 pub mod state;
 pub mod ws; // dashboard: the /ws live feed
+
+#[cfg(test)]
+pub(crate) mod test_args;
 
 use std::future::Future;
 use std::io::Write;
@@ -44,7 +48,10 @@ pub struct Running {
 impl Running {
     /// The root URL, as printed at start-up.
     pub fn url(&self) -> String {
-        format!("http://{}{}/", self.addr, self.shared.config.url_prefix)
+        format!(
+            "http://{}{}/",
+            self.addr, self.shared.config.http.url_prefix
+        )
     }
 
     /// A shutdown signal for tasks started beside celeriac (e.g. in tests).
@@ -82,8 +89,8 @@ impl Running {
 /// Binds HTTP first (so the API answers even while the broker is down), then
 /// starts the state owner, ingest and the HTTP server.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
-    let uri = ingest::parse_broker_url(&config.broker).context("--broker")?;
-    let listen = config.listen();
+    let uri = ingest::parse_broker_url(&config.ingest.broker).context("--broker")?;
+    let listen = config.http.listen();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -93,7 +100,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let auth = &shared.ops.auth;
     if !auth.enabled() {
         tracing::warn!(
-            address = %shared.config.address,
+            address = %shared.config.http.address,
             "NO AUTHENTICATION: no users or API tokens are configured (--basic-auth, --viewer, \
              --users, --api-token), so anyone who can reach {addr} can read task arguments and \
              results and control the workers"
@@ -109,7 +116,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .alerting
         .start(
             &shared.metrics.registry,
-            format!("http://{addr}{}/alerts", shared.config.url_prefix),
+            format!("http://{addr}{}/alerts", shared.config.http.url_prefix),
         )
         .context("--alerts")?;
     let (trigger, shutdown) = ShutdownTrigger::new();
@@ -146,10 +153,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     });
 
     // control/auth (issue 5): periodic inspect refresh for /api/workers.
-    if shared.config.inspect_interval > 0 {
+    if shared.config.control.inspect_interval > 0 {
         let s = shared.clone();
         let sd = shutdown.clone();
-        let every = Duration::from_secs(shared.config.inspect_interval);
+        let every = Duration::from_secs(shared.config.control.inspect_interval);
         tasks.spawn(async move {
             control::run_inspect_refresh(s, every, sd).await;
             "inspect refresh"
@@ -197,7 +204,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         out.flush().context("writing to stdout")?;
     }
     tracing::info!(
-        broker = %running.shared.config.broker_masked(),
+        broker = %running.shared.config.ingest.broker_masked(),
         "celeriac {} listening on {url}",
         env!("CARGO_PKG_VERSION")
     );

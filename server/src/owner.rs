@@ -14,11 +14,54 @@ use std::time::Duration;
 
 use crate::events::Event;
 use crate::ingest::BatchReceiver;
+use clap::builder::TypedValueParser;
+
 use crate::shared::{now, Shared, Shutdown};
+use crate::state::{Limits, DEFAULT_MAX_TASKS, DEFAULT_MAX_WORKERS};
 
 /// How often liveness and eviction run when no event arrives (workers go
 /// offline by the passage of time alone).
 pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the state retains; with the metrics' buckets this makes
+/// [`crate::state::Limits`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct StateArgs {
+    /// Tasks kept in memory; the oldest are evicted beyond this.
+    #[arg(long, env = "CELERIAC_MAX_TASKS", default_value_t = DEFAULT_MAX_TASKS, value_parser = clap::value_parser!(u64).range(1..).map(|v| v as usize))]
+    pub max_tasks: usize,
+
+    /// Workers kept in memory; the longest-silent are evicted beyond this.
+    #[arg(long, env = "CELERIAC_MAX_WORKERS", default_value_t = DEFAULT_MAX_WORKERS, value_parser = clap::value_parser!(u64).range(1..).map(|v| v as usize))]
+    pub max_workers: usize,
+
+    /// Forget workers offline for longer than this many seconds.
+    #[arg(long, env = "CELERIAC_PURGE_OFFLINE_WORKERS", value_name = "SECONDS")]
+    pub purge_offline_workers: Option<u64>,
+}
+
+impl StateArgs {
+    /// The state's bounds, with the histogram buckets the metrics chose.
+    pub fn limits(&self, metrics: &crate::metrics::MetricsArgs) -> Limits {
+        Limits {
+            max_tasks: self.max_tasks,
+            max_workers: self.max_workers,
+            purge_offline_after: self.purge_offline_workers.map(|s| s as f64),
+            runtime_buckets: metrics.runtime_buckets.bounds().clone(),
+            queue_wait_buckets: metrics.queue_wait_buckets.bounds().clone(),
+        }
+    }
+}
+
+impl Default for StateArgs {
+    fn default() -> Self {
+        StateArgs {
+            max_tasks: DEFAULT_MAX_TASKS,
+            max_workers: DEFAULT_MAX_WORKERS,
+            purge_offline_workers: None,
+        }
+    }
+}
 
 /// Applies batches until ingest hangs up or shutdown is requested, and
 /// ticks the state about once a second either way.

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::metrics::SelfMetrics;
-use crate::state::{Limits, State};
+use crate::state::State;
 
 pub struct Shared {
     pub config: Config,
@@ -31,21 +31,15 @@ pub struct Shared {
 impl Shared {
     /// An empty state bounded by the configured limits.
     pub fn new(config: Config) -> Shared {
-        let limits = Limits {
-            max_tasks: config.max_tasks,
-            max_workers: config.max_workers,
-            purge_offline_after: config.purge_offline_workers.map(|s| s as f64),
-            runtime_buckets: config.runtime_buckets.bounds().clone(),
-            queue_wait_buckets: config.queue_wait_buckets.bounds().clone(),
-        };
+        let limits = config.state.limits(&config.metrics);
         Shared {
             state: RwLock::new(State::new(limits)),
             metrics: SelfMetrics::new(),
             health: Health::default(),
-            dashboard: crate::ws::Hub::default(),   // dashboard
-            ops: crate::control::Ops::new(&config), // control/auth (issue 5)
+            dashboard: crate::ws::Hub::default(), // dashboard
+            ops: crate::control::Ops::new(&config.ingest.broker, &config.control, &config.auth), // control/auth (issue 5)
             broker: crate::broker::BrokerStats::default(),
-            alerting: crate::alerting::Alerting::new(&config), // alerting (issue 6)
+            alerting: crate::alerting::Alerting::new(&config.alerting), // alerting (issue 6)
             config,
         }
     }

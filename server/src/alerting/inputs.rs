@@ -90,8 +90,8 @@ pub fn gather(shared: &Shared, now: f64, started_at: f64, with_started: bool) ->
         queues,
         series,
         // `--buckets` and `--queue-wait-buckets` may replace the defaults.
-        runtime_bounds: shared.config.runtime_buckets.bounds().to_vec(),
-        queue_wait_bounds: shared.config.queue_wait_buckets.bounds().to_vec(),
+        runtime_bounds: shared.config.metrics.runtime_buckets.bounds().to_vec(),
+        queue_wait_bounds: shared.config.metrics.queue_wait_buckets.bounds().to_vec(),
         started,
         workers,
         last_event_at: shared.health.last_event_at(),

@@ -6,6 +6,7 @@
 //! The rules, states and windows live in the `alerts` crate; this module
 //! only feeds it and keeps the loaded file.
 
+mod args;
 mod inputs;
 mod metrics;
 
@@ -20,9 +21,9 @@ use alerts::{Engine, RuleSet};
 use api::alerts::AlertsResponse;
 use parking_lot::Mutex;
 
-use crate::config::Config;
 use crate::shared::{self, Shared, Shutdown};
 
+pub use args::AlertingArgs;
 pub use inputs::gather;
 
 /// Default seconds between two evaluations (`--alerts-interval`).
@@ -62,15 +63,15 @@ pub enum ReloadError {
 }
 
 impl Alerting {
-    pub fn new(config: &Config) -> Alerting {
+    pub fn new(args: &AlertingArgs) -> Alerting {
         let inner = Arc::new(Inner {
             loaded: Mutex::new(None),
         });
         Alerting {
             metrics: metrics::Metrics::new(inner.clone()),
             inner,
-            file: config.alerts.clone(),
-            interval: Duration::from_secs_f64(config.alerts_interval.max(0.05)),
+            file: args.alerts.clone(),
+            interval: Duration::from_secs_f64(args.alerts_interval.max(0.05)),
             started_at: shared::now(),
         }
     }
@@ -338,7 +339,7 @@ mod tests {
     #[test]
     fn gathered_inputs_drive_the_engine() {
         use crate::events::fixtures;
-        let config = Config::load_from(["celeriac"]).unwrap();
+        let config = crate::config::Config::load_from(["celeriac"]).unwrap();
         let shared = Shared::new(config);
         let now = shared::now();
         {
@@ -389,8 +390,7 @@ mod tests {
 
     #[test]
     fn alerting_is_off_without_a_file() {
-        let config = Config::load_from(["celeriac"]).unwrap();
-        let a = Alerting::new(&config);
+        let a = Alerting::new(&AlertingArgs::default());
         assert!(!a.enabled());
         let r = a.response();
         assert!(!r.enabled && r.rules.is_empty());

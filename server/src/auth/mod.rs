@@ -9,6 +9,8 @@
 //! a successful check is remembered (as a salted digest) so that a browser
 //! re-sending Basic credentials does not pay for the hash every request.
 
+mod args;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -16,7 +18,7 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::Config;
+pub use args::AuthArgs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -222,9 +224,9 @@ pub enum Presented {
 }
 
 impl Auth {
-    pub fn from_config(config: &Config) -> Auth {
+    pub fn from_args(args: &AuthArgs) -> Auth {
         let mut accounts = HashMap::new();
-        if let Some(file) = &config.users {
+        if let Some(file) = &args.users {
             for u in &file.users {
                 accounts.insert(
                     u.user.clone(),
@@ -236,11 +238,11 @@ impl Auth {
             }
         }
         // Flags win over the file for the same name.
-        let flags = config
+        let flags = args
             .viewer
             .iter()
             .map(|c| (c, Role::Viewer))
-            .chain(config.basic_auth.iter().map(|c| (c, Role::Operator)));
+            .chain(args.basic_auth.iter().map(|c| (c, Role::Operator)));
         for (c, role) in flags {
             accounts.insert(
                 c.user.clone(),
@@ -250,7 +252,7 @@ impl Auth {
                 },
             );
         }
-        let tokens = config
+        let tokens = args
             .api_token
             .iter()
             .enumerate()
@@ -268,8 +270,8 @@ impl Auth {
         Auth {
             accounts,
             tokens,
-            read_only: config.read_only,
-            open_metrics: config.open_metrics,
+            read_only: args.read_only,
+            open_metrics: args.open_metrics,
             verified: parking_lot::Mutex::new(HashMap::new()),
             salt,
         }
@@ -393,10 +395,8 @@ pub fn presented(header: Option<&str>) -> Option<Presented> {
 mod tests {
     use super::*;
 
-    fn config(args: &[&str]) -> Config {
-        let mut all = vec!["celeriac"];
-        all.extend_from_slice(args);
-        Config::load_from(all).unwrap()
+    fn config(flags: &[&str]) -> AuthArgs {
+        crate::test_args::parse(flags)
     }
 
     fn basic(user: &str, password: &str) -> Presented {
@@ -408,7 +408,7 @@ mod tests {
 
     #[tokio::test]
     async fn flags_make_operators_viewers_and_tokens() {
-        let auth = Auth::from_config(&config(&[
+        let auth = Auth::from_args(&config(&[
             "--basic-auth",
             "ann:s3cret",
             "--viewer",
@@ -434,7 +434,7 @@ mod tests {
             .authenticate(&Presented::Bearer(Secret::new("nope")))
             .await
             .is_none());
-        assert!(!Auth::from_config(&config(&[])).enabled());
+        assert!(!Auth::from_args(&config(&[])).enabled());
     }
 
     #[tokio::test]
@@ -461,7 +461,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("users");
         std::fs::write(&path, text).unwrap();
-        let auth = Auth::from_config(&config(&["--users", path.to_str().unwrap()]));
+        let auth = Auth::from_args(&config(&["--users", path.to_str().unwrap()]));
         for _ in 0..2 {
             assert!(auth.authenticate(&basic("alice", "apw")).await.is_some());
         }

@@ -12,7 +12,6 @@ use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties};
 
 use super::QueueStat;
-use crate::config::Config;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// One probe: open a channel, declare, close.
@@ -24,9 +23,9 @@ pub struct Prober {
 }
 
 impl Prober {
-    pub fn new(config: &Config) -> Prober {
+    pub fn new(broker: &str) -> Prober {
         Prober {
-            uri: crate::ingest::parse_broker_url(&config.broker).ok(),
+            uri: crate::ingest::parse_broker_url(broker).ok(),
             connection: None,
         }
     }

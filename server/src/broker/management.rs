@@ -20,8 +20,9 @@ use std::time::Duration;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 
+use super::QueueStatsArgs;
 use super::{wanted, QueueStat};
-use crate::config::{mask_password, Config};
+use crate::mask::mask_password;
 
 /// Flower waits 1 s to connect and 2 s for the answer; a listing of
 /// 10 000 queues can take longer than that.
@@ -109,11 +110,11 @@ struct Rate {
 impl ManagementApi {
     /// From `--broker-api`, or derived from `--broker` (same host and
     /// credentials, port 15672, as Flower does). `None` for `off`.
-    pub fn from_config(config: &Config) -> Result<Option<ManagementApi>, ApiError> {
-        let amqp = crate::ingest::parse_broker_url(&config.broker)
-            .map_err(|e| ApiError::BadUrl(config.broker_masked(), e.to_string()))?;
+    pub fn new(broker: &str, args: &QueueStatsArgs) -> Result<Option<ManagementApi>, ApiError> {
+        let amqp = crate::ingest::parse_broker_url(broker)
+            .map_err(|e| ApiError::BadUrl(mask_password(broker), e.to_string()))?;
         let vhost = amqp.vhost.clone();
-        let (base, user, password) = match config.broker_api.as_deref() {
+        let (base, user, password) = match args.broker_api.as_deref() {
             Some("off" | "none" | "") => return Ok(None),
             Some(url) => split_credentials(url, &amqp.authority.userinfo)?,
             None => {
@@ -327,31 +328,31 @@ fn regex_escape(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn config(args: &[&str]) -> Config {
-        let mut all = vec!["celeriac"];
-        all.extend_from_slice(args);
-        Config::load_from(all).unwrap()
+    /// The API as `--broker` and the queue statistics flags make it.
+    fn management(broker: &str, flags: &[&str]) -> Result<Option<ManagementApi>, ApiError> {
+        ManagementApi::new(broker, &crate::test_args::parse(flags))
     }
+
+    const BROKER: &str = crate::ingest::DEFAULT_BROKER;
 
     #[test]
     fn the_default_endpoint_is_the_brokers_host_on_15672() {
-        let api =
-            ManagementApi::from_config(&config(&["--broker", "amqp://u:p%40ss@rabbit:5673/vh"]))
-                .unwrap()
-                .unwrap();
+        let api = management("amqp://u:p%40ss@rabbit:5673/vh", &[])
+            .unwrap()
+            .unwrap();
         assert_eq!(api.base, "http://rabbit:15672/api/");
         assert_eq!((api.user.as_str(), api.password.as_str()), ("u", "p@ss"));
         assert_eq!(api.queues_url(), "http://rabbit:15672/api/queues/vh");
-        let api = ManagementApi::from_config(&config(&[])).unwrap().unwrap();
+        let api = management(BROKER, &[]).unwrap().unwrap();
         assert_eq!(api.queues_url(), "http://localhost:15672/api/queues/%2F");
     }
 
     #[test]
     fn an_explicit_endpoint_takes_its_own_credentials_or_the_brokers() {
-        let api = ManagementApi::from_config(&config(&[
-            "--broker-api",
-            "https://admin:s3cret@mq.example:443/rabbit",
-        ]))
+        let api = management(
+            BROKER,
+            &["--broker-api", "https://admin:s3cret@mq.example:443/rabbit"],
+        )
         .unwrap()
         .unwrap();
         assert_eq!(api.base, "https://mq.example/rabbit/api/");
@@ -359,17 +360,15 @@ mod tests {
             (api.user.as_str(), api.password.as_str()),
             ("admin", "s3cret")
         );
-        let api = ManagementApi::from_config(&config(&["--broker-api", "http://h:15672/api/"]))
+        let api = management(BROKER, &["--broker-api", "http://h:15672/api/"])
             .unwrap()
             .unwrap();
         assert_eq!(api.base, "http://h:15672/api/");
         assert_eq!(api.user, "guest");
-        assert!(
-            ManagementApi::from_config(&config(&["--broker-api", "off"]))
-                .unwrap()
-                .is_none()
-        );
-        assert!(ManagementApi::from_config(&config(&["--broker-api", "ftp://x"])).is_err());
+        assert!(management(BROKER, &["--broker-api", "off"])
+            .unwrap()
+            .is_none());
+        assert!(management(BROKER, &["--broker-api", "ftp://x"]).is_err());
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! `/metrics`, statsd) clone cheaply. Like ingest, the poller only produces
 //! inputs; it never touches readers.
 
+mod args;
 mod fallback;
 mod management;
 
@@ -27,11 +28,8 @@ use serde::Serialize;
 
 use crate::shared::{Shared, Shutdown};
 
+pub use args::{QueueStatsArgs, DEFAULT_POLL_INTERVAL_SECS};
 pub use management::{ManagementApi, QueueTotals};
-
-/// Seconds between two polls by default: Prometheus scrapes every 15 s or
-/// so, and RabbitMQ's own stats are sampled every 5 s.
-pub const DEFAULT_POLL_INTERVAL_SECS: u64 = 5;
 
 /// Where queue statistics came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -164,15 +162,15 @@ pub fn wanted(name: &str, only: &[String]) -> bool {
 /// Polls until shutdown.
 pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
     let config = &shared.config;
-    let api = match ManagementApi::from_config(config) {
+    let api = match ManagementApi::new(&shared.config.ingest.broker, &config.queue_stats) {
         Ok(api) => api,
         Err(e) => {
             tracing::warn!("queue statistics: {e}; using the AMQP fallback only");
             None
         }
     };
-    let mut amqp = fallback::Prober::new(config);
-    let interval = Duration::from_secs(config.broker_stats_interval);
+    let mut amqp = fallback::Prober::new(&shared.config.ingest.broker);
+    let interval = Duration::from_secs(config.queue_stats.broker_stats_interval);
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut previous: Option<Source> = None;
@@ -188,7 +186,7 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
         let mut last_error = None;
         let mut result: Option<(Source, Vec<QueueStat>)> = None;
         if let Some(api) = &api {
-            match api.poll(&config.queues).await {
+            match api.poll(&config.queue_stats.queues).await {
                 Ok(queues) => {
                     up[0] = true;
                     result = Some((Source::Management, queues));
@@ -272,8 +270,8 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
 /// and every queue the last listing had.
 fn known_queues(shared: &Shared, last: &BTreeSet<String>) -> Vec<String> {
     let config = &shared.config;
-    if !config.queues.is_empty() {
-        return config.queues.clone();
+    if !config.queue_stats.queues.is_empty() {
+        return config.queue_stats.queues.clone();
     }
     let mut names: BTreeSet<String> = last.clone();
     {

@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::Semaphore;
 
 use super::pidbox::{ControlError, Request, Target};
-use crate::config::mask_password;
+use crate::mask::mask_password;
 use crate::shared::{self, Shared};
 
 /// Each refresh is up to 8 broadcasts; more at once would only queue on

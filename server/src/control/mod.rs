@@ -9,23 +9,18 @@
 //!                         └─ audit: every control action, in memory and in the log
 //! ```
 
+mod args;
 pub mod inspect;
 pub mod pidbox;
 
 use std::time::Duration;
 
+pub use args::{ControlArgs, DEFAULT_INSPECT_INTERVAL_SECS, DEFAULT_INSPECT_TIMEOUT_MS};
 pub use inspect::InspectCache;
 pub use pidbox::{ControlError, Matcher, Outcome, Pidbox, Request, Target};
 
 use crate::audit::Audit;
 use crate::auth::Auth;
-use crate::config::Config;
-
-/// Flower's `--inspect_timeout` default (1000 ms).
-pub const DEFAULT_INSPECT_TIMEOUT_MS: u64 = 1000;
-/// Seconds between two inspect refreshes of every worker (0: only on
-/// `?refresh=1`).
-pub const DEFAULT_INSPECT_INTERVAL_SECS: u64 = 60;
 
 /// Everything remote control needs, built once from the configuration.
 pub struct Ops {
@@ -36,13 +31,13 @@ pub struct Ops {
 }
 
 impl Ops {
-    pub fn new(config: &Config) -> Ops {
+    pub fn new(broker: &str, args: &ControlArgs, auth: &crate::auth::AuthArgs) -> Ops {
         // `start` refuses a bad broker URL before this runs.
-        let uri = crate::ingest::parse_broker_url(&config.broker).unwrap_or_default();
+        let uri = crate::ingest::parse_broker_url(broker).unwrap_or_default();
         Ops {
-            pidbox: Pidbox::new(uri, Duration::from_millis(config.inspect_timeout)),
+            pidbox: Pidbox::new(uri, args.inspect_timeout()),
             inspect: InspectCache::new(),
-            auth: Auth::from_config(config),
+            auth: Auth::from_args(auth),
             audit: Audit::new(),
         }
     }

@@ -72,7 +72,7 @@ fn looks_like_a_file(path: &str) -> bool {
 fn app_page(shared: &Shared) -> Option<Response> {
     let index = find("index.html")?;
     let html = std::str::from_utf8(index.body).unwrap_or_default();
-    let prefix = super::html_escape(&shared.config.url_prefix);
+    let prefix = super::html_escape(&shared.config.http.url_prefix);
     let head =
         format!("<base href=\"{prefix}/\"><meta name=\"celeriac-prefix\" content=\"{prefix}\">");
     let html = html.replacen(HEAD_MARK, &head, 1);

@@ -1,6 +1,7 @@
 //! HTTP: Flower-compatible API, health, /metrics.
 
-mod alerts; // alerting (issue 6): /api/alerts
+mod alerts;
+mod args; // alerting (issue 6): /api/alerts
 mod assets;
 mod auth; // control/auth (issue 5): the auth middleware
 mod control; // control/auth (issue 5): control endpoints, audit
@@ -19,14 +20,15 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+pub use args::{HttpArgs, DEFAULT_PORT};
 pub use errors::HttpError;
 
 use crate::shared::Shared;
 
-/// Every route, under `config.url_prefix` when it is set (paths outside the
+/// Every route, under `config.http.url_prefix` when it is set (paths outside the
 /// prefix then answer 404, as Flower's `--url_prefix` does).
 pub fn router(shared: Arc<Shared>) -> Router {
-    let prefix = shared.config.url_prefix.clone();
+    let prefix = shared.config.http.url_prefix.clone();
     // control/auth (issue 5): authentication in front of every route.
     let auth = axum::middleware::from_fn_with_state(shared.clone(), auth::middleware);
     let routes = Router::new()
@@ -77,7 +79,7 @@ async fn index(State(shared): State<Arc<Shared>>) -> Html<String> {
         (state.task_count(), state.worker_count())
     };
     let consuming = shared.health.is_consuming();
-    let p = html_escape(&shared.config.url_prefix);
+    let p = html_escape(&shared.config.http.url_prefix);
     let link = |path: &str| format!("<li><a href=\"{p}{path}\">{path}</a></li>");
     let links: String = [
         "/api/workers",

@@ -29,7 +29,7 @@ use super::topology::{
     EVENT_EXCHANGE,
 };
 use super::IngestError;
-use crate::config::mask_password;
+use crate::mask::mask_password;
 use crate::shared::{Shared, Shutdown};
 
 /// A TCP connect to a black-holed host can otherwise hang for minutes.
@@ -130,7 +130,7 @@ pub async fn run(
     mut sender: BatchSender,
     mut shutdown: Shutdown,
 ) {
-    let broker = shared.config.broker_masked();
+    let broker = shared.config.ingest.broker_masked();
     // Names the transient queues for the life of this process, not of one
     // connection: after a connection drop celeriac consumes the same queue
     // again, with what was published meanwhile.
@@ -287,9 +287,9 @@ impl Session {
         connection: &Connection,
         instance: &str,
     ) -> Result<(lapin::Channel, lapin::Consumer, String, SideTasks), IngestError> {
-        let config = &shared.config;
+        let args = &shared.config.ingest;
         ensure_exchange(connection, EVENT_EXCHANGE, ExchangeKind::Topic, true).await?;
-        let queues = Queues::from_config(config, instance);
+        let queues = Queues::new(args, instance);
         let mut side_tasks = SideTasks::default();
 
         // Drop counting first, so the events queue's dead letters have
@@ -303,7 +303,7 @@ impl Session {
             Err(e) => tracing::warn!(error = %e, "cannot count dropped events"),
         }
 
-        let channel = declare_events_queue(connection, &queues.events, config.prefetch).await?;
+        let channel = declare_events_queue(connection, &queues.events, args.prefetch).await?;
         bind_queue(&channel, &queues.events.name, EVENT_EXCHANGE, "#").await?;
         let consumer = channel
             .basic_consume(
@@ -321,9 +321,7 @@ impl Session {
         // Only now that we listen do we ask workers to speak up.
         match Pidbox::open(connection).await {
             Ok(pidbox) => {
-                let enable = config
-                    .enable_events
-                    .then(|| config.enable_events_interval());
+                let enable = args.enable_events.then(|| args.enable_events_interval());
                 side_tasks.spawn(pidbox::run(pidbox, enable));
             }
             Err(e) => tracing::warn!(error = %e, "cannot broadcast to workers over the pidbox"),
@@ -335,7 +333,7 @@ impl Session {
     /// (they would otherwise linger until they expire); a named queue stays
     /// to collect events until celeriac is back.
     async fn close_for_good(self, shared: &Shared) {
-        if shared.config.events_queue.is_none() {
+        if shared.config.ingest.events_queue.is_none() {
             let dropped = format!("{}.dropped", self.queue);
             for queue in [self.queue.as_str(), dropped.as_str()] {
                 let delete = self

@@ -86,8 +86,8 @@ pub(crate) async fn consume(
     sender: &mut BatchSender,
     shutdown: &mut Shutdown,
 ) -> SessionEnd {
-    let mut batch = BatchBuilder::new(shared.config.max_event_bytes, sender.buffer());
-    let mut acks = PendingAcks::new(shared.config.prefetch);
+    let mut batch = BatchBuilder::new(shared.config.ingest.max_event_bytes, sender.buffer());
+    let mut acks = PendingAcks::new(shared.config.ingest.prefetch);
     loop {
         // Wait for the first delivery of a batch, acking what is pending if
         // nothing comes for a while...

@@ -13,6 +13,7 @@
 //! What the broker itself drops (TTL, max-length) is dead-lettered to us and
 //! counted.
 
+mod args;
 mod batch;
 mod connection;
 mod consumer;
@@ -20,6 +21,10 @@ mod dlx;
 mod pidbox;
 mod topology;
 
+pub use args::{
+    IngestArgs, DEFAULT_BROKER, DEFAULT_ENABLE_EVENTS_INTERVAL_SECS, DEFAULT_EVENTS_MAX_LENGTH,
+    DEFAULT_EVENTS_TTL_SECS, DEFAULT_MAX_EVENT_BYTES, DEFAULT_PREFETCH,
+};
 pub use batch::{
     batch_channel, BatchReceiver, BatchSender, BATCH_CHANNEL_CAPACITY, MAX_BATCH_EVENTS,
 };

@@ -5,8 +5,8 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptio
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ErrorKind, ExchangeKind};
 
+use super::IngestArgs;
 use super::IngestError;
-use crate::config::Config;
 
 /// Celery's event exchange. Every publisher declares it `topic, durable`; a
 /// declare with other flags would be refused with 406, so we check it
@@ -62,8 +62,8 @@ pub(crate) struct Queues {
 
 impl Queues {
     /// `instance` names the transient queues of one celeriac process.
-    pub fn from_config(config: &Config, instance: &str) -> Queues {
-        let named = config.events_queue.as_deref();
+    pub fn new(args: &IngestArgs, instance: &str) -> Queues {
+        let named = args.events_queue.as_deref();
         let (events_name, dropped_name) = match named {
             Some(name) => (name.to_string(), format!("{name}.dropped")),
             None => (
@@ -74,9 +74,9 @@ impl Queues {
         let mut events_args = FieldTable::default();
         events_args.insert(
             "x-message-ttl".into(),
-            amqp_int(config.events_ttl.saturating_mul(1000)),
+            amqp_int(args.events_ttl.saturating_mul(1000)),
         );
-        events_args.insert("x-max-length".into(), amqp_int(config.events_max_length));
+        events_args.insert("x-max-length".into(), amqp_int(args.events_max_length));
         events_args.insert(
             "x-dead-letter-exchange".into(),
             AMQPValue::LongString(DLX_EXCHANGE.into()),
@@ -254,10 +254,8 @@ pub(crate) fn queue_mismatch(queue: &str, broker_text: &str) -> IngestError {
 mod tests {
     use super::*;
 
-    fn config(args: &[&str]) -> Config {
-        let mut all = vec!["celeriac"];
-        all.extend_from_slice(args);
-        Config::load_from(all).unwrap()
+    fn config(flags: &[&str]) -> IngestArgs {
+        crate::test_args::parse(flags)
     }
 
     fn arg<'a>(spec: &'a QueueSpec, key: &str) -> Option<&'a AMQPValue> {
@@ -266,7 +264,7 @@ mod tests {
 
     #[test]
     fn the_default_queue_is_transient_with_generous_ttl_and_a_cap() {
-        let q = Queues::from_config(
+        let q = Queues::new(
             &config(&["--events-ttl", "600", "--events-max-length", "1000"]),
             "abc",
         );
@@ -291,14 +289,14 @@ mod tests {
 
     #[test]
     fn a_named_queue_is_durable_and_never_expires() {
-        let q = Queues::from_config(&config(&["--events-queue", "mon"]), "ignored");
+        let q = Queues::new(&config(&["--events-queue", "mon"]), "ignored");
         let e = &q.events;
         assert_eq!(e.name, "mon");
         assert!(e.durable);
         assert_eq!(arg(e, "x-expires"), None);
         assert_eq!(
             arg(e, "x-message-ttl"),
-            Some(&amqp_int(crate::config::DEFAULT_EVENTS_TTL_SECS * 1000))
+            Some(&amqp_int(super::super::DEFAULT_EVENTS_TTL_SECS * 1000))
         );
         assert_eq!(
             arg(e, "x-dead-letter-routing-key"),

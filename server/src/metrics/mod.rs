@@ -1,4 +1,5 @@
 //! Prometheus: celeriac's self metrics and the Celery metrics folded from state.
+mod args;
 mod broker;
 mod buckets;
 mod celery;
@@ -8,11 +9,9 @@ mod self_metrics;
 pub mod statsd;
 mod task_page;
 
+pub use args::{MetricsArgs, DEFAULT_MAX_TASK_NAMES};
 pub use broker::write_queues;
 pub use buckets::{parse_buckets, Buckets};
-
-/// Distinct task names exported per metric by default (`--max-task-names`).
-pub const DEFAULT_MAX_TASK_NAMES: usize = 500;
 
 pub use celery::write_workers;
 pub use self_metrics::{SelfMetrics, LAG_BUCKETS};
@@ -49,22 +48,22 @@ pub fn render_page(shared: &Shared, now: f64) -> Page {
     let mut page = shared.metrics.task_page.lock();
     let page = page.get_or_insert_with(|| {
         TaskPage::new(
-            shared.config.runtime_buckets.bounds(),
-            shared.config.queue_wait_buckets.bounds(),
+            shared.config.metrics.runtime_buckets.bounds(),
+            shared.config.metrics.queue_wait_buckets.bounds(),
         )
     });
     let stale = {
         let state = shared.state.read();
         let mut series: Vec<TaskSeries<'_>> = state.task_series().collect();
-        let folded = fold::fold(&mut series, shared.config.max_task_names);
+        let folded = fold::fold(&mut series, shared.config.metrics.max_task_names);
         series.extend(folded.series());
         // Under the read lock only what changed is copied; it is rendered
         // once the lock is released, so ingest never waits on rendering.
         let stale = page.stale(&series);
         write_names_folded(out, folded.names_folded);
         let workers = state.workers(now);
-        if shared.config.flower_metrics {
-            let bounds = shared.config.runtime_buckets.bounds();
+        if shared.config.metrics.flower_metrics {
+            let bounds = shared.config.metrics.runtime_buckets.bounds();
             flower::write_flower(out, &series, &workers, bounds);
         }
         drop(series);

@@ -50,11 +50,11 @@ fn clean(s: &str) -> String {
 
 /// Runs until shutdown; does nothing without `--statsd`.
 pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
-    let Some(addr) = shared.config.statsd.clone() else {
+    let Some(addr) = shared.config.metrics.statsd.clone() else {
         shutdown.fired().await;
         return;
     };
-    let client = match client(&addr, &shared.config.statsd_prefix) {
+    let client = match client(&addr, &shared.config.metrics.statsd_prefix) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("--statsd {addr}: {e}; statsd output is off");
@@ -63,7 +63,7 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
         }
     };
     tracing::info!("sending statsd metrics to {addr}");
-    let tags = shared.config.statsd_tags;
+    let tags = shared.config.metrics.statsd_tags;
     let mut last: HashMap<String, Totals> = HashMap::new();
     let mut ticker = tokio::time::interval(FLUSH);
     loop {

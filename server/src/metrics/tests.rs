@@ -247,7 +247,7 @@ fn sent_received_started(state: &mut State, t0: f64) {
 #[test]
 fn queue_wait_prefetch_queues_and_flower_families_render() {
     let mut config = crate::config::Config::load_from(["celeriac", "--flower-metrics"]).unwrap();
-    config.max_task_names = 1;
+    config.metrics.max_task_names = 1;
     let mut shared = Shared::new(config);
     let mut state = State::new(Limits::default());
     let t0 = 1_000.0;

@@ -53,6 +53,11 @@ pub const UNKNOWN_NAME: &str = "unknown";
 /// Queue used for series of tasks whose `task-sent` did not name one.
 pub const DEFAULT_QUEUE: &str = "celery";
 
+/// Tasks retained by default.
+pub const DEFAULT_MAX_TASKS: usize = 100_000;
+/// Workers retained by default.
+pub const DEFAULT_MAX_WORKERS: usize = 5_000;
+
 /// Bounds on what the state retains.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
@@ -72,8 +77,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_tasks: crate::config::DEFAULT_MAX_TASKS,
-            max_workers: crate::config::DEFAULT_MAX_WORKERS,
+            max_tasks: DEFAULT_MAX_TASKS,
+            max_workers: DEFAULT_MAX_WORKERS,
             purge_offline_after: None,
             runtime_buckets: RUNTIME_BUCKETS.into(),
             queue_wait_buckets: QUEUE_WAIT_BUCKETS.into(),

@@ -1,0 +1,39 @@
+//! Who may use celeriac: the users, tokens and modes that build [`super::Auth`].
+
+use clap::ArgAction;
+
+use super::{parse_credential, parse_token, parse_users_file, Credential, Secret, UsersFile};
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AuthArgs {
+    /// An operator `USER:PASSWORD` (repeatable; comma-separated in the
+    /// environment).
+    #[arg(long, env = "CELERIAC_BASIC_AUTH", value_delimiter = ',', value_name = "USER:PASSWORD",
+          value_parser = parse_credential)]
+    pub basic_auth: Vec<Credential>,
+
+    /// A read-only `USER:PASSWORD` (repeatable).
+    #[arg(long, env = "CELERIAC_VIEWER", value_delimiter = ',', value_name = "USER:PASSWORD",
+          value_parser = parse_credential)]
+    pub viewer: Vec<Credential>,
+
+    /// A users file: lines `user:hash[:operator|viewer]` with argon2 or
+    /// bcrypt hashes.
+    #[arg(long, env = "CELERIAC_USERS", value_name = "FILE", value_parser = parse_users_file)]
+    pub users: Option<UsersFile>,
+
+    /// A bearer token with operator rights, for scripts (repeatable).
+    #[arg(long, env = "CELERIAC_API_TOKEN", value_delimiter = ',', value_name = "TOKEN",
+          value_parser = parse_token)]
+    pub api_token: Vec<Secret>,
+
+    /// Refuse every control action, for everyone.
+    #[arg(long, env = "CELERIAC_READ_ONLY", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub read_only: bool,
+
+    /// Serve `/metrics` without credentials when users are configured.
+    #[arg(long, env = "CELERIAC_OPEN_METRICS", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub open_metrics: bool,
+}
