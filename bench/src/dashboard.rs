@@ -558,6 +558,7 @@ impl Flow {
     }
 }
 
+#[allow(clippy::disallowed_methods)] // marker stamps the browser compares with its own wall clock
 fn epoch_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

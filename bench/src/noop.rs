@@ -97,18 +97,8 @@ pub async fn run(args: &NoopArgs<'_>) -> Result<NoopReport> {
     })
 }
 
+/// CPU time of this process, all threads, read the same way as the other
+/// processes' (`/proc/<pid>/stat`), so the baselines compare like for like.
 fn self_cpu() -> Duration {
-    // SAFETY: getrusage writes only into the struct we pass.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
-            return Duration::ZERO;
-        }
-        usage
-    };
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
-            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
-    };
-    tv(usage.ru_utime) + tv(usage.ru_stime)
+    crate::procs::cpu_time(std::process::id()).unwrap_or(Duration::ZERO)
 }

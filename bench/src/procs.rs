@@ -7,7 +7,6 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,9 +21,9 @@ pub fn cpu_time(pid: u32) -> Result<Duration> {
 }
 
 fn clock_ticks() -> u64 {
-    // SAFETY: sysconf only reads a constant of the running system.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    u64::try_from(ticks).ok().filter(|t| *t > 0).unwrap_or(100)
+    Some(rustix::param::clock_ticks_per_second())
+        .filter(|t| *t > 0)
+        .unwrap_or(100)
 }
 
 fn parse_stat_cpu(stat: &str, ticks_per_sec: u64) -> Result<Duration> {
@@ -64,6 +63,28 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// `command` run through util-linux's `setpriv --pdeathsig KILL`, so the
+/// child dies with the bench even when the bench is killed outright and no
+/// drop runs. `setpriv` execs the program in place: the pid stays the child's.
+/// (Setting the signal ourselves would need `unsafe` `pre_exec`.)
+fn killed_with_parent(command: &Command) -> Command {
+    let mut wrapped = Command::new("setpriv");
+    wrapped
+        .args(["--pdeathsig", "KILL", "--"])
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
+}
+
 /// A child process with its output in a log file, killed on drop.
 pub struct Managed {
     name: String,
@@ -76,7 +97,7 @@ pub struct Managed {
 impl Managed {
     /// Starts `command` with stdout and stderr appended to `log`. Lines of
     /// stdout are also handed to [`Managed::wait_for_line`].
-    pub fn spawn(name: &str, mut command: Command, log: &Path) -> Result<Managed> {
+    pub fn spawn(name: &str, command: Command, log: &Path) -> Result<Managed> {
         if let Some(dir) = log.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -84,19 +105,11 @@ impl Managed {
             File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let _ = writeln!(log_file, "$ {command:?}");
         let stderr = log_file.try_clone().context("cloning the log file")?;
+        let mut command = killed_with_parent(&command);
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr));
-        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
         let started = Instant::now();
         let mut child = command
             .spawn()
@@ -185,13 +198,9 @@ impl Managed {
         if matches!(self.child.try_wait(), Ok(Some(_))) {
             return;
         }
-        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
-            // SAFETY: signalling our own unreaped child, whose pid cannot have
-            // been reused.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
+        // Our own unreaped child: its pid cannot have been reused.
+        let pid = rustix::process::Pid::from_child(&self.child);
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{eventually, Celeriac, TestVhost, Worker, WorkerOpts};
+use support::{eventually, Celeriac, Signal, TestVhost, Worker, WorkerOpts};
 
 /// A webhook endpoint: an axum server on its own thread that records every
 /// JSON body POSTed to it.
@@ -405,8 +405,7 @@ fn reload_by_api_and_sighup_keeps_alert_state() {
         format!("{head}  - name: Backlog\n    kind: queue_length\n    above: 100\n"),
     )
     .unwrap();
-    // SAFETY: kill(2) on the celeriac child this test started.
-    unsafe { libc::kill(celeriac.pid() as i32, libc::SIGHUP) };
+    celeriac.signal(Signal::HUP);
     eventually(
         "SIGHUP to reload the rules",
         Duration::from_secs(10),

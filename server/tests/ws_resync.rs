@@ -15,7 +15,6 @@
 mod support;
 
 use std::net::TcpStream;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -36,8 +35,9 @@ const TASKS_PER_SEC: u64 = 2_000;
 /// The stalled client's receive buffer; setting it also turns off Linux's
 /// receive-buffer autotuning (up to 6 MB), which would otherwise soak up
 /// deltas and blur what the server held back.
-const SLOW_RCVBUF: libc::c_int = 64 * 1024;
+const SLOW_RCVBUF: usize = 64 * 1024;
 
+#[allow(clippy::disallowed_methods)] // a test stamps the events it publishes, as a worker would
 fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -96,21 +96,12 @@ fn start_publisher(vhost: &TestVhost, stop: Arc<AtomicBool>) -> JoinHandle<u64> 
     })
 }
 
-fn connect(base: &str, rcvbuf: Option<libc::c_int>) -> WebSocket<TcpStream> {
+fn connect(base: &str, rcvbuf: Option<usize>) -> WebSocket<TcpStream> {
     let addr = base.trim_start_matches("http://");
     let stream = TcpStream::connect(addr).expect("connect to celeriac");
     if let Some(size) = rcvbuf {
-        // SAFETY: a valid socket fd and a correctly sized option value.
-        let rc = unsafe {
-            libc::setsockopt(
-                stream.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                (&size as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(rc, 0, "setsockopt(SO_RCVBUF) failed");
+        rustix::net::sockopt::set_socket_recv_buffer_size(&stream, size)
+            .expect("setsockopt(SO_RCVBUF)");
     }
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))

@@ -1,6 +1,7 @@
 //! Running external programs with errors that say what failed and how to fix it.
 
 use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
@@ -66,6 +67,28 @@ impl Cmd {
         Ok(())
     }
 
+    /// Runs with stdout and stderr streamed to ours as they come and also
+    /// captured, for what only the output says (test totals). Returns whether
+    /// it exited 0, and the output (stdout, then stderr).
+    pub fn tee(mut self) -> Result<(bool, String)> {
+        let mut child = self
+            .inner
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("could not start `{}`", self.describe()))?;
+        let stdout = child.stdout.take().context("child stdout")?;
+        let stderr = child.stderr.take().context("child stderr")?;
+        // Both pipes drain at once, or a full one would stall the child.
+        let errors = std::thread::spawn(move || copy_lines(stderr, std::io::stderr()));
+        let mut output = copy_lines(stdout, std::io::stdout());
+        output.push_str(&errors.join().unwrap_or_default());
+        let status = child
+            .wait()
+            .with_context(|| format!("waiting for `{}`", self.describe()))?;
+        Ok((status.success(), output))
+    }
+
     /// Runs quietly and returns stdout; fails with the captured stderr.
     pub fn read(mut self) -> Result<String> {
         let out = self
@@ -94,6 +117,19 @@ impl Cmd {
             .status()
             .is_ok_and(|s| s.success())
     }
+}
+
+/// Copies `from` to `to` line by line as it arrives; returns what it copied.
+fn copy_lines(from: impl Read, mut to: impl Write) -> String {
+    let mut reader = BufReader::new(from);
+    let (mut all, mut line) = (String::new(), Vec::new());
+    while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+        let _ = to.write_all(&line);
+        let _ = to.flush();
+        all.push_str(&String::from_utf8_lossy(&line));
+        line.clear();
+    }
+    all
 }
 
 /// Whether `cargo nextest` is installed (it runs each test in its own process,

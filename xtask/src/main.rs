@@ -7,6 +7,7 @@ mod cmd;
 mod frontend; // dashboard
 mod prometheus; // metrics: the Grafana panel test runs the real Prometheus
 mod rabbit;
+mod tally; // the `N passed, M failed` line `test` ends with
 mod venv;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 
 use crate::cmd::{cargo, step};
+use crate::tally::Tally;
 
 const USAGE: &str = "\
 usage: cargo xtask <command> [args]
@@ -117,8 +119,34 @@ fn exec(mut command: std::process::Command) -> Result<()> {
     std::process::exit(status.code().unwrap_or(1))
 }
 
+/// Everything CI checks. The last line is always the totals, `N passed,
+/// M failed`, also when a step before the tests fails (`0 passed, 1 failed`).
 fn test() -> Result<()> {
     let started = std::time::Instant::now();
+    let totals = match prepare_and_check().and_then(|env| run_tests(&env)) {
+        Ok(totals) => totals,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            println!("{}", Tally::FAILED_STEP);
+            std::process::exit(1);
+        }
+    };
+    if totals.failed == 0 {
+        println!(
+            "==> all checks passed in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    println!("{totals}");
+    if totals.failed > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// Installs and starts what the tests need, then fmt and clippy. Returns the
+/// environment the tests run with.
+fn prepare_and_check() -> Result<Vec<(&'static str, String)>> {
     rabbit::ensure_running()?;
     rabbit::ensure_management()?;
     let python = venv::ensure(&[venv::CELERY, venv::AIOSMTPD])?; // aiosmtpd: email notifier test
@@ -145,7 +173,7 @@ fn test() -> Result<()> {
     ])
     .run()?;
 
-    let env = [
+    Ok(vec![
         ("CELERIAC_TEST_PYTHON", python.display().to_string()),
         (
             "CELERIAC_TEST_AMQP",
@@ -165,28 +193,29 @@ fn test() -> Result<()> {
             "CELERIAC_TEST_NODE_MODULES",
             node_modules.display().to_string(),
         ),
-    ];
+    ])
+}
+
+/// Every test of the workspace, run to the end even when some fail, with
+/// the totals their runners reported.
+fn run_tests(env: &[(&str, String)]) -> Result<Tally> {
+    let mut totals = Tally::default();
     if cmd::has_nextest() {
         step("running every test (cargo nextest run --workspace)");
         let config = format!("xtask:{}", root().join("xtask/nextest.toml").display());
-        cargo(&["nextest", "run", "--workspace", "--no-fail-fast"])
-            .args(["--tool-config-file", &config])
-            .envs(&env)
-            .run()?;
+        totals += tally::run(
+            cargo(&["nextest", "run", "--workspace", "--no-fail-fast"])
+                .args(["--tool-config-file", &config])
+                .envs(env),
+        )?;
         // nextest does not run doctests.
         step("running doctests (cargo test --workspace --doc)");
-        cargo(&["test", "--workspace", "--doc"]).envs(&env).run()?;
+        totals += tally::run(cargo(&["test", "--workspace", "--doc"]).envs(env))?;
     } else {
         step("running every test (cargo test --workspace)");
-        cargo(&["test", "--workspace", "--no-fail-fast"])
-            .envs(&env)
-            .run()?;
+        totals += tally::run(cargo(&["test", "--workspace", "--no-fail-fast"]).envs(env))?;
     }
-    println!(
-        "==> all checks passed in {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    Ok(totals)
 }
 
 fn bench(args: &[String]) -> Result<()> {

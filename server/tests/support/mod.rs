@@ -24,11 +24,24 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub use rustix::process::Signal;
 use serde_json::Value;
 
 pub mod events;
 
 pub const CELERY_APP_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/celery_app");
+
+/// Sends `sig` to a child the harness started. Its pid cannot have been
+/// reused: the child is only reaped through the same `Child`.
+fn signal(child: &Child, sig: Signal) {
+    let _ = rustix::process::kill_process(rustix::process::Pid::from_child(child), sig);
+}
+
+/// Sends `sig` to the process group a worker leads, pool children included;
+/// the group can outlive its reaped leader, so failure is not an error.
+fn signal_group(child: &Child, sig: Signal) {
+    let _ = rustix::process::kill_process_group(rustix::process::Pid::from_child(child), sig);
+}
 
 // ---------------------------------------------------------------------------
 // Settings
@@ -525,15 +538,14 @@ impl Worker {
         worker
     }
 
-    pub fn pid(&self) -> i32 {
-        self.child.id() as i32
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL to the main process and its pool children: no worker-offline
     /// is sent, so only heartbeat expiry can tell it is gone.
     pub fn kill(&mut self) {
-        // SAFETY: kill(2) with a negative pid signals the group we created.
-        unsafe { libc::kill(-self.pid(), libc::SIGKILL) };
+        signal_group(&self.child, Signal::KILL);
         let _ = self.child.wait();
         self.exited = true;
     }
@@ -541,8 +553,7 @@ impl Worker {
     /// SIGTERM to the main process (Celery's warm shutdown, which sends
     /// worker-offline); waits until it has exited and returns when it did.
     pub fn stop(&mut self) -> Instant {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        signal(&self.child, Signal::TERM);
         eventually(
             &format!("worker {} to exit after SIGTERM", self.nodename),
             Duration::from_secs(30),
@@ -564,8 +575,7 @@ impl Drop for Worker {
         }
         // The group may outlive its leader (pool children), so signal it
         // even after the main process has been reaped.
-        // SAFETY: kill(2) on the process group we created.
-        unsafe { libc::kill(-self.pid(), libc::SIGKILL) };
+        signal_group(&self.child, Signal::KILL);
         if !self.exited {
             let _ = self.child.wait();
         }
@@ -663,6 +673,11 @@ impl Celeriac {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends `sig` to the celeriac process (SIGHUP reloads its rules).
+    pub fn signal(&self, sig: Signal) {
+        signal(&self.child, sig);
     }
 
     /// GET `path`; returns status and body.
