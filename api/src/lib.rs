@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 pub mod alerts;
 /// Remote control: `/api/me`, control answers, the audit log.
 pub mod control;
+/// `/readyz`.
+pub mod health;
+/// `/api/queues/length`.
+pub mod queues;
 /// The dashboard's websocket messages.
 pub mod ws;
 
