@@ -16,14 +16,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::control::ControlResponse;
+use api::control::{AuditResponse, BulkRevokeResponse, Command, ControlResponse};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::errors::HttpError;
@@ -33,33 +32,6 @@ use crate::auth::Principal;
 use crate::control::{Matcher, Outcome, Request, Target};
 use crate::query::TaskQuery;
 use crate::shared::{self, Shared};
-
-/// Commands `POST /api/control/{method}` may send (issue 5's list).
-pub const ALLOWED_COMMANDS: &[&str] = &[
-    "revoke",
-    "revoke_by_stamped_headers",
-    "rate_limit",
-    "time_limit",
-    "pool_grow",
-    "pool_shrink",
-    "autoscale",
-    "add_consumer",
-    "cancel_consumer",
-    "shutdown",
-    "pool_restart",
-    "enable_events",
-    "disable_events",
-    "ping",
-    "active",
-    "reserved",
-    "scheduled",
-    "revoked",
-    "registered",
-    "stats",
-    "active_queues",
-    "conf",
-    "query_task",
-];
 
 /// Most tasks one bulk revoke may address.
 pub const MAX_BULK_REVOKE: usize = 10_000;
@@ -227,26 +199,13 @@ async fn act_body(
             },
         ),
     };
-    if !INSPECT_COMMANDS.contains(&request.method.as_str()) {
+    // Read-only commands are not actions, so not audited (their replies
+    // can be large and hold task arguments).
+    if !Command::parse(&request.method).is_some_and(Command::is_inspect) {
         audit_action(shared, who, &request, status, &body);
     }
     (status, body)
 }
-
-/// Read-only commands: not actions, so not audited (their replies can be
-/// large and hold task arguments).
-const INSPECT_COMMANDS: &[&str] = &[
-    "ping",
-    "active",
-    "reserved",
-    "scheduled",
-    "revoked",
-    "registered",
-    "stats",
-    "active_queues",
-    "conf",
-    "query_task",
-];
 
 fn audit_action(
     shared: &Shared,
@@ -259,7 +218,7 @@ fn audit_action(
         id: 0,
         time: shared::now(),
         user: who.name.clone(),
-        role: who.role,
+        role: who.role.as_str().into(),
         command: request.method.clone(),
         arguments: Value::Object(request.arguments.clone()),
         target: target_json(&request.target),
@@ -632,7 +591,7 @@ struct GenericBody {
 }
 
 /// `POST /api/control/{method}` with a JSON body `{arguments, destination |
-/// pattern + matcher, timeout, reply}`: any command of [`ALLOWED_COMMANDS`]
+/// pattern + matcher, timeout, reply}`: any [`Command`]
 /// to every worker, a list, or a pattern. Always 200 with the replies
 /// (unless the broker is unreachable): judging them is the caller's job.
 async fn generic(
@@ -641,7 +600,7 @@ async fn generic(
     Path(method): Path<String>,
     body: Bytes,
 ) -> Result<Response, HttpError> {
-    if !ALLOWED_COMMANDS.contains(&method.as_str()) {
+    if Command::parse(&method).is_none() {
         return Err(HttpError::not_found(format!(
             "Unknown or disallowed command '{method}'"
         )));
@@ -699,19 +658,6 @@ async fn generic(
         (StatusCode::OK, Ok("sent".to_string()))
     })
     .await)
-}
-
-#[derive(Debug, Serialize)]
-struct BulkRevokeResponse {
-    dry_run: bool,
-    count: usize,
-    ids: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    replies: Option<BTreeMap<String, Vec<Value>>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    no_reply: Option<Vec<String>>,
 }
 
 /// `POST /api/tasks/revoke`: revokes every unfinished task matching
@@ -775,7 +721,7 @@ async fn bulk_revoke(
     if dry_run {
         return Ok(Json(BulkRevokeResponse {
             dry_run: true,
-            count: ids.len(),
+            count: ids.len() as u64,
             ids,
             message: None,
             replies: None,
@@ -820,7 +766,7 @@ async fn bulk_revoke(
         id: 0,
         time: shared::now(),
         user: who.name.clone(),
-        role: who.role,
+        role: who.role.as_str().into(),
         command: "bulk_revoke".into(),
         arguments: json!({
             "filters": filters.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
@@ -839,7 +785,7 @@ async fn bulk_revoke(
         status,
         Json(BulkRevokeResponse {
             dry_run: false,
-            count,
+            count: count as u64,
             ids,
             message: Some(match failure {
                 Some(e) => format!("revoke failed: {e}"),
@@ -858,7 +804,8 @@ async fn audit(
     axum::extract::Query(params): axum::extract::Query<Params>,
 ) -> Result<Response, HttpError> {
     let limit: usize = number(&params, "limit")?.unwrap_or(100);
-    Ok(Json(json!({"entries": shared.ops.audit.recent(limit)})).into_response())
+    let entries = shared.ops.audit.recent(limit);
+    Ok(Json(AuditResponse { entries }).into_response())
 }
 
 /// `GET /api/whoami`: who the request is, and what it may do (the
@@ -914,7 +861,7 @@ mod tests {
             id: 3,
             time: 1_700_000_000.5,
             user: "ann".into(),
-            role: crate::auth::Role::Operator,
+            role: crate::auth::Role::Operator.as_str().into(),
             command: "revoke".into(),
             arguments: json!({"task_id": "abc", "terminate": true, "signal": "SIGKILL"}),
             target: json!("all"),
