@@ -58,6 +58,11 @@ impl InspectCache {
         self.workers.read().get(worker).cloned()
     }
 
+    /// Every worker that answered an inspect.
+    pub fn names(&self) -> Vec<String> {
+        self.workers.read().keys().cloned().collect()
+    }
+
     /// `worker` as `/api/workers` renders it: the event-derived fields,
     /// then the cached inspect fields (Flower's), when there are any.
     pub fn merged(&self, worker: &api::Worker) -> Value {
