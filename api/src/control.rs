@@ -1,6 +1,7 @@
-//! Remote control on the wire: who is looking (`GET /api/me`), what a
-//! control endpoint answers, and the audit log (`GET /api/audit`). Shared
-//! by the server and the dashboard, which hides its controls with [`Me`].
+//! Remote control on the wire: who is looking (`GET /api/me`), which
+//! commands may be sent ([`Command`]), what a control endpoint and bulk
+//! revoke answer, and the audit log (`GET /api/audit`). Shared by the
+//! server and the dashboard, which hides its controls with [`Me`].
 
 use std::collections::BTreeMap;
 
@@ -81,4 +82,249 @@ pub struct AuditEntry {
     pub replies: Value,
     #[serde(default)]
     pub no_reply: Vec<String>,
+}
+
+/// The remote-control commands celeriac lets an operator send: the pidbox
+/// `method`s of `POST /api/control/{command}`, and what the dashboard's
+/// actions send. Anything else is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    Revoke,
+    RevokeByStampedHeaders,
+    RateLimit,
+    TimeLimit,
+    PoolGrow,
+    PoolShrink,
+    Autoscale,
+    AddConsumer,
+    CancelConsumer,
+    Shutdown,
+    PoolRestart,
+    EnableEvents,
+    DisableEvents,
+    Ping,
+    Active,
+    Reserved,
+    Scheduled,
+    Revoked,
+    Registered,
+    Stats,
+    ActiveQueues,
+    Conf,
+    QueryTask,
+}
+
+impl Command {
+    /// Every command, actions first, then the read-only ones.
+    pub const ALL: [Command; 23] = [
+        Command::Revoke,
+        Command::RevokeByStampedHeaders,
+        Command::RateLimit,
+        Command::TimeLimit,
+        Command::PoolGrow,
+        Command::PoolShrink,
+        Command::Autoscale,
+        Command::AddConsumer,
+        Command::CancelConsumer,
+        Command::Shutdown,
+        Command::PoolRestart,
+        Command::EnableEvents,
+        Command::DisableEvents,
+        Command::Ping,
+        Command::Active,
+        Command::Reserved,
+        Command::Scheduled,
+        Command::Revoked,
+        Command::Registered,
+        Command::Stats,
+        Command::ActiveQueues,
+        Command::Conf,
+        Command::QueryTask,
+    ];
+
+    /// The pidbox method name, as Celery spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Revoke => "revoke",
+            Command::RevokeByStampedHeaders => "revoke_by_stamped_headers",
+            Command::RateLimit => "rate_limit",
+            Command::TimeLimit => "time_limit",
+            Command::PoolGrow => "pool_grow",
+            Command::PoolShrink => "pool_shrink",
+            Command::Autoscale => "autoscale",
+            Command::AddConsumer => "add_consumer",
+            Command::CancelConsumer => "cancel_consumer",
+            Command::Shutdown => "shutdown",
+            Command::PoolRestart => "pool_restart",
+            Command::EnableEvents => "enable_events",
+            Command::DisableEvents => "disable_events",
+            Command::Ping => "ping",
+            Command::Active => "active",
+            Command::Reserved => "reserved",
+            Command::Scheduled => "scheduled",
+            Command::Revoked => "revoked",
+            Command::Registered => "registered",
+            Command::Stats => "stats",
+            Command::ActiveQueues => "active_queues",
+            Command::Conf => "conf",
+            Command::QueryTask => "query_task",
+        }
+    }
+
+    /// The command of a method name; exact, as Celery dispatches.
+    pub fn parse(s: &str) -> Option<Command> {
+        Command::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// Read-only (inspect) commands: they change nothing on the workers, so
+    /// they are not actions and the audit log leaves them out (their
+    /// replies can be large and hold task arguments).
+    pub fn is_inspect(self) -> bool {
+        matches!(
+            self,
+            Command::Ping
+                | Command::Active
+                | Command::Reserved
+                | Command::Scheduled
+                | Command::Revoked
+                | Command::Registered
+                | Command::Stats
+                | Command::ActiveQueues
+                | Command::Conf
+                | Command::QueryTask
+        )
+    }
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `POST /api/tasks/revoke`: the unfinished tasks a filter selects, and
+/// (unless a dry run) each worker's replies to the `revoke` messages.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BulkRevokeResponse {
+    pub dry_run: bool,
+    pub count: u64,
+    pub ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// `{nodename: [reply, ...]}`, one reply per `revoke` message (a
+    /// message carries up to 500 ids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replies: Option<BTreeMap<String, Vec<Value>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_reply: Option<Vec<String>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Serialises `value`, checks the JSON text, and reads it back equal.
+    fn round_trip<T>(value: &T, text: &str)
+    where
+        T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug,
+    {
+        assert_eq!(serde_json::to_string(value).unwrap(), text);
+        assert_eq!(&serde_json::from_str::<T>(text).unwrap(), value);
+    }
+
+    #[test]
+    fn commands_keep_celerys_method_names() {
+        for c in Command::ALL {
+            assert_eq!(Command::parse(c.as_str()), Some(c));
+            round_trip(&c, &format!("\"{}\"", c.as_str()));
+        }
+        assert_eq!(
+            Command::RevokeByStampedHeaders.as_str(),
+            "revoke_by_stamped_headers"
+        );
+        assert_eq!(Command::parse("Ping"), None, "method names are exact");
+        assert_eq!(Command::parse("bulk_revoke"), None);
+        let inspect: Vec<&str> = Command::ALL
+            .into_iter()
+            .filter(|c| c.is_inspect())
+            .map(Command::as_str)
+            .collect();
+        assert_eq!(
+            inspect,
+            [
+                "ping",
+                "active",
+                "reserved",
+                "scheduled",
+                "revoked",
+                "registered",
+                "stats",
+                "active_queues",
+                "conf",
+                "query_task"
+            ]
+        );
+    }
+
+    #[test]
+    fn bulk_revoke_answers_leave_out_what_a_dry_run_has_not() {
+        let dry = BulkRevokeResponse {
+            dry_run: true,
+            count: 1,
+            ids: vec!["a".into()],
+            ..BulkRevokeResponse::default()
+        };
+        round_trip(&dry, r#"{"dry_run":true,"count":1,"ids":["a"]}"#);
+        let done = BulkRevokeResponse {
+            dry_run: false,
+            count: 1,
+            ids: vec!["a".into()],
+            message: Some("Revoked 1 tasks".into()),
+            replies: Some(BTreeMap::from([(
+                "w@h".to_string(),
+                vec![json!({"ok": "tasks a flagged as revoked"})],
+            )])),
+            no_reply: Some(vec![]),
+        };
+        round_trip(
+            &done,
+            r#"{"dry_run":false,"count":1,"ids":["a"],"message":"Revoked 1 tasks","replies":{"w@h":[{"ok":"tasks a flagged as revoked"}]},"no_reply":[]}"#,
+        );
+    }
+
+    #[test]
+    fn audit_entries_round_trip() {
+        let entry = AuditEntry {
+            id: 3,
+            time: 1_700_000_000.5,
+            user: "ann".into(),
+            role: "operator".into(),
+            command: "revoke".into(),
+            arguments: json!({"signal": "SIGKILL", "task_id": "abc", "terminate": true}),
+            target: json!("all"),
+            status: 200,
+            replies: json!({"w1@h": {"ok": "tasks abc flagged as revoked"}}),
+            no_reply: vec!["w2@h".into()],
+        };
+        round_trip(
+            &AuditResponse {
+                entries: vec![entry],
+            },
+            r#"{"entries":[{"id":3,"time":1700000000.5,"user":"ann","role":"operator","command":"revoke","arguments":{"signal":"SIGKILL","task_id":"abc","terminate":true},"target":"all","status":200,"replies":{"w1@h":{"ok":"tasks abc flagged as revoked"}},"no_reply":["w2@h"]}]}"#,
+        );
+    }
+
+    #[test]
+    fn control_responses_leave_out_what_is_not_said() {
+        let r = ControlResponse {
+            message: Some("Shutting down!".into()),
+            ..ControlResponse::default()
+        };
+        round_trip(
+            &r,
+            r#"{"message":"Shutting down!","replies":{},"no_reply":[]}"#,
+        );
+    }
 }

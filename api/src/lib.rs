@@ -8,8 +8,13 @@ use serde::{Deserialize, Serialize};
 
 /// The alert engine's state (`GET /api/alerts`).
 pub mod alerts;
-/// Remote control: `/api/me`, control answers, the audit log.
+/// Remote control: `/api/me`, the command set, control answers, bulk
+/// revoke, the audit log.
 pub mod control;
+/// `/readyz`.
+pub mod health;
+/// `/api/queues/length`.
+pub mod queues;
 /// The dashboard's websocket messages.
 pub mod ws;
 

@@ -5,31 +5,11 @@
 
 use std::collections::VecDeque;
 
-use serde::Serialize;
-use serde_json::Value;
-
 /// Entries `GET /api/audit` can return; older ones are only in the log.
 pub const AUDIT_CAPACITY: usize = 1000;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AuditEntry {
-    /// Increasing from 1 for the life of the process.
-    pub id: u64,
-    /// Unix seconds.
-    pub time: f64,
-    pub user: String,
-    pub role: crate::auth::Role,
-    /// The pidbox method (`revoke`, `rate_limit`, ...), or `bulk_revoke`.
-    pub command: String,
-    pub arguments: Value,
-    /// `"all"`, a list of nodenames, or a pattern.
-    pub target: Value,
-    /// HTTP status the action answered with.
-    pub status: u16,
-    /// Each worker's reply.
-    pub replies: Value,
-    pub no_reply: Vec<String>,
-}
+/// One entry, as `GET /api/audit` sends it.
+pub use api::control::AuditEntry;
 
 pub struct Audit {
     entries: parking_lot::Mutex<(u64, VecDeque<AuditEntry>)>,
@@ -90,6 +70,8 @@ impl Audit {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     fn entry(command: &str) -> AuditEntry {
@@ -97,7 +79,7 @@ mod tests {
             id: 0,
             time: 1.0,
             user: "ann".into(),
-            role: crate::auth::Role::Operator,
+            role: crate::auth::Role::Operator.as_str().into(),
             command: command.into(),
             arguments: Value::Null,
             target: Value::from("all"),

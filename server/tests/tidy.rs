@@ -38,15 +38,6 @@ const OUTER: &[&str] = &[
     "crate::http",
 ];
 
-/// Outer imports the core still has: the state's size defaults live in
-/// config.rs until config is split per module. Listed one by one so nothing
-/// new slips in; `core_imports_no_outer_module` fails once an entry is gone,
-/// so the list only shrinks.
-const KNOWN_OUTER_IMPORTS: &[(&str, &str)] = &[
-    ("state/mod.rs", "crate::config::DEFAULT_MAX_TASKS"),
-    ("state/mod.rs", "crate::config::DEFAULT_MAX_WORKERS"),
-];
-
 #[test]
 fn core_does_no_io_and_reads_no_clock() {
     let mut found = Vec::new();
@@ -68,21 +59,12 @@ fn core_does_no_io_and_reads_no_clock() {
 #[test]
 fn core_imports_no_outer_module() {
     let mut found = Vec::new();
-    let mut known_seen = BTreeSet::new();
     for file in sources().iter().filter(|f| f.in_core()) {
         for path in file.paths() {
             if !OUTER.iter().any(|outer| is_within(&path, outer)) {
                 continue;
             }
-            match KNOWN_OUTER_IMPORTS
-                .iter()
-                .position(|k| *k == (&*file.rel, &*path))
-            {
-                Some(known) => {
-                    known_seen.insert(known);
-                }
-                None => found.push(format!("{} uses `{path}`", file.rel)),
-            }
+            found.push(format!("{} uses `{path}`", file.rel));
         }
     }
     assert!(
@@ -91,14 +73,6 @@ fn core_imports_no_outer_module() {
          it needs in from there:\n  {}",
         OUTER.join(", "),
         found.join("\n  ")
-    );
-    let stale: Vec<_> = (0..KNOWN_OUTER_IMPORTS.len())
-        .filter(|i| !known_seen.contains(i))
-        .map(|i| KNOWN_OUTER_IMPORTS[i])
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "gone from the code, so remove from KNOWN_OUTER_IMPORTS in tests/tidy.rs: {stale:?}"
     );
 }
 

@@ -2,7 +2,7 @@
 //! confirmation names it, checking what the user typed, reading each
 //! worker's reply, and laying out the inspect tabs and the audit log.
 
-use api::control::ControlResponse;
+use api::control::{Command, ControlResponse};
 use serde_json::Value;
 
 /// Signals offered for "terminate" (Celery accepts any name `signal`
@@ -83,12 +83,29 @@ pub enum Body {
 }
 
 impl Action {
+    /// The pidbox command it makes the server send (the server allows
+    /// these and no others).
+    pub fn command(&self) -> Command {
+        match self {
+            Action::Revoke { .. } | Action::RevokeMany { .. } => Command::Revoke,
+            Action::RateLimit { .. } => Command::RateLimit,
+            Action::TimeLimit { .. } => Command::TimeLimit,
+            Action::PoolGrow { .. } => Command::PoolGrow,
+            Action::PoolShrink { .. } => Command::PoolShrink,
+            Action::Autoscale { .. } => Command::Autoscale,
+            Action::AddConsumer { .. } => Command::AddConsumer,
+            Action::CancelConsumer { .. } => Command::CancelConsumer,
+            Action::PoolRestart { .. } => Command::PoolRestart,
+            Action::Shutdown { .. } => Command::Shutdown,
+        }
+    }
+
     /// The path to POST to, under the URL prefix.
     pub fn path(&self) -> String {
         let seg = |s: &str| encode_segment(s);
         match self {
             Action::Revoke { uuid, .. } => format!("/api/task/revoke/{}", seg(uuid)),
-            Action::RevokeMany { .. } => "/api/control/revoke".into(),
+            Action::RevokeMany { .. } => format!("/api/control/{}", self.command()),
             Action::RateLimit { task, .. } => format!("/api/task/rate-limit/{}", seg(task)),
             Action::TimeLimit { task, .. } => format!("/api/task/timeout/{}", seg(task)),
             Action::PoolGrow { worker, .. } => format!("/api/worker/pool/grow/{}", seg(worker)),
@@ -579,6 +596,20 @@ mod tests {
         assert_eq!(a.title(), "Terminate with SIGKILL");
         assert!(a.target().contains("ab/c d"));
         assert!(a.destructive());
+    }
+
+    #[test]
+    fn revoking_many_posts_the_revoke_command() {
+        let a = Action::RevokeMany {
+            ids: vec!["a".into(), "b".into()],
+            terminate: false,
+            signal: "SIGTERM".into(),
+        };
+        assert_eq!(a.command(), Command::Revoke);
+        assert_eq!(a.path(), "/api/control/revoke");
+        let shutdown = Action::Shutdown { worker: "w".into() };
+        assert!(!shutdown.command().is_inspect(), "every action is audited");
+        assert_eq!(shutdown.command().as_str(), "shutdown");
     }
 
     #[test]

@@ -30,6 +30,14 @@ pub enum Role {
 }
 
 impl Role {
+    /// The name on the wire (`/api/me`, the audit log).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Role> {
         match s.trim().to_ascii_lowercase().as_str() {
             "viewer" | "read" | "readonly" | "read-only" => Some(Role::Viewer),

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use api::control::Command;
 use serde_json::{json, Map, Value};
 use tokio::sync::Semaphore;
 
@@ -19,9 +20,19 @@ use crate::shared::{self, Shared};
 pub const MAX_CONCURRENT_REFRESHES: usize = 2;
 
 /// Inspect methods Flower 2.2 runs for every worker.
-const WORKER_METHODS: [&str; 4] = ["stats", "active_queues", "registered", "conf"];
+const WORKER_METHODS: [Command; 4] = [
+    Command::Stats,
+    Command::ActiveQueues,
+    Command::Registered,
+    Command::Conf,
+];
 /// And for one worker (`workername=`).
-const TASK_METHODS: [&str; 4] = ["active", "reserved", "scheduled", "revoked"];
+const TASK_METHODS: [Command; 4] = [
+    Command::Active,
+    Command::Reserved,
+    Command::Scheduled,
+    Command::Revoked,
+];
 
 pub struct InspectCache {
     workers: parking_lot::RwLock<BTreeMap<String, Map<String, Value>>>,
@@ -45,6 +56,11 @@ impl InspectCache {
     /// The cached inspect fields of `worker` (with their `timestamp`).
     pub fn get(&self, worker: &str) -> Option<Map<String, Value>> {
         self.workers.read().get(worker).cloned()
+    }
+
+    /// Every worker that answered an inspect.
+    pub fn names(&self) -> Vec<String> {
+        self.workers.read().keys().cloned().collect()
     }
 
     /// `worker` as `/api/workers` renders it: the event-derived fields,
@@ -110,9 +126,9 @@ pub async fn refresh(shared: &Arc<Shared>, workername: Option<&str>) -> Result<(
             (Target::All, Some(alive))
         }
     };
-    let mut methods: Vec<&str> = WORKER_METHODS.to_vec();
+    let mut methods: Vec<&str> = WORKER_METHODS.map(Command::as_str).to_vec();
     if workername.is_some() {
-        methods.extend(TASK_METHODS);
+        methods.extend(TASK_METHODS.map(Command::as_str));
     }
     let calls = methods.iter().map(|m| {
         let mut req = Request::new(m, arguments(m), target.clone());

@@ -1,16 +1,26 @@
 //! Remote control of workers (issue 5): the pidbox client, the inspect
-//! cache behind `/api/workers`, and what the HTTP layer needs to run a
-//! control action: authentication, the audit log.
+//! cache behind `/api/workers`, what the HTTP layer needs to run a control
+//! action (authentication, the audit log), and the control logic itself,
+//! free of HTTP: `http/control.rs` only reads requests and writes answers.
 //!
 //! ```text
 //! http/control.rs ─▶ Ops ─┬─ pidbox: celery.pidbox ─▶ workers ─▶ reply.celery.pidbox ─▶ <oid>.reply queue
 //!                         ├─ inspect: cached stats/registered/active_queues/conf per worker
 //!                         ├─ auth: users, roles, tokens (http/auth.rs is the middleware)
 //!                         └─ audit: every control action, in memory and in the log
+//!
+//! parameters ─▶ form ─▶ command (Prepared: request + judge) ─▶ action::Controller ─┬─ Mailbox (pidbox)
+//!                       bulk (select, chunk)                                        ├─ judge: verdict, answer
+//!                                                                                   └─ audit entry
 //! ```
 
+pub mod action;
 mod args;
+pub mod bulk;
+pub mod command;
+pub mod form;
 pub mod inspect;
+pub mod judge;
 pub mod pidbox;
 
 use std::time::Duration;

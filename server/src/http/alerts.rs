@@ -50,7 +50,7 @@ async fn reload(
         id: 0,
         time: shared::now(),
         user: who.name.clone(),
-        role: who.role,
+        role: who.role.as_str().into(),
         command: "alerts_reload".to_owned(),
         arguments: json!({ "file": file }),
         target: Value::String("celeriac".to_owned()),

@@ -55,3 +55,16 @@ impl From<crate::query::ParamError> for HttpError {
         HttpError::bad_param(e.parameter, e.message)
     }
 }
+
+impl From<crate::control::form::Rejection> for HttpError {
+    fn from(e: crate::control::form::Rejection) -> HttpError {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        HttpError {
+            status,
+            body: api::ApiError {
+                parameter: e.parameter().map(str::to_owned),
+                error: e.to_string(),
+            },
+        }
+    }
+}

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
+use api::health::{BrokerStatsDetail, Readiness, Ups};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::Serialize;
 
 use crate::shared::Shared;
 
@@ -21,48 +21,10 @@ pub async fn healthcheck() -> &'static str {
     "OK"
 }
 
-#[derive(Serialize)]
-struct Readiness {
-    ready: bool,
-    consuming: bool,
-    last_event_at: Option<f64>,
-    last_error: Option<String>,
-    /// Queue statistics: detail only, they never make celeriac unready
-    /// (events still flow without them).
-    broker_stats: BrokerStatsDetail,
-}
-
-/// Where queue depths come from and whether that works.
-#[derive(Serialize)]
-struct BrokerStatsDetail {
-    /// `management` (the RabbitMQ management API), `amqp` (the passive
-    /// `queue.declare` fallback), or null: not polled yet, or every source
-    /// failed on the last poll.
-    source: Option<&'static str>,
-    /// The last poll got fresh figures.
-    working: bool,
-    /// Whether the last attempt of each source worked; a source not tried
-    /// (the fallback while the management API answers) is false.
-    up: Ups,
-    /// Epoch seconds of the last poll with fresh figures.
-    last_success_at: Option<f64>,
-    /// The last failure of a source, and when (kept after recovery).
-    last_error: Option<String>,
-    last_error_at: Option<f64>,
-    /// Failed polls per source since start.
-    errors: Ups<u64>,
-}
-
-#[derive(Serialize)]
-struct Ups<T = bool> {
-    management: T,
-    amqp: T,
-}
-
 fn broker_stats(shared: &Shared) -> BrokerStatsDetail {
     let snap = shared.broker.snapshot();
     BrokerStatsDetail {
-        source: snap.source.map(crate::broker::Source::as_str),
+        source: snap.source.map(super::queues::wire_source),
         working: snap.source.is_some(),
         up: Ups {
             management: snap.up[0],

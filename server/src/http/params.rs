@@ -5,6 +5,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::Query;
 
 use super::errors::HttpError;
+pub use crate::control::form::last;
 
 pub type Params = Vec<(String, String)>;
 
@@ -20,37 +21,16 @@ pub fn from_query(q: Result<Query<Params>, QueryRejection>) -> Result<Params, Ht
     }
 }
 
-pub fn last<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .rev()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// Flower's `strtobool`, case-insensitive like Python's.
-pub fn strtobool(v: &str) -> Option<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "y" | "yes" | "t" | "true" | "on" | "1" => Some(true),
-        "n" | "no" | "f" | "false" | "off" | "0" => Some(false),
-        _ => None,
-    }
-}
-
 /// A bool parameter, false when absent; anything `strtobool` rejects is a
 /// 400 naming the parameter, with Flower's message.
 pub fn bool_param(params: &[(String, String)], name: &str) -> Result<bool, HttpError> {
-    match last(params, name) {
-        None => Ok(false),
-        Some(v) => strtobool(v).ok_or_else(|| {
-            HttpError::bad_param(name, format!("Invalid argument '{v}' of type 'bool'"))
-        }),
-    }
+    Ok(crate::control::form::flag(params, name)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::form::strtobool;
 
     #[test]
     fn strtobool_matches_flower() {

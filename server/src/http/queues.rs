@@ -3,25 +3,37 @@
 
 use std::sync::Arc;
 
+use api::queues::{QueueSource, QueueStat, QueuesLength};
 use axum::extract::State;
 use axum::Json;
-use serde::Serialize;
 
-use crate::broker::{QueueStat, Source};
+use crate::broker::{self, Source};
 use crate::shared::Shared;
-
-#[derive(Serialize)]
-pub struct QueuesLength {
-    active_queues: Vec<QueueStat>,
-    /// celeriac's addition: where the figures come from (`management`,
-    /// `amqp`, or `null` before the first successful poll).
-    source: Option<Source>,
-}
 
 pub async fn length(State(shared): State<Arc<Shared>>) -> Json<QueuesLength> {
     let snapshot = shared.broker.snapshot();
     Json(QueuesLength {
-        active_queues: snapshot.queues.clone(),
-        source: snapshot.source,
+        active_queues: snapshot.queues.iter().map(wire_stat).collect(),
+        source: snapshot.source.map(wire_source),
     })
+}
+
+pub(super) fn wire_source(source: Source) -> QueueSource {
+    match source {
+        Source::Management => QueueSource::Management,
+        Source::Amqp => QueueSource::Amqp,
+    }
+}
+
+fn wire_stat(q: &broker::QueueStat) -> QueueStat {
+    QueueStat {
+        name: q.name.clone(),
+        messages: q.messages,
+        messages_ready: q.messages_ready,
+        messages_unacknowledged: q.messages_unacknowledged,
+        consumers: q.consumers,
+        publish_rate: q.publish_rate,
+        deliver_rate: q.deliver_rate,
+        idle_since: q.idle_since.clone(),
+    }
 }

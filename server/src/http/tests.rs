@@ -545,3 +545,80 @@ async fn metrics_of_the_mixed_stream_parse() {
         with_sent
     );
 }
+
+async fn post(shared: &Arc<Shared>, uri: &str, body: &str) -> Reply {
+    let app = super::router(shared.clone());
+    let req = Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body.to_owned()))
+        .expect("request");
+    let resp = app.oneshot(req).await.expect("infallible");
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    Reply {
+        status,
+        content_type: String::new(),
+        body: String::from_utf8(bytes.to_vec()).expect("UTF-8 body"),
+    }
+}
+
+/// Every route of the worker endpoints' table is served, and refuses what
+/// it must before anything is sent (no broker needed).
+#[tokio::test]
+async fn control_requests_are_refused_before_sending() {
+    use crate::control::command::{Takes, WORKER_ENDPOINTS};
+    let shared = shared_with(State::new(Limits::default()), &[]);
+    for endpoint in WORKER_ENDPOINTS {
+        let path = endpoint.path.replace("{w}", "nobody@x");
+        let r = post(&shared, &path, "").await;
+        let want = match endpoint.takes {
+            Takes::Queue => (
+                StatusCode::BAD_REQUEST,
+                r#"{"error":"Missing argument queue","parameter":"queue"}"#,
+            ),
+            Takes::Bounds => (
+                StatusCode::BAD_REQUEST,
+                r#"{"error":"Missing argument min","parameter":"min"}"#,
+            ),
+            Takes::Count | Takes::NoReload | Takes::NothingNoReply => (
+                StatusCode::NOT_FOUND,
+                r#"{"error":"Unknown worker 'nobody@x'"}"#,
+            ),
+        };
+        assert_eq!((r.status, r.body.as_str()), want, "{path}");
+    }
+    let r = post(&shared, "/api/worker/pool/grow/nobody@x", "n=two").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            r#"{"error":"Invalid argument 'two' for 'n'","parameter":"n"}"#
+        )
+    );
+    let r = post(&shared, "/api/control/drop_tables", "").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            StatusCode::NOT_FOUND,
+            r#"{"error":"Unknown or disallowed command 'drop_tables'"}"#
+        )
+    );
+    let r = post(&shared, "/api/tasks/revoke", "dry_run=true").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["parameter"], "taskname");
+    let r = post(
+        &shared,
+        "/api/tasks/revoke",
+        "dry_run=true&taskname=tasks.add",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (StatusCode::OK, r#"{"dry_run":true,"count":0,"ids":[]}"#)
+    );
+    let r = get(&shared, "/api/audit").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (StatusCode::OK, r#"{"entries":[]}"#)
+    );
+}

@@ -1,0 +1,79 @@
+//! `GET /readyz`: whether celeriac hears events, and how its queue
+//! statistics fare.
+
+use serde::{Deserialize, Serialize};
+
+use crate::queues::QueueSource;
+
+/// The body of `/readyz` (200 when ready, else 503).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub consuming: bool,
+    pub last_event_at: Option<f64>,
+    pub last_error: Option<String>,
+    /// Queue statistics: detail only, they never make celeriac unready
+    /// (events still flow without them).
+    pub broker_stats: BrokerStatsDetail,
+}
+
+/// Where queue depths come from and whether that works.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BrokerStatsDetail {
+    /// `management` (the RabbitMQ management API), `amqp` (the passive
+    /// `queue.declare` fallback), or null: not polled yet, or every source
+    /// failed on the last poll.
+    pub source: Option<QueueSource>,
+    /// The last poll got fresh figures.
+    pub working: bool,
+    /// Whether the last attempt of each source worked; a source not tried
+    /// (the fallback while the management API answers) is false.
+    pub up: Ups,
+    /// Epoch seconds of the last poll with fresh figures.
+    pub last_success_at: Option<f64>,
+    /// The last failure of a source, and when (kept after recovery).
+    pub last_error: Option<String>,
+    pub last_error_at: Option<f64>,
+    /// Failed polls per source since start.
+    pub errors: Ups<u64>,
+}
+
+/// One value per queue statistics source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ups<T = bool> {
+    pub management: T,
+    pub amqp: T,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_round_trips_with_nulls_kept() {
+        let r = Readiness {
+            ready: false,
+            consuming: false,
+            last_event_at: None,
+            last_error: Some("connection refused".into()),
+            broker_stats: BrokerStatsDetail {
+                source: Some(QueueSource::Amqp),
+                working: true,
+                up: Ups {
+                    management: false,
+                    amqp: true,
+                },
+                last_success_at: Some(1.5),
+                last_error: None,
+                last_error_at: None,
+                errors: Ups {
+                    management: 2,
+                    amqp: 0,
+                },
+            },
+        };
+        let text = r#"{"ready":false,"consuming":false,"last_event_at":null,"last_error":"connection refused","broker_stats":{"source":"amqp","working":true,"up":{"management":false,"amqp":true},"last_success_at":1.5,"last_error":null,"last_error_at":null,"errors":{"management":2,"amqp":0}}}"#;
+        assert_eq!(serde_json::to_string(&r).unwrap(), text);
+        assert_eq!(serde_json::from_str::<Readiness>(text).unwrap(), r);
+    }
+}
