@@ -15,6 +15,7 @@ pub mod owner;
 pub mod query;
 pub mod shared;
 pub mod state;
+pub mod transport;
 pub mod ws; // dashboard: the /ws live feed
 
 #[cfg(test)]
@@ -89,7 +90,7 @@ impl Running {
 /// Binds HTTP first (so the API answers even while the broker is down), then
 /// starts the state owner, ingest and the HTTP server.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
-    let uri = ingest::parse_broker_url(&config.ingest.broker).context("--broker")?;
+    let transport = transport::Transport::from_url(&config.ingest.broker).context("--broker")?;
     let listen = config.http.listen();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -130,18 +131,21 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         "state owner"
     });
 
+    let t = transport.clone();
+    let args = shared.config.ingest.clone();
     let s = shared.clone();
     let sd = shutdown.clone();
     tasks.spawn(async move {
-        ingest::run(s, uri, sender, sd).await;
+        t.run_events(s, args, sender, sd).await;
         "ingest"
     });
 
     // Broker stats: queue depth from the management API or the AMQP fallback.
+    let stats = transport.queue_stats(&shared.config.queue_stats);
     let s = shared.clone();
     let sd = shutdown.clone();
     tasks.spawn(async move {
-        broker::run(s, sd).await;
+        broker::run(s, stats, sd).await;
         "broker stats"
     });
     // Metrics: statsd output (idle without --statsd).

@@ -37,12 +37,20 @@ impl Shared {
             metrics: SelfMetrics::new(),
             health: Health::default(),
             dashboard: crate::ws::Hub::default(), // dashboard
-            ops: crate::control::Ops::new(&config.ingest.broker, &config.control, &config.auth), // control/auth (issue 5)
+            ops: crate::control::Ops::new(&transport(&config), &config.control, &config.auth), // control/auth (issue 5)
             broker: crate::broker::BrokerStats::default(),
             alerting: crate::alerting::Alerting::new(&config.alerting), // alerting (issue 6)
             config,
         }
     }
+}
+
+/// `start` refuses a bad broker URL before this runs.
+fn transport(config: &Config) -> crate::transport::Transport {
+    use crate::transport::Transport;
+    Transport::from_url(&config.ingest.broker)
+        .or_else(|_| Transport::from_url(crate::ingest::DEFAULT_BROKER))
+        .expect("the default broker URL is valid")
 }
 
 /// Liveness of the event source, for `/readyz` and logs.

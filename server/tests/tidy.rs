@@ -97,7 +97,6 @@ fn only_the_top_level_composes_config() {
 }
 
 #[test]
-#[ignore = "enabled once config is split per module"]
 fn only_transport_speaks_amqp() {
     let found: Vec<_> = sources()
         .into_iter()

@@ -16,8 +16,6 @@
 //! inputs; it never touches readers.
 
 mod args;
-mod fallback;
-mod management;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -28,8 +26,8 @@ use serde::Serialize;
 
 use crate::shared::{Shared, Shutdown};
 
+pub use crate::transport::amqp::{ManagementApi, QueueTotals};
 pub use args::{QueueStatsArgs, DEFAULT_POLL_INTERVAL_SECS};
-pub use management::{ManagementApi, QueueTotals};
 
 /// Where queue statistics came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -160,17 +158,12 @@ pub fn wanted(name: &str, only: &[String]) -> bool {
 }
 
 /// Polls until shutdown.
-pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
-    let config = &shared.config;
-    let api = match ManagementApi::new(&shared.config.ingest.broker, &config.queue_stats) {
-        Ok(api) => api,
-        Err(e) => {
-            tracing::warn!("queue statistics: {e}; using the AMQP fallback only");
-            None
-        }
-    };
-    let mut amqp = fallback::Prober::new(&shared.config.ingest.broker);
-    let interval = Duration::from_secs(config.queue_stats.broker_stats_interval);
+pub async fn run(
+    shared: Arc<Shared>,
+    mut client: crate::transport::QueueStatsClient,
+    mut shutdown: Shutdown,
+) {
+    let interval = Duration::from_secs(shared.config.queue_stats.broker_stats_interval);
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut previous: Option<Source> = None;
@@ -182,38 +175,14 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
             _ = ticker.tick() => {}
         }
         let started = Instant::now();
-        let mut up = [false, false];
-        let mut last_error = None;
-        let mut result: Option<(Source, Vec<QueueStat>)> = None;
-        if let Some(api) = &api {
-            match api.poll(&config.queue_stats.queues).await {
-                Ok(queues) => {
-                    up[0] = true;
-                    result = Some((Source::Management, queues));
-                }
-                Err(e) => {
-                    errors[0] += 1;
-                    last_error = Some(format!("management API: {e}"));
-                }
-            }
+        let poll = tokio::select! {
+            _ = shutdown.fired() => break,
+            p = client.poll(|| known_queues(&shared, &last_names)) => p,
+        };
+        for (n, failed) in errors.iter_mut().zip(poll.failed) {
+            *n += u64::from(failed);
         }
-        if result.is_none() {
-            let names = known_queues(&shared, &last_names);
-            let polled = tokio::select! {
-                _ = shutdown.fired() => break,
-                r = amqp.poll(&names) => r,
-            };
-            match polled {
-                Ok(queues) => {
-                    up[1] = true;
-                    result = Some((Source::Amqp, queues));
-                }
-                Err(e) => {
-                    errors[1] += 1;
-                    last_error = Some(format!("AMQP fallback: {e}"));
-                }
-            }
-        }
+        let (result, up, last_error) = (poll.result, poll.up, poll.last_error);
         let source = result.as_ref().map(|(s, _)| *s);
         if source != previous {
             match (source, &last_error) {
@@ -262,7 +231,7 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
         }
         shared.broker.publish(snapshot);
     }
-    amqp.close().await;
+    client.close().await;
 }
 
 /// The queues the AMQP fallback probes: `--queues` if given, else every

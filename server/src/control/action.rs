@@ -10,22 +10,23 @@ use api::control::{BulkRevokeResponse, ControlResponse};
 use super::bulk::{BulkRevoke, Collected};
 use super::command::{Prepared, Roster, TimeLimit, TIME_LIMIT_APPLIED, TIME_LIMIT_NOTE};
 use super::judge::{audit_entry, audited, Verdict};
-use super::pidbox::{ControlError, Outcome, Pidbox, Request};
+use super::request::{ControlError, Outcome, Request};
 use crate::audit::Audit;
 use crate::auth::Principal;
+use crate::transport::ControlClient;
 
-/// Where requests go: the pidbox client, or a fake in tests.
+/// Where requests go: the transport's control client, or a fake in tests.
 pub trait Mailbox: Sync {
     fn call(&self, request: &Request)
         -> impl Future<Output = Result<Outcome, ControlError>> + Send;
 }
 
-impl Mailbox for Pidbox {
+impl Mailbox for ControlClient {
     fn call(
         &self,
         request: &Request,
     ) -> impl Future<Output = Result<Outcome, ControlError>> + Send {
-        Pidbox::call(self, request)
+        ControlClient::call(self, request)
     }
 }
 

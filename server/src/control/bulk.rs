@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::command::Roster;
 use super::form::{self, Pairs, Rejection};
 use super::judge::Verdict;
-use super::pidbox::{ControlError, Outcome, Request};
+use super::request::{ControlError, Outcome, Request};
 use crate::auth::Principal;
 use crate::query::TaskQuery;
 use crate::state::TaskView;

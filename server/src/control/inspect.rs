@@ -11,7 +11,7 @@ use api::control::Command;
 use serde_json::{json, Map, Value};
 use tokio::sync::Semaphore;
 
-use super::pidbox::{ControlError, Request, Target};
+use super::request::{ControlError, Request, Target};
 use crate::mask::mask_password;
 use crate::shared::{self, Shared};
 

@@ -5,7 +5,7 @@
 use api::control::{AuditEntry, Command, ControlResponse};
 use serde_json::{json, Value};
 
-use super::pidbox::{ControlError, Outcome, Request, Target};
+use super::request::{ControlError, Outcome, Request, Target};
 use crate::auth::Principal;
 
 /// How an action went, as the HTTP status it answers.

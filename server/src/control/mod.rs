@@ -21,31 +21,33 @@ pub mod command;
 pub mod form;
 pub mod inspect;
 pub mod judge;
-pub mod pidbox;
+pub mod request;
 
 use std::time::Duration;
 
 pub use args::{ControlArgs, DEFAULT_INSPECT_INTERVAL_SECS, DEFAULT_INSPECT_TIMEOUT_MS};
 pub use inspect::InspectCache;
-pub use pidbox::{ControlError, Matcher, Outcome, Pidbox, Request, Target};
+pub use request::{ControlError, Matcher, Outcome, Request, Target, REPLY_EXCHANGE};
 
 use crate::audit::Audit;
 use crate::auth::Auth;
 
 /// Everything remote control needs, built once from the configuration.
 pub struct Ops {
-    pub pidbox: Pidbox,
+    pub pidbox: crate::transport::ControlClient,
     pub inspect: InspectCache,
     pub auth: Auth,
     pub audit: Audit,
 }
 
 impl Ops {
-    pub fn new(broker: &str, args: &ControlArgs, auth: &crate::auth::AuthArgs) -> Ops {
-        // `start` refuses a bad broker URL before this runs.
-        let uri = crate::ingest::parse_broker_url(broker).unwrap_or_default();
+    pub fn new(
+        transport: &crate::transport::Transport,
+        args: &ControlArgs,
+        auth: &crate::auth::AuthArgs,
+    ) -> Ops {
         Ops {
-            pidbox: Pidbox::new(uri, args.inspect_timeout()),
+            pidbox: transport.control(args.inspect_timeout()),
             inspect: InspectCache::new(),
             auth: Auth::from_args(auth),
             audit: Audit::new(),

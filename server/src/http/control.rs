@@ -38,8 +38,8 @@ use crate::control::bulk::BulkRevoke;
 use crate::control::command::{self, Roster, WorkerEndpoint, WORKER_ENDPOINTS};
 use crate::control::form;
 use crate::control::judge::Verdict;
-use crate::control::Pidbox;
 use crate::shared::{self, Shared};
+use crate::transport::ControlClient;
 
 /// The control routes, merged into the main router.
 pub fn routes() -> Router<Arc<Shared>> {
@@ -115,7 +115,7 @@ fn roster(shared: &Shared) -> Roster {
     roster
 }
 
-fn controller<'a>(shared: &'a Shared, who: &'a Principal) -> Controller<'a, Pidbox> {
+fn controller<'a>(shared: &'a Shared, who: &'a Principal) -> Controller<'a, ControlClient> {
     Controller {
         mailbox: &shared.ops.pidbox,
         audit: &shared.ops.audit,

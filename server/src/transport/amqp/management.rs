@@ -20,8 +20,8 @@ use std::time::Duration;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 
-use super::QueueStatsArgs;
-use super::{wanted, QueueStat};
+use crate::broker::QueueStatsArgs;
+use crate::broker::{wanted, QueueStat};
 use crate::mask::mask_password;
 
 /// Flower waits 1 s to connect and 2 s for the answer; a listing of
@@ -111,7 +111,7 @@ impl ManagementApi {
     /// From `--broker-api`, or derived from `--broker` (same host and
     /// credentials, port 15672, as Flower does). `None` for `off`.
     pub fn new(broker: &str, args: &QueueStatsArgs) -> Result<Option<ManagementApi>, ApiError> {
-        let amqp = crate::ingest::parse_broker_url(broker)
+        let amqp = super::parse_broker_url(broker)
             .map_err(|e| ApiError::BadUrl(mask_password(broker), e.to_string()))?;
         let vhost = amqp.vhost.clone();
         let (base, user, password) = match args.broker_api.as_deref() {

@@ -5,8 +5,8 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptio
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ErrorKind, ExchangeKind};
 
-use super::IngestArgs;
-use super::IngestError;
+use super::AmqpError;
+use crate::ingest::IngestArgs;
 
 /// Celery's event exchange. Every publisher declares it `topic, durable`; a
 /// declare with other flags would be refused with 406, so we check it
@@ -137,7 +137,7 @@ pub(crate) async fn ensure_exchange(
     name: &str,
     kind: ExchangeKind,
     durable: bool,
-) -> Result<(), IngestError> {
+) -> Result<(), AmqpError> {
     let channel = open_channel(conn).await?;
     let passive = ExchangeDeclareOptions {
         passive: true,
@@ -152,7 +152,7 @@ pub(crate) async fn ensure_exchange(
             return Ok(());
         }
         Err(e) if reply_code(&e) == Some(404) => {}
-        Err(e) => return Err(IngestError::amqp(format!("checking exchange `{name}`"))(e)),
+        Err(e) => return Err(AmqpError::amqp(format!("checking exchange `{name}`"))(e)),
     }
     // The 404 closed that channel.
     let channel = open_channel(conn).await?;
@@ -164,14 +164,14 @@ pub(crate) async fn ensure_exchange(
     channel
         .exchange_declare(name.into(), kind, options, FieldTable::default())
         .await
-        .map_err(IngestError::amqp(format!("declaring exchange `{name}`")))?;
+        .map_err(AmqpError::amqp(format!("declaring exchange `{name}`")))?;
     close_quietly(&channel).await;
     Ok(())
 }
 
 /// Declares a queue; a refusal because the queue already exists with other
 /// arguments is reported naming the queue, the argument and the fix.
-pub(crate) async fn declare_queue(channel: &Channel, spec: &QueueSpec) -> Result<(), IngestError> {
+pub(crate) async fn declare_queue(channel: &Channel, spec: &QueueSpec) -> Result<(), AmqpError> {
     let options = QueueDeclareOptions {
         passive: false,
         durable: spec.durable,
@@ -187,7 +187,7 @@ pub(crate) async fn declare_queue(channel: &Channel, spec: &QueueSpec) -> Result
             (Some(406), ErrorKind::ProtocolError(e)) => {
                 queue_mismatch(&spec.name, e.get_message().as_str())
             }
-            _ => IngestError::amqp(format!("declaring queue `{}`", spec.name))(error),
+            _ => AmqpError::amqp(format!("declaring queue `{}`", spec.name))(error),
         })
 }
 
@@ -196,7 +196,7 @@ pub(crate) async fn bind_queue(
     queue: &str,
     exchange: &str,
     routing_key: &str,
-) -> Result<(), IngestError> {
+) -> Result<(), AmqpError> {
     channel
         .queue_bind(
             queue.into(),
@@ -206,15 +206,15 @@ pub(crate) async fn bind_queue(
             FieldTable::default(),
         )
         .await
-        .map_err(IngestError::amqp(format!(
+        .map_err(AmqpError::amqp(format!(
             "binding queue `{queue}` to `{exchange}` with `{routing_key}`"
         )))
 }
 
-pub(crate) async fn open_channel(conn: &Connection) -> Result<Channel, IngestError> {
+pub(crate) async fn open_channel(conn: &Connection) -> Result<Channel, AmqpError> {
     conn.create_channel()
         .await
-        .map_err(IngestError::amqp("opening a channel"))
+        .map_err(AmqpError::amqp("opening a channel"))
 }
 
 async fn close_quietly(channel: &Channel) {
@@ -226,7 +226,7 @@ async fn close_quietly(channel: &Channel) {
 /// RabbitMQ says e.g. `PRECONDITION_FAILED - inequivalent arg 'x-message-ttl'
 /// for queue 'q' in vhost '/': received the value '600000' of type
 /// 'signedint' but current value is '5000' of type 'signedint'`.
-pub(crate) fn queue_mismatch(queue: &str, broker_text: &str) -> IngestError {
+pub(crate) fn queue_mismatch(queue: &str, broker_text: &str) -> AmqpError {
     let argument = broker_text
         .split_once("inequivalent arg '")
         .and_then(|(_, rest)| rest.split_once('\''))
@@ -242,7 +242,7 @@ pub(crate) fn queue_mismatch(queue: &str, broker_text: &str) -> IngestError {
         }
         _ => "the queue was declared by another program or celeriac version; choose another `--events-queue` name",
     };
-    IngestError::QueueMismatch {
+    AmqpError::QueueMismatch {
         queue: queue.to_string(),
         argument,
         detail: broker_text.to_string(),
@@ -296,7 +296,7 @@ mod tests {
         assert_eq!(arg(e, "x-expires"), None);
         assert_eq!(
             arg(e, "x-message-ttl"),
-            Some(&amqp_int(super::super::DEFAULT_EVENTS_TTL_SECS * 1000))
+            Some(&amqp_int(crate::ingest::DEFAULT_EVENTS_TTL_SECS * 1000))
         );
         assert_eq!(
             arg(e, "x-dead-letter-routing-key"),

@@ -8,27 +8,26 @@
 //! call waiting for its ticket; replies for tickets nobody waits for any
 //! more (late answers) are dropped.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::StreamExt;
 use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicConsumeOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Celery's remote-control request exchange (fanout, transient).
-pub const REQUEST_EXCHANGE: &str = "celery.pidbox";
-/// Where workers publish replies (direct, transient).
-pub const REPLY_EXCHANGE: &str = "reply.celery.pidbox";
+use super::topology::{amqp_int, ensure_exchange, open_channel, PIDBOX_EXCHANGE};
+use super::AmqpError;
+use crate::control::{ControlError, Outcome, Request, Target, REPLY_EXCHANGE};
+
 /// Celery's `control_queue_expires` and `control_queue_ttl`.
 const REPLY_QUEUE_EXPIRES_MS: i32 = 10_000;
 const REPLY_QUEUE_TTL_MS: i32 = 300_000;
@@ -36,152 +35,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A collection never lasts longer than this many idle timeouts, however
 /// slowly replies trickle in (kombu has no such bound without a limit).
 const MAX_IDLE_PERIODS: u32 = 10;
-
-/// Which workers a request addresses (celery-protocol §4.2).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Target {
-    /// Every worker (`destination: null`).
-    All,
-    /// Exact nodenames.
-    Workers(Vec<String>),
-    /// `matcher` is `glob` (fnmatch) or `pcre` (Python `re.match`).
-    Pattern { pattern: String, matcher: Matcher },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Matcher {
-    Glob,
-    Pcre,
-}
-
-impl Matcher {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Matcher::Glob => "glob",
-            Matcher::Pcre => "pcre",
-        }
-    }
-}
-
-/// One request.
-#[derive(Debug, Clone)]
-pub struct Request {
-    pub method: String,
-    /// Keyword arguments of the command (a JSON object).
-    pub arguments: Map<String, Value>,
-    pub target: Target,
-    /// Whether to ask for and collect replies.
-    pub reply: bool,
-    /// Idle timeout between replies; the client default when None.
-    pub timeout: Option<Duration>,
-    /// Workers expected to answer when the target is not a list (the live
-    /// workers celeriac knows): collection ends once all of them answered,
-    /// and those that did not are reported as "no reply".
-    pub expect: Option<Vec<String>>,
-}
-
-impl Request {
-    pub fn new(method: &str, arguments: Value, target: Target) -> Request {
-        Request {
-            method: method.to_string(),
-            arguments: match arguments {
-                Value::Object(m) => m,
-                _ => Map::new(),
-            },
-            target,
-            reply: true,
-            timeout: None,
-            expect: None,
-        }
-    }
-
-    pub fn without_reply(mut self) -> Request {
-        self.reply = false;
-        self
-    }
-
-    pub fn expecting(mut self, workers: Vec<String>) -> Request {
-        self.expect = Some(workers);
-        self
-    }
-
-    pub fn timeout(mut self, timeout: Duration) -> Request {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// The message body, as `kombu.pidbox.Mailbox._publish` builds it.
-    pub fn body(&self, reply: Option<(&str, &str)>) -> Value {
-        let (destination, pattern, matcher) = match &self.target {
-            Target::All => (Value::Null, Value::Null, Value::Null),
-            Target::Workers(list) => (json!(list), Value::Null, Value::Null),
-            Target::Pattern { pattern, matcher } => {
-                (Value::Null, json!(pattern), json!(matcher.as_str()))
-            }
-        };
-        let mut body = json!({
-            "method": self.method,
-            "arguments": self.arguments,
-            "destination": destination,
-            "pattern": pattern,
-            "matcher": matcher,
-        });
-        if let Some((ticket, routing_key)) = reply {
-            body["ticket"] = json!(ticket);
-            body["reply_to"] = json!({"exchange": REPLY_EXCHANGE, "routing_key": routing_key});
-        }
-        body
-    }
-
-    /// The workers whose replies end collection early, if known.
-    fn expected(&self) -> Option<HashSet<String>> {
-        match &self.target {
-            Target::Workers(list) => Some(list.iter().cloned().collect()),
-            _ => self.expect.as_ref().map(|v| v.iter().cloned().collect()),
-        }
-    }
-}
-
-/// Each worker's answer. A worker that answered twice keeps its first reply
-/// (kombu's flattening keeps the last and warns; either is a worker bug).
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct Outcome {
-    /// `{nodename: reply}` in nodename order.
-    pub replies: BTreeMap<String, Value>,
-    /// Addressed (or expected) workers that did not answer in time.
-    pub no_reply: Vec<String>,
-}
-
-impl Outcome {
-    /// The text of an `{"error": ...}` reply.
-    pub fn error_of(&self, worker: &str) -> Option<String> {
-        self.replies
-            .get(worker)
-            .and_then(|r| r.get("error"))
-            .map(text_of)
-    }
-
-    /// The text of an `{"ok": ...}` reply.
-    pub fn ok_of(&self, worker: &str) -> Option<String> {
-        self.replies
-            .get(worker)
-            .and_then(|r| r.get("ok"))
-            .map(text_of)
-    }
-}
-
-fn text_of(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ControlError {
-    #[error("the broker is unavailable for remote control: {0}")]
-    Unavailable(String),
-}
 
 type Waiters = Arc<parking_lot::Mutex<HashMap<String, mpsc::UnboundedSender<(String, Value)>>>>;
 
@@ -249,7 +102,7 @@ impl Pidbox {
         let published = session
             .channel
             .basic_publish(
-                REQUEST_EXCHANGE.into(),
+                PIDBOX_EXCHANGE.into(),
                 "".into(),
                 BasicPublishOptions::default(),
                 &body,
@@ -319,8 +172,13 @@ impl Pidbox {
         .await
         .map_err(|_| ControlError::Unavailable("connecting timed out".into()))?
         .map_err(|e| unavailable("connecting", e))?;
-        ensure_exchange(&connection, REQUEST_EXCHANGE, ExchangeKind::Fanout).await?;
-        ensure_exchange(&connection, REPLY_EXCHANGE, ExchangeKind::Direct).await?;
+        let exchange = |e: AmqpError| ControlError::Unavailable(e.to_string());
+        ensure_exchange(&connection, PIDBOX_EXCHANGE, ExchangeKind::Fanout, false)
+            .await
+            .map_err(exchange)?;
+        ensure_exchange(&connection, REPLY_EXCHANGE, ExchangeKind::Direct, false)
+            .await
+            .map_err(exchange)?;
         let channel = connection
             .create_channel()
             .await
@@ -429,14 +287,9 @@ fn ticket_of(properties: &BasicProperties) -> Option<String> {
     }
 }
 
-fn request_properties(clock: u64, expires: f64) -> BasicProperties {
+pub(super) fn request_properties(clock: u64, expires: f64) -> BasicProperties {
     let mut headers = FieldTable::default();
-    headers.insert(
-        "clock".into(),
-        i32::try_from(clock)
-            .map(AMQPValue::LongInt)
-            .unwrap_or(AMQPValue::LongLongInt(clock as i64)),
-    );
+    headers.insert("clock".into(), amqp_int(clock));
     headers.insert("expires".into(), AMQPValue::Double(expires));
     BasicProperties::default()
         .with_content_type("application/json".into())
@@ -446,39 +299,71 @@ fn request_properties(clock: u64, expires: f64) -> BasicProperties {
         .with_headers(headers)
 }
 
-/// A passive check first (someone else's declaration wins), then a declare
-/// with Celery's flags (transient, not auto-deleted) if it is missing.
-async fn ensure_exchange(
-    conn: &Connection,
-    name: &str,
-    kind: ExchangeKind,
-) -> Result<(), ControlError> {
-    let err = |e: lapin::Error| ControlError::Unavailable(format!("exchange `{name}`: {e}"));
-    let channel = conn.create_channel().await.map_err(err)?;
-    let passive = ExchangeDeclareOptions {
-        passive: true,
-        ..ExchangeDeclareOptions::default()
-    };
-    if channel
-        .exchange_declare(name.into(), kind.clone(), passive, FieldTable::default())
-        .await
-        .is_ok()
-    {
-        let _ = channel.close(200, "OK".into()).await;
-        return Ok(());
+/// Fire-and-forget broadcasts to every worker, one per event-source
+/// connection: the wake-up `heartbeat`, so workers announce themselves at
+/// once instead of within their next heartbeat period, and `enable_events`
+/// periodically, as Flower does, so workers started without `-E` still send
+/// task events.
+pub(crate) struct Broadcaster {
+    channel: Channel,
+    /// Our Lamport clock: workers only take the max with theirs, so a
+    /// counter that starts at zero is enough.
+    clock: u64,
+}
+
+impl Broadcaster {
+    pub async fn open(conn: &Connection) -> Result<Broadcaster, AmqpError> {
+        ensure_exchange(conn, PIDBOX_EXCHANGE, ExchangeKind::Fanout, false).await?;
+        Ok(Broadcaster {
+            channel: open_channel(conn).await?,
+            clock: 0,
+        })
     }
-    let channel = conn.create_channel().await.map_err(err)?;
-    channel
-        .exchange_declare(
-            name.into(),
-            kind,
-            ExchangeDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(err)?;
-    let _ = channel.close(200, "OK".into()).await;
-    Ok(())
+
+    pub async fn broadcast(&mut self, method: &str) -> Result<(), lapin::Error> {
+        self.clock += 1;
+        let body = request_body(method);
+        self.channel
+            .basic_publish(
+                PIDBOX_EXCHANGE.into(),
+                "".into(),
+                BasicPublishOptions::default(),
+                &body,
+                request_properties(self.clock, crate::shared::now() + 1.0),
+            )
+            .await
+            .map(drop)
+    }
+}
+
+/// Sends the wake-up heartbeat, then `enable_events` every `interval` when
+/// asked to, until the connection breaks; the session aborts it when it
+/// ends. A failure here is only logged: the consumer notices a dead
+/// connection on its own.
+pub(crate) async fn run_broadcasts(mut pidbox: Broadcaster, enable_events: Option<Duration>) {
+    if let Err(e) = pidbox.broadcast("heartbeat").await {
+        tracing::debug!(error = %e, "wake-up heartbeat broadcast failed");
+        return;
+    }
+    let Some(interval) = enable_events else {
+        return;
+    };
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(e) = pidbox.broadcast("enable_events").await {
+            tracing::debug!(error = %e, "enable_events broadcast failed");
+            return;
+        }
+    }
+}
+
+/// A request to every worker with no reply wanted (no `ticket`, no
+/// `reply_to`), exactly as Celery's `broadcast(..., reply=False)` sends it.
+pub(crate) fn request_body(method: &str) -> Vec<u8> {
+    let request = Request::new(method, Value::Object(Map::new()), Target::All).without_reply();
+    request.body(None).to_string().into_bytes()
 }
 
 #[cfg(test)]
@@ -486,57 +371,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bodies_match_kombus() {
-        let r = Request::new("ping", json!({}), Target::All);
-        let b = r.body(Some(("t1", "oid")));
+    fn the_body_is_celerys_reply_less_broadcast() {
+        let v: serde_json::Value = serde_json::from_slice(&request_body("heartbeat")).unwrap();
         assert_eq!(
-            b,
-            json!({"method": "ping", "arguments": {}, "destination": null, "pattern": null,
-                   "matcher": null, "ticket": "t1",
-                   "reply_to": {"exchange": "reply.celery.pidbox", "routing_key": "oid"}})
+            v,
+            serde_json::json!({"method": "heartbeat", "arguments": {}, "destination": null,
+                               "pattern": null, "matcher": null})
         );
-        let r = Request::new(
-            "revoke",
-            json!({"task_id": "x", "terminate": true}),
-            Target::Workers(vec!["w1@vm".into()]),
-        )
-        .without_reply();
-        let b = r.body(None);
-        assert_eq!(b["destination"], json!(["w1@vm"]));
-        assert!(b.get("ticket").is_none() && b.get("reply_to").is_none());
-        let r = Request::new(
-            "ping",
-            json!({}),
-            Target::Pattern {
-                pattern: "w1@.*".into(),
-                matcher: Matcher::Pcre,
-            },
-        );
-        let b = r.body(None);
-        assert_eq!(
-            (b["pattern"].clone(), b["matcher"].clone()),
-            (json!("w1@.*"), json!("pcre"))
-        );
+        let v: serde_json::Value = serde_json::from_slice(&request_body("enable_events")).unwrap();
+        assert_eq!(v["method"], "enable_events");
+        assert!(v.get("reply_to").is_none() && v.get("ticket").is_none());
     }
 
     #[test]
-    fn expected_workers_come_from_the_list_or_the_hint() {
-        let r = Request::new("ping", json!({}), Target::Workers(vec!["a".into()]));
-        assert_eq!(r.expected(), Some(HashSet::from(["a".to_string()])));
-        let r = Request::new("ping", json!({}), Target::All);
-        assert_eq!(r.expected(), None);
-        let r = r.expecting(vec!["b".into()]);
-        assert_eq!(r.expected(), Some(HashSet::from(["b".to_string()])));
-    }
-
-    #[test]
-    fn outcome_reads_ok_and_error_texts() {
-        let mut o = Outcome::default();
-        o.replies
-            .insert("w".into(), json!({"error": "unknown task"}));
-        o.replies.insert("v".into(), json!({"ok": "pong"}));
-        assert_eq!(o.error_of("w").as_deref(), Some("unknown task"));
-        assert_eq!(o.ok_of("v").as_deref(), Some("pong"));
-        assert_eq!(o.ok_of("w"), None);
+    fn properties_carry_an_int_clock_and_a_double_expiry() {
+        let p = request_properties(92, 1795424489.099288);
+        assert_eq!(
+            p.content_type().as_ref().map(|s| s.as_str()),
+            Some("application/json")
+        );
+        assert_eq!(p.reply_to(), &None);
+        let headers = p.headers().as_ref().unwrap().inner();
+        assert_eq!(headers.get("clock"), Some(&AMQPValue::LongInt(92)));
+        assert_eq!(
+            headers.get("expires"),
+            Some(&AMQPValue::Double(1795424489.099288))
+        );
     }
 }

@@ -20,15 +20,15 @@ use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use tokio::task::JoinHandle;
 
-use super::batch::BatchSender;
 use super::consumer::{consume, SessionEnd};
 use super::dlx::{self, DropCounters};
-use super::pidbox::{self, Pidbox};
+use super::pidbox::{self, Broadcaster};
 use super::topology::{
     bind_queue, declare_queue, ensure_exchange, open_channel, QueueSpec, Queues, DLX_EXCHANGE,
     EVENT_EXCHANGE,
 };
-use super::IngestError;
+use super::AmqpError;
+use crate::ingest::{BatchSender, IngestArgs};
 use crate::mask::mask_password;
 use crate::shared::{Shared, Shutdown};
 
@@ -86,8 +86,8 @@ impl Default for Backoff {
 /// Parses a Celery broker URL the way kombu reads it: `pyamqp://` and
 /// `librabbitmq://` are AMQP, the path is the vhost with `//` or an empty
 /// path meaning `/`, and the host may be an IP literal.
-pub fn parse_broker_url(url: &str) -> Result<AMQPUri, IngestError> {
-    let bad = |reason: String| IngestError::BadUrl {
+pub fn parse_broker_url(url: &str) -> Result<AMQPUri, AmqpError> {
+    let bad = |reason: String| AmqpError::BadUrl {
         url: mask_password(url),
         reason,
     };
@@ -127,10 +127,11 @@ pub fn parse_broker_url(url: &str) -> Result<AMQPUri, IngestError> {
 pub async fn run(
     shared: Arc<Shared>,
     uri: AMQPUri,
+    args: IngestArgs,
     mut sender: BatchSender,
     mut shutdown: Shutdown,
 ) {
-    let broker = shared.config.ingest.broker_masked();
+    let broker = args.broker_masked();
     // Names the transient queues for the life of this process, not of one
     // connection: after a connection drop celeriac consumes the same queue
     // again, with what was published meanwhile.
@@ -145,7 +146,7 @@ pub async fn run(
         }
         let attempt = tokio::select! {
             _ = shutdown.fired() => return,
-            s = Session::open(&shared, &uri, &broker, &instance) => s,
+            s = Session::open(&shared, &args, &uri, &broker, &instance) => s,
         };
         let reason = match attempt {
             Ok(mut session) => {
@@ -167,6 +168,7 @@ pub async fn run(
                 let started = Instant::now();
                 let end = consume(
                     &shared,
+                    &args,
                     &session.channel,
                     &mut session.consumer,
                     &mut sender,
@@ -180,11 +182,11 @@ pub async fn run(
                 }
                 match end {
                     SessionEnd::Shutdown => {
-                        session.close_for_good(&shared).await;
+                        session.close_for_good(&args).await;
                         return;
                     }
                     SessionEnd::OwnerGone => {
-                        session.close_for_good(&shared).await;
+                        session.close_for_good(&args).await;
                         tracing::debug!("state owner gone; ingest stops");
                         return;
                     }
@@ -248,22 +250,23 @@ impl Drop for SideTasks {
 impl Session {
     async fn open(
         shared: &Arc<Shared>,
+        args: &IngestArgs,
         uri: &AMQPUri,
         broker: &str,
         instance: &str,
-    ) -> Result<Session, IngestError> {
+    ) -> Result<Session, AmqpError> {
         let properties = ConnectionProperties::default().with_connection_name("celeriac".into());
         let connection = tokio::time::timeout(
             CONNECT_TIMEOUT,
             Connection::connect_uri(uri.clone(), properties),
         )
         .await
-        .map_err(|_| IngestError::ConnectTimeout {
+        .map_err(|_| AmqpError::ConnectTimeout {
             broker: broker.to_string(),
             secs: CONNECT_TIMEOUT.as_secs(),
         })?
-        .map_err(IngestError::amqp(format!("connecting to {broker}")))?;
-        match Self::set_up(shared, &connection, instance).await {
+        .map_err(AmqpError::amqp(format!("connecting to {broker}")))?;
+        match Self::set_up(shared, args, &connection, instance).await {
             Ok((channel, consumer, queue, side_tasks)) => Ok(Session {
                 connection,
                 channel,
@@ -284,10 +287,10 @@ impl Session {
     /// Declares everything and starts consuming on a fresh connection.
     async fn set_up(
         shared: &Arc<Shared>,
+        args: &IngestArgs,
         connection: &Connection,
         instance: &str,
-    ) -> Result<(lapin::Channel, lapin::Consumer, String, SideTasks), IngestError> {
-        let args = &shared.config.ingest;
+    ) -> Result<(lapin::Channel, lapin::Consumer, String, SideTasks), AmqpError> {
         ensure_exchange(connection, EVENT_EXCHANGE, ExchangeKind::Topic, true).await?;
         let queues = Queues::new(args, instance);
         let mut side_tasks = SideTasks::default();
@@ -313,16 +316,16 @@ impl Session {
                 FieldTable::default(),
             )
             .await
-            .map_err(IngestError::amqp(format!(
+            .map_err(AmqpError::amqp(format!(
                 "consuming queue `{}`",
                 queues.events.name
             )))?;
 
         // Only now that we listen do we ask workers to speak up.
-        match Pidbox::open(connection).await {
+        match Broadcaster::open(connection).await {
             Ok(pidbox) => {
                 let enable = args.enable_events.then(|| args.enable_events_interval());
-                side_tasks.spawn(pidbox::run(pidbox, enable));
+                side_tasks.spawn(pidbox::run_broadcasts(pidbox, enable));
             }
             Err(e) => tracing::warn!(error = %e, "cannot broadcast to workers over the pidbox"),
         }
@@ -332,8 +335,8 @@ impl Session {
     /// [`Session::close`] when celeriac stops: its transient queues go too
     /// (they would otherwise linger until they expire); a named queue stays
     /// to collect events until celeriac is back.
-    async fn close_for_good(self, shared: &Shared) {
-        if shared.config.ingest.events_queue.is_none() {
+    async fn close_for_good(self, args: &IngestArgs) {
+        if args.events_queue.is_none() {
             let dropped = format!("{}.dropped", self.queue);
             for queue in [self.queue.as_str(), dropped.as_str()] {
                 let delete = self
@@ -371,21 +374,19 @@ async fn declare_events_queue(
     connection: &Connection,
     spec: &QueueSpec,
     prefetch: u16,
-) -> Result<lapin::Channel, IngestError> {
+) -> Result<lapin::Channel, AmqpError> {
     let open = || async {
         let channel = open_channel(connection).await?;
         channel
             .basic_qos(prefetch, BasicQosOptions::default())
             .await
-            .map_err(IngestError::amqp("setting prefetch"))?;
-        Ok::<_, IngestError>(channel)
+            .map_err(AmqpError::amqp("setting prefetch"))?;
+        Ok::<_, AmqpError>(channel)
     };
     let channel = open().await?;
     match declare_queue(&channel, spec).await {
         Ok(()) => Ok(channel),
-        Err(IngestError::QueueMismatch { argument, .. })
-            if argument.starts_with("x-dead-letter") =>
-        {
+        Err(AmqpError::QueueMismatch { argument, .. }) if argument.starts_with("x-dead-letter") => {
             tracing::warn!(
                 queue = %spec.name,
                 "the events queue exists without celeriac's dead-letter arguments, so events \
@@ -403,7 +404,7 @@ async fn declare_events_queue(
 async fn open_drop_counter(
     connection: &Connection,
     queues: &Queues,
-) -> Result<lapin::Consumer, IngestError> {
+) -> Result<lapin::Consumer, AmqpError> {
     ensure_exchange(connection, DLX_EXCHANGE, ExchangeKind::Direct, true).await?;
     let channel = open_channel(connection).await?;
     declare_queue(&channel, &queues.dropped).await?;
@@ -426,7 +427,7 @@ async fn open_drop_counter(
             FieldTable::default(),
         )
         .await
-        .map_err(IngestError::amqp(format!(
+        .map_err(AmqpError::amqp(format!(
             "consuming queue `{}`",
             queues.dropped.name
         )))

@@ -11,7 +11,8 @@ use lapin::options::BasicAckOptions;
 use lapin::{Channel, Consumer};
 use tokio::time::Instant;
 
-use super::batch::{BatchBuilder, BatchSender};
+use crate::ingest::IngestArgs;
+use crate::ingest::{BatchBuilder, BatchSender};
 use crate::shared::{Shared, Shutdown};
 
 /// Longest an applied delivery waits for its ack. Acks are held back to
@@ -81,13 +82,14 @@ impl PendingAcks {
 
 pub(crate) async fn consume(
     shared: &Shared,
+    args: &IngestArgs,
     channel: &Channel,
     consumer: &mut Consumer,
     sender: &mut BatchSender,
     shutdown: &mut Shutdown,
 ) -> SessionEnd {
-    let mut batch = BatchBuilder::new(shared.config.ingest.max_event_bytes, sender.buffer());
-    let mut acks = PendingAcks::new(shared.config.ingest.prefetch);
+    let mut batch = BatchBuilder::new(args.max_event_bytes, sender.buffer());
+    let mut acks = PendingAcks::new(args.prefetch);
     loop {
         // Wait for the first delivery of a batch, acking what is pending if
         // nothing comes for a while...

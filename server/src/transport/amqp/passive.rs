@@ -11,7 +11,7 @@ use lapin::types::FieldTable;
 use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties};
 
-use super::QueueStat;
+use crate::broker::QueueStat;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// One probe: open a channel, declare, close.
@@ -25,7 +25,7 @@ pub struct Prober {
 impl Prober {
     pub fn new(broker: &str) -> Prober {
         Prober {
-            uri: crate::ingest::parse_broker_url(broker).ok(),
+            uri: super::parse_broker_url(broker).ok(),
             connection: None,
         }
     }

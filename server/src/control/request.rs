@@ -1,0 +1,218 @@
+//! A remote-control request and its outcome, as kombu's pidbox mailbox
+//! shapes them (docs/celery-protocol.md §4): the same body whatever the
+//! broker carries it.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+/// Where workers send their replies: kombu's reply exchange, named in every
+/// request that wants answers.
+pub const REPLY_EXCHANGE: &str = "reply.celery.pidbox";
+
+/// Which workers a request addresses (celery-protocol §4.2).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// Every worker (`destination: null`).
+    All,
+    /// Exact nodenames.
+    Workers(Vec<String>),
+    /// `matcher` is `glob` (fnmatch) or `pcre` (Python `re.match`).
+    Pattern { pattern: String, matcher: Matcher },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Matcher {
+    Glob,
+    Pcre,
+}
+
+impl Matcher {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Matcher::Glob => "glob",
+            Matcher::Pcre => "pcre",
+        }
+    }
+}
+
+/// One request.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    /// Keyword arguments of the command (a JSON object).
+    pub arguments: Map<String, Value>,
+    pub target: Target,
+    /// Whether to ask for and collect replies.
+    pub reply: bool,
+    /// Idle timeout between replies; the client default when None.
+    pub timeout: Option<Duration>,
+    /// Workers expected to answer when the target is not a list (the live
+    /// workers celeriac knows): collection ends once all of them answered,
+    /// and those that did not are reported as "no reply".
+    pub expect: Option<Vec<String>>,
+}
+
+impl Request {
+    pub fn new(method: &str, arguments: Value, target: Target) -> Request {
+        Request {
+            method: method.to_string(),
+            arguments: match arguments {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            },
+            target,
+            reply: true,
+            timeout: None,
+            expect: None,
+        }
+    }
+
+    pub fn without_reply(mut self) -> Request {
+        self.reply = false;
+        self
+    }
+
+    pub fn expecting(mut self, workers: Vec<String>) -> Request {
+        self.expect = Some(workers);
+        self
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Request {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The message body, as `kombu.pidbox.Mailbox._publish` builds it.
+    pub fn body(&self, reply: Option<(&str, &str)>) -> Value {
+        let (destination, pattern, matcher) = match &self.target {
+            Target::All => (Value::Null, Value::Null, Value::Null),
+            Target::Workers(list) => (json!(list), Value::Null, Value::Null),
+            Target::Pattern { pattern, matcher } => {
+                (Value::Null, json!(pattern), json!(matcher.as_str()))
+            }
+        };
+        let mut body = json!({
+            "method": self.method,
+            "arguments": self.arguments,
+            "destination": destination,
+            "pattern": pattern,
+            "matcher": matcher,
+        });
+        if let Some((ticket, routing_key)) = reply {
+            body["ticket"] = json!(ticket);
+            body["reply_to"] = json!({"exchange": REPLY_EXCHANGE, "routing_key": routing_key});
+        }
+        body
+    }
+
+    /// The workers whose replies end collection early, if known.
+    pub fn expected(&self) -> Option<HashSet<String>> {
+        match &self.target {
+            Target::Workers(list) => Some(list.iter().cloned().collect()),
+            _ => self.expect.as_ref().map(|v| v.iter().cloned().collect()),
+        }
+    }
+}
+
+/// Each worker's answer. A worker that answered twice keeps its first reply
+/// (kombu's flattening keeps the last and warns; either is a worker bug).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Outcome {
+    /// `{nodename: reply}` in nodename order.
+    pub replies: BTreeMap<String, Value>,
+    /// Addressed (or expected) workers that did not answer in time.
+    pub no_reply: Vec<String>,
+}
+
+impl Outcome {
+    /// The text of an `{"error": ...}` reply.
+    pub fn error_of(&self, worker: &str) -> Option<String> {
+        self.replies
+            .get(worker)
+            .and_then(|r| r.get("error"))
+            .map(text_of)
+    }
+
+    /// The text of an `{"ok": ...}` reply.
+    pub fn ok_of(&self, worker: &str) -> Option<String> {
+        self.replies
+            .get(worker)
+            .and_then(|r| r.get("ok"))
+            .map(text_of)
+    }
+}
+
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("the broker is unavailable for remote control: {0}")]
+    Unavailable(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_match_kombus() {
+        let r = Request::new("ping", json!({}), Target::All);
+        let b = r.body(Some(("t1", "oid")));
+        assert_eq!(
+            b,
+            json!({"method": "ping", "arguments": {}, "destination": null, "pattern": null,
+                   "matcher": null, "ticket": "t1",
+                   "reply_to": {"exchange": "reply.celery.pidbox", "routing_key": "oid"}})
+        );
+        let r = Request::new(
+            "revoke",
+            json!({"task_id": "x", "terminate": true}),
+            Target::Workers(vec!["w1@vm".into()]),
+        )
+        .without_reply();
+        let b = r.body(None);
+        assert_eq!(b["destination"], json!(["w1@vm"]));
+        assert!(b.get("ticket").is_none() && b.get("reply_to").is_none());
+        let r = Request::new(
+            "ping",
+            json!({}),
+            Target::Pattern {
+                pattern: "w1@.*".into(),
+                matcher: Matcher::Pcre,
+            },
+        );
+        let b = r.body(None);
+        assert_eq!(
+            (b["pattern"].clone(), b["matcher"].clone()),
+            (json!("w1@.*"), json!("pcre"))
+        );
+    }
+
+    #[test]
+    fn expected_workers_come_from_the_list_or_the_hint() {
+        let r = Request::new("ping", json!({}), Target::Workers(vec!["a".into()]));
+        assert_eq!(r.expected(), Some(HashSet::from(["a".to_string()])));
+        let r = Request::new("ping", json!({}), Target::All);
+        assert_eq!(r.expected(), None);
+        let r = r.expecting(vec!["b".into()]);
+        assert_eq!(r.expected(), Some(HashSet::from(["b".to_string()])));
+    }
+
+    #[test]
+    fn outcome_reads_ok_and_error_texts() {
+        let mut o = Outcome::default();
+        o.replies
+            .insert("w".into(), json!({"error": "unknown task"}));
+        o.replies.insert("v".into(), json!({"ok": "pong"}));
+        assert_eq!(o.error_of("w").as_deref(), Some("unknown task"));
+        assert_eq!(o.ok_of("v").as_deref(), Some("pong"));
+        assert_eq!(o.ok_of("w"), None);
+    }
+}

@@ -1,0 +1,178 @@
+//! The only place that speaks a broker protocol. A transport plays three
+//! roles for the rest of celeriac:
+//!
+//! - **events**: feeds the state owner's batch channel, reconnecting on its
+//!   own, and reports its health through its [`SourceStatus`];
+//! - **control**: kombu pidbox requests to workers and their replies;
+//! - **queue statistics**: depth and consumers of the cluster's queues.
+//!
+//! The set of transports is closed, so each role is an enum with one arm
+//! per transport; a new transport is a new folder here and one arm in
+//! [`Transport::from_url`], the one place a broker URL's scheme is read.
+
+pub mod amqp;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::broker::{QueueStat, QueueStatsArgs, Source};
+use crate::control::{ControlError, Outcome, Request};
+use crate::ingest::{BatchSender, IngestArgs};
+use crate::mask::mask_password;
+use crate::shared::{Shared, Shutdown};
+
+/// A broker URL celeriac cannot use.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("invalid broker URL `{url}`: {reason}")]
+    BadUrl { url: String, reason: String },
+}
+
+/// A broker, chosen by its URL's scheme.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    Amqp(amqp::Amqp),
+}
+
+impl Transport {
+    /// Reads the URL's scheme as kombu does and checks the rest of the URL,
+    /// so a bad `--broker` stops start-up with a message naming it.
+    pub fn from_url(url: &str) -> Result<Transport, TransportError> {
+        let scheme = url
+            .split_once("://")
+            .map(|(s, _)| s.to_ascii_lowercase())
+            .unwrap_or_default();
+        match scheme.as_str() {
+            "amqp" | "pyamqp" | "librabbitmq" | "amqps" | "pyamqps" | "" => {
+                amqp::Amqp::new(url).map(Transport::Amqp)
+            }
+            other => Err(TransportError::BadUrl {
+                url: mask_password(url),
+                reason: format!("unsupported scheme `{other}` (celeriac speaks AMQP)"),
+            }),
+        }
+    }
+
+    /// Whether the event source acknowledges what it consumed. One that does
+    /// back-pressures the broker when the state owner is slow and loses
+    /// nothing; one that does not (a pub/sub channel) can only count the
+    /// gaps it sees.
+    pub fn acks(&self) -> bool {
+        match self {
+            Transport::Amqp(_) => true,
+        }
+    }
+
+    /// The broker URL with its password masked, for logs and answers.
+    pub fn masked_url(&self) -> String {
+        match self {
+            Transport::Amqp(a) => a.masked_url(),
+        }
+    }
+
+    /// Runs the event source until shutdown or until the state owner is
+    /// gone, reconnecting whenever the broker goes away.
+    pub async fn run_events(
+        &self,
+        shared: Arc<Shared>,
+        args: IngestArgs,
+        sender: BatchSender,
+        shutdown: Shutdown,
+    ) {
+        match self {
+            Transport::Amqp(a) => amqp::run(shared, a.uri(), args, sender, shutdown).await,
+        }
+    }
+
+    /// A remote-control client; it connects on first use.
+    pub fn control(&self, default_timeout: Duration) -> ControlClient {
+        match self {
+            Transport::Amqp(a) => ControlClient::Amqp(amqp::Pidbox::new(a.uri(), default_timeout)),
+        }
+    }
+
+    /// A queue statistics poller.
+    pub fn queue_stats(&self, args: &QueueStatsArgs) -> QueueStatsClient {
+        match self {
+            Transport::Amqp(a) => QueueStatsClient::Amqp(amqp::QueueStats::new(a, args)),
+        }
+    }
+}
+
+/// Sends pidbox requests and collects the replies.
+pub enum ControlClient {
+    Amqp(amqp::Pidbox),
+}
+
+impl ControlClient {
+    /// Sends `request` and, when it wants replies, collects them until every
+    /// addressed worker answered or the idle timeout passed.
+    pub async fn call(&self, request: &Request) -> Result<Outcome, ControlError> {
+        match self {
+            ControlClient::Amqp(p) => p.call(request).await,
+        }
+    }
+
+    pub fn default_timeout(&self) -> Duration {
+        match self {
+            ControlClient::Amqp(p) => p.default_timeout(),
+        }
+    }
+}
+
+/// One poll of queue statistics: the figures of the source that answered,
+/// and how each source fared (indexed as [`Source::ALL`]).
+#[derive(Debug, Default)]
+pub struct QueuePoll {
+    pub result: Option<(Source, Vec<QueueStat>)>,
+    pub up: [bool; 2],
+    pub failed: [bool; 2],
+    pub last_error: Option<String>,
+}
+
+/// Polls queue statistics.
+pub enum QueueStatsClient {
+    Amqp(amqp::QueueStats),
+}
+
+impl QueueStatsClient {
+    /// One poll. `known_queues` names the queues to probe when the transport
+    /// cannot list them itself; it is only called then.
+    pub async fn poll(&mut self, known_queues: impl FnOnce() -> Vec<String>) -> QueuePoll {
+        match self {
+            QueueStatsClient::Amqp(q) => q.poll(known_queues).await,
+        }
+    }
+
+    pub async fn close(self) {
+        match self {
+            QueueStatsClient::Amqp(q) => q.close().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scheme_picks_the_transport_and_others_are_named() {
+        for url in [
+            "amqp://h//",
+            "pyamqp://h/",
+            "librabbitmq://h",
+            "amqps://h/v",
+        ] {
+            assert!(
+                matches!(Transport::from_url(url), Ok(Transport::Amqp(_))),
+                "{url}"
+            );
+        }
+        let err = Transport::from_url("redis://:secret@localhost:6379/0")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("redis") && !err.contains("secret"), "{err}");
+        assert!(Transport::from_url("localhost").is_err());
+        assert!(Transport::from_url("amqp://h//").unwrap().acks());
+    }
+}
