@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use axum::body::Bytes;
 
+use celeriac::app::AppState;
 use celeriac::events::{Event, EventKind};
-use celeriac::shared::Shared;
 use celeriac::state::{Limits, State};
 
 /// Scrapes timed after the first (cold) one.
@@ -163,15 +163,16 @@ pub fn run_shape(workers: usize, names: usize, per_worker: usize) -> anyhow::Res
     let build_time = t.elapsed();
     let config = celeriac::config::Config::load_from(["celeriac"])
         .map_err(|e| anyhow::anyhow!("config: {e}"))?;
-    let mut shared = Shared::new(config);
+    let transport = celeriac::transport::Transport::from_url(&config.ingest.broker)?;
+    let shared = celeriac::assemble(&config, &transport);
     let now = cluster.now;
     // The state is moved in and out around each batch of new events, as
     // the state owner would apply them between scrapes.
     let state = std::mem::replace(&mut cluster.state, State::new(Limits::default()));
-    *shared.state.get_mut() = state;
+    *shared.state.write() = state;
     let series = shared.state.read().task_series().count();
 
-    let render = |shared: &Shared| {
+    let render = |shared: &AppState| {
         let t = Instant::now();
         let page = celeriac::metrics::render_page(shared, now);
         let elapsed = t.elapsed();
@@ -224,7 +225,7 @@ pub fn run_shape(workers: usize, names: usize, per_worker: usize) -> anyhow::Res
 /// and over, as the state owner applying events does; returns what
 /// `render` returned and the longest the writer waited.
 fn with_writer(
-    shared: &Shared,
+    shared: &AppState,
     render: impl FnOnce() -> (Duration, usize),
 ) -> (Duration, usize, Duration) {
     let done = std::sync::atomic::AtomicBool::new(false);
@@ -248,7 +249,7 @@ fn with_writer(
 
 /// Median time to GET `/metrics` to its last byte from celeriac's router,
 /// and from a bare route answering `page` (same bytes, one buffer).
-async fn over_http(shared: Arc<Shared>, page: Bytes) -> anyhow::Result<(Duration, Duration)> {
+async fn over_http(shared: Arc<AppState>, page: Bytes) -> anyhow::Result<(Duration, Duration)> {
     let len = page.len();
     let floor = axum::Router::new().route(
         "/metrics",

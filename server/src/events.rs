@@ -109,35 +109,69 @@ pub enum DecodeError {
     TooLarge { size: usize, max: usize },
 }
 
-impl DecodeError {
+/// Why a body or element was skipped: the closed set of
+/// `celeriac_events_malformed_total{reason}` labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MalformedReason {
+    InvalidUtf8,
+    InvalidJson,
+    NotAnObject,
+    MissingType,
+    MissingHostname,
+    MissingTimestamp,
+    MissingUuid,
+    WrongType,
+    TooLarge,
+}
+
+impl MalformedReason {
+    pub const ALL: [MalformedReason; 9] = [
+        MalformedReason::InvalidUtf8,
+        MalformedReason::InvalidJson,
+        MalformedReason::NotAnObject,
+        MalformedReason::MissingType,
+        MalformedReason::MissingHostname,
+        MalformedReason::MissingTimestamp,
+        MalformedReason::MissingUuid,
+        MalformedReason::WrongType,
+        MalformedReason::TooLarge,
+    ];
+
     /// A stable, low-cardinality label for metrics.
-    pub fn reason(&self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
-            DecodeError::InvalidUtf8 => "invalid_utf8",
-            DecodeError::InvalidJson(_) => "invalid_json",
-            DecodeError::NotAnObject => "not_an_object",
-            DecodeError::MissingType => "missing_type",
-            DecodeError::MissingHostname => "missing_hostname",
-            DecodeError::MissingTimestamp => "missing_timestamp",
-            DecodeError::MissingUuid => "missing_uuid",
-            DecodeError::WrongType { .. } => "wrong_type",
-            DecodeError::TooLarge { .. } => "too_large",
+            MalformedReason::InvalidUtf8 => "invalid_utf8",
+            MalformedReason::InvalidJson => "invalid_json",
+            MalformedReason::NotAnObject => "not_an_object",
+            MalformedReason::MissingType => "missing_type",
+            MalformedReason::MissingHostname => "missing_hostname",
+            MalformedReason::MissingTimestamp => "missing_timestamp",
+            MalformedReason::MissingUuid => "missing_uuid",
+            MalformedReason::WrongType => "wrong_type",
+            MalformedReason::TooLarge => "too_large",
+        }
+    }
+}
+
+impl DecodeError {
+    pub fn kind(&self) -> MalformedReason {
+        match self {
+            DecodeError::InvalidUtf8 => MalformedReason::InvalidUtf8,
+            DecodeError::InvalidJson(_) => MalformedReason::InvalidJson,
+            DecodeError::NotAnObject => MalformedReason::NotAnObject,
+            DecodeError::MissingType => MalformedReason::MissingType,
+            DecodeError::MissingHostname => MalformedReason::MissingHostname,
+            DecodeError::MissingTimestamp => MalformedReason::MissingTimestamp,
+            DecodeError::MissingUuid => MalformedReason::MissingUuid,
+            DecodeError::WrongType { .. } => MalformedReason::WrongType,
+            DecodeError::TooLarge { .. } => MalformedReason::TooLarge,
         }
     }
 
-    /// Every label [`reason`](Self::reason) can return, for pre-registering
-    /// metric series.
-    pub const REASONS: [&'static str; 9] = [
-        "invalid_utf8",
-        "invalid_json",
-        "not_an_object",
-        "missing_type",
-        "missing_hostname",
-        "missing_timestamp",
-        "missing_uuid",
-        "wrong_type",
-        "too_large",
-    ];
+    /// A stable, low-cardinality label for metrics.
+    pub fn reason(&self) -> &'static str {
+        self.kind().as_str()
+    }
 }
 
 /// What decoding one body did besides producing events and errors.
@@ -864,7 +898,7 @@ mod tests {
             ["too_large"]
         );
         for e in &errors {
-            assert!(DecodeError::REASONS.contains(&e.reason()));
+            assert!(MalformedReason::ALL.contains(&e.kind()));
         }
     }
 

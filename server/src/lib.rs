@@ -1,11 +1,13 @@
 //! celeriac: a monitor for Celery clusters. See docs/ARCHITECTURE.md.
 
-pub mod alerting; // alerting (issue 6)
-pub mod audit; // control/auth (issue 5)
-pub mod auth; // control/auth (issue 5)
+pub mod alerting;
+pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod broker;
+pub mod clock;
 pub mod config;
-pub mod control; // control/auth (issue 5)
+pub mod control;
 pub mod events;
 pub mod http;
 pub mod ingest;
@@ -13,10 +15,11 @@ pub mod mask;
 pub mod metrics;
 pub mod owner;
 pub mod query;
-pub mod shared;
+pub mod shutdown;
 pub mod state;
+pub mod telemetry;
 pub mod transport;
-pub mod ws; // dashboard: the /ws live feed
+pub mod ws;
 
 #[cfg(test)]
 pub(crate) mod test_args;
@@ -30,8 +33,15 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::task::JoinSet;
 
+use parking_lot::RwLock;
+
+use crate::app::AppState;
 use crate::config::Config;
-use crate::shared::{Shared, Shutdown, ShutdownTrigger};
+use crate::metrics::SelfMetrics;
+use crate::shutdown::{Shutdown, ShutdownTrigger};
+use crate::state::State;
+use crate::telemetry::SourceStatus;
+use crate::transport::Transport;
 
 /// How long running tasks get to finish after shutdown is requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -41,7 +51,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct Running {
     /// Where HTTP is served (the real port when `--port 0`).
     pub addr: SocketAddr,
-    pub shared: Arc<Shared>,
+    pub app: Arc<AppState>,
     trigger: ShutdownTrigger,
     tasks: JoinSet<&'static str>,
 }
@@ -49,10 +59,7 @@ pub struct Running {
 impl Running {
     /// The root URL, as printed at start-up.
     pub fn url(&self) -> String {
-        format!(
-            "http://{}{}/",
-            self.addr, self.shared.config.http.url_prefix
-        )
+        format!("http://{}{}/", self.addr, self.app.url_prefix)
     }
 
     /// A shutdown signal for tasks started beside celeriac (e.g. in tests).
@@ -87,21 +94,53 @@ impl Running {
     }
 }
 
+/// The application state every reader shares, built from the settings, as
+/// `start` builds it (benchmarks build one without starting anything).
+pub fn assemble(config: &Config, transport: &Transport) -> AppState {
+    let metrics = Arc::new(SelfMetrics::new());
+    let source = Arc::new(SourceStatus::new(transport.masked_url(), &metrics));
+    AppState {
+        state: Arc::new(RwLock::new(State::new(
+            config.state.limits(&config.metrics),
+        ))),
+        sources: Arc::from([source]),
+        metrics,
+        last_event: Arc::default(),
+        dashboard: Arc::default(),
+        ops: Arc::new(control::Ops::new(transport, &config.control, &config.auth)),
+        broker: Arc::default(),
+        alerting: Arc::new(alerting::Alerting::new(&config.alerting)),
+        url_prefix: config.http.url_prefix.clone(),
+        exporter: config.metrics.clone(),
+    }
+}
+
+/// The application state as `start` would build it from these flags, for
+/// unit tests of the modules that read it.
+#[cfg(test)]
+pub(crate) fn test_app(flags: &[&str]) -> AppState {
+    let config = Config::load_from(std::iter::once("celeriac").chain(flags.iter().copied()))
+        .expect("valid flags");
+    let transport = Transport::from_url(&config.ingest.broker).expect("valid broker URL");
+    assemble(&config, &transport)
+}
+
 /// Binds HTTP first (so the API answers even while the broker is down), then
-/// starts the state owner, ingest and the HTTP server.
+/// starts the state owner, ingest and the HTTP server. Each task gets the
+/// handles it uses.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
-    let transport = transport::Transport::from_url(&config.ingest.broker).context("--broker")?;
+    let transport = Transport::from_url(&config.ingest.broker).context("--broker")?;
     let listen = config.http.listen();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    let shared = Arc::new(Shared::new(config));
-    // control/auth (issue 5): say loudly when nobody needs to log in.
-    let auth = &shared.ops.auth;
+    let app = Arc::new(assemble(&config, &transport));
+    // Say loudly when nobody needs to log in.
+    let auth = &app.ops.auth;
     if !auth.enabled() {
         tracing::warn!(
-            address = %shared.config.http.address,
+            address = %config.http.address,
             "NO AUTHENTICATION: no users or API tokens are configured (--basic-auth, --viewer, \
              --users, --api-token), so anyone who can reach {addr} can read task arguments and \
              results and control the workers"
@@ -112,70 +151,85 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     if auth.read_only {
         tracing::info!("read-only mode: every control action is refused");
     }
-    // alerting (issue 6): an invalid rule file stops start-up.
-    shared
-        .alerting
+    // An invalid rule file stops start-up.
+    app.alerting
         .start(
-            &shared.metrics.registry,
-            format!("http://{addr}{}/alerts", shared.config.http.url_prefix),
+            &app.metrics.registry,
+            format!("http://{addr}{}/alerts", app.url_prefix),
         )
         .context("--alerts")?;
     let (trigger, shutdown) = ShutdownTrigger::new();
     let (sender, receiver) = ingest::batch_channel(ingest::BATCH_CHANNEL_CAPACITY);
     let mut tasks = JoinSet::new();
 
-    let s = shared.clone();
+    let owner = owner::Owner {
+        state: app.state.clone(),
+        metrics: app.metrics.clone(),
+        last_event: app.last_event.clone(),
+        hub: app.dashboard.clone(),
+        sources: app.sources.clone(),
+    };
     let sd = shutdown.clone();
     tasks.spawn(async move {
-        owner::run(s, receiver, sd).await;
+        owner.run(receiver, sd).await;
         "state owner"
     });
 
+    let source = app.sources[0].clone();
+    let args = config.ingest.clone();
     let t = transport.clone();
-    let args = shared.config.ingest.clone();
-    let s = shared.clone();
     let sd = shutdown.clone();
     tasks.spawn(async move {
-        t.run_events(s, args, sender, sd).await;
+        t.run_events(source, args, sender, sd).await;
         "ingest"
     });
 
-    // Broker stats: queue depth from the management API or the AMQP fallback.
-    let stats = transport.queue_stats(&shared.config.queue_stats);
-    let s = shared.clone();
+    // Queue depth from the management API or the AMQP fallback.
+    let poller = broker::Poller {
+        state: app.state.clone(),
+        stats: app.broker.clone(),
+        interval: Duration::from_secs(config.queue_stats.broker_stats_interval),
+        only: config.queue_stats.queues.clone(),
+    };
+    let client = transport.queue_stats(&config.queue_stats);
     let sd = shutdown.clone();
     tasks.spawn(async move {
-        broker::run(s, stats, sd).await;
+        poller.run(client, sd).await;
         "broker stats"
     });
-    // Metrics: statsd output (idle without --statsd).
-    let s = shared.clone();
+
+    // statsd output (idle without --statsd).
+    let statsd = metrics::statsd::Statsd {
+        state: app.state.clone(),
+        broker: app.broker.clone(),
+        args: config.metrics.clone(),
+    };
     let sd = shutdown.clone();
     tasks.spawn(async move {
-        metrics::statsd::run(s, sd).await;
+        statsd.run(sd).await;
         "statsd"
     });
 
-    // control/auth (issue 5): periodic inspect refresh for /api/workers.
-    if shared.config.control.inspect_interval > 0 {
-        let s = shared.clone();
+    // Periodic inspect refresh for /api/workers.
+    if config.control.inspect_interval > 0 {
+        let a = app.clone();
         let sd = shutdown.clone();
-        let every = Duration::from_secs(shared.config.control.inspect_interval);
+        let every = Duration::from_secs(config.control.inspect_interval);
         tasks.spawn(async move {
-            control::run_inspect_refresh(s, every, sd).await;
+            control::run_inspect_refresh(a, every, sd).await;
             "inspect refresh"
         });
     }
 
-    // alerting (issue 6): the evaluation loop and SIGHUP reload.
-    let s = shared.clone();
+    // The alert evaluation loop and SIGHUP reload.
+    let a = app.clone();
     let sd = shutdown.clone();
     tasks.spawn(async move {
-        alerting::run(s, sd).await;
+        alerting::run(a, sd).await;
         "alert evaluation"
     });
 
-    let router = http::router(shared.clone());
+    let router = http::router(app.clone());
     let mut sd = shutdown;
     tasks.spawn(async move {
         let served = axum::serve(listener, router)
@@ -189,7 +243,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     Ok(Running {
         addr,
-        shared,
+        app,
         trigger,
         tasks,
     })
@@ -199,6 +253,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 /// line to stdout, and a graceful stop on SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     init_tracing(&config.log)?;
+    let config_broker = config.ingest.broker_masked();
     let running = start(config).await?;
     let url = running.url();
     {
@@ -208,7 +263,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         out.flush().context("writing to stdout")?;
     }
     tracing::info!(
-        broker = %running.shared.config.ingest.broker_masked(),
+        broker = %config_broker,
         "celeriac {} listening on {url}",
         env!("CARGO_PKG_VERSION")
     );

@@ -12,12 +12,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::RwLock;
+
 use crate::events::Event;
 use crate::ingest::BatchReceiver;
 use clap::builder::TypedValueParser;
 
-use crate::shared::{now, Shared, Shutdown};
-use crate::state::{Limits, DEFAULT_MAX_TASKS, DEFAULT_MAX_WORKERS};
+use crate::clock::now;
+use crate::metrics::SelfMetrics;
+use crate::shutdown::Shutdown;
+use crate::state::{Limits, State, DEFAULT_MAX_TASKS, DEFAULT_MAX_WORKERS};
+use crate::telemetry::{LastEvent, SourceStatus};
+use crate::ws::Hub;
 
 /// How often liveness and eviction run when no event arrives (workers go
 /// offline by the passage of time alone).
@@ -63,65 +69,83 @@ impl Default for StateArgs {
     }
 }
 
-/// Applies batches until ingest hangs up or shutdown is requested, and
-/// ticks the state about once a second either way.
-pub async fn run(shared: Arc<Shared>, mut batches: BatchReceiver, mut shutdown: Shutdown) {
-    let mut ticker = tokio::time::interval(TICK_INTERVAL);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Dashboard: publish what changed to /ws clients.
-    let mut dashboard = tokio::time::interval(crate::ws::PUBLISH_INTERVAL);
-    dashboard.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.fired() => return,
-            batch = batches.recv() => match batch {
-                Some(batch) => {
-                    apply_batch(&shared, &batch);
-                    batches.recycle(batch);
-                }
-                None => return,
-            },
-            _ = ticker.tick() => shared.state.write().tick(now()),
-            _ = dashboard.tick() => shared.dashboard.publish(&shared), // dashboard
-        }
-    }
+/// What the state owner writes and who it tells.
+pub struct Owner {
+    pub state: Arc<RwLock<State>>,
+    pub metrics: Arc<SelfMetrics>,
+    pub last_event: Arc<LastEvent>,
+    /// The dashboard's publisher and what it reports of the sources.
+    pub hub: Arc<Hub>,
+    pub sources: Arc<[Arc<SourceStatus>]>,
 }
 
-/// Applies one batch under one write lock with one clock read, then updates
-/// the self metrics outside the lock. Returns the `now` it used.
-pub fn apply_batch(shared: &Shared, events: &[Event]) -> f64 {
-    let now = now();
-    {
-        let mut state = shared.state.write();
-        for event in events {
-            state.apply(event, now);
+impl Owner {
+    /// Applies batches until ingest hangs up or shutdown is requested, and
+    /// ticks the state about once a second either way.
+    pub async fn run(self, mut batches: BatchReceiver, mut shutdown: Shutdown) {
+        let mut ticker = tokio::time::interval(TICK_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Publish what changed to /ws clients.
+        let mut dashboard = tokio::time::interval(crate::ws::PUBLISH_INTERVAL);
+        dashboard.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.fired() => return,
+                batch = batches.recv() => match batch {
+                    Some(batch) => {
+                        self.apply_batch(&batch);
+                        batches.recycle(batch);
+                    }
+                    None => return,
+                },
+                _ = ticker.tick() => self.state.write().tick(now()),
+                _ = dashboard.tick() => self.hub.publish(&self.state, &self.sources),
+            }
         }
     }
-    if events.is_empty() {
-        return now;
+
+    /// Applies one batch under one write lock with one clock read, then
+    /// updates the self metrics outside the lock. Returns the `now` it used.
+    pub fn apply_batch(&self, events: &[Event]) -> f64 {
+        let now = now();
+        {
+            let mut state = self.state.write();
+            for event in events {
+                state.apply(event, now);
+            }
+        }
+        if events.is_empty() {
+            return now;
+        }
+        // A local histogram buffers the observations and flushes them in one
+        // go, instead of a few atomic operations per event.
+        let lag = self.metrics.ingest_lag.local();
+        for event in events {
+            lag.observe((now - event.timestamp).max(0.0));
+        }
+        lag.flush();
+        self.metrics.events_ingested.inc_by(events.len() as u64);
+        self.last_event.set(now);
+        now
     }
-    // A local histogram buffers the observations and flushes them in one
-    // go, instead of a few atomic operations per event.
-    let lag = shared.metrics.ingest_lag.local();
-    for event in events {
-        lag.observe((now - event.timestamp).max(0.0));
-    }
-    lag.flush();
-    shared.metrics.events_ingested.inc_by(events.len() as u64);
-    shared.health.set_last_event_at(now);
-    now
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use crate::events::decode_body;
     use crate::ingest::batch_channel;
-    use crate::shared::ShutdownTrigger;
+    use crate::shutdown::ShutdownTrigger;
 
-    fn shared() -> Arc<Shared> {
-        Arc::new(Shared::new(Config::load_from(["celeriac"]).unwrap()))
+    fn owner() -> Owner {
+        let app = crate::app::testing::app();
+        Owner {
+            state: app.state.clone(),
+            metrics: app.metrics.clone(),
+            last_event: app.last_event.clone(),
+            hub: app.dashboard.clone(),
+            sources: app.sources.clone(),
+        }
     }
 
     fn events(bodies: &[String]) -> Vec<Event> {
@@ -142,17 +166,17 @@ mod tests {
 
     #[test]
     fn a_batch_is_applied_counted_and_its_lag_observed_clamped() {
-        let s = shared();
+        let s = owner();
         let past = now() - 2.0;
         let future = now() + 1000.0;
         let batch = events(&[
             task("a", "task-received", past),
             task("b", "task-received", future),
         ]);
-        let applied_at = apply_batch(&s, &batch);
+        let applied_at = s.apply_batch(&batch);
         assert_eq!(s.state.read().task_count(), 2);
         assert_eq!(s.metrics.events_ingested.get(), 2);
-        assert_eq!(s.health.last_event_at(), Some(applied_at));
+        assert_eq!(s.last_event.get(), Some(applied_at));
         let lag = &s.metrics.ingest_lag;
         assert_eq!(lag.get_sample_count(), 2);
         // Only the past event contributes; a clock-skewed future one is 0.
@@ -162,10 +186,11 @@ mod tests {
 
     #[tokio::test]
     async fn the_owner_applies_what_arrives_and_stops_when_ingest_hangs_up() {
-        let s = shared();
+        let s = owner();
+        let state = s.state.clone();
         let (_trigger, shutdown) = ShutdownTrigger::new();
         let (tx, rx) = batch_channel(2);
-        let owner = tokio::spawn(run(s.clone(), rx, shutdown));
+        let owner = tokio::spawn(s.run(rx, shutdown));
         tx.send(events(&[task("a", "task-started", now())]))
             .await
             .unwrap();
@@ -174,6 +199,6 @@ mod tests {
             .await
             .expect("owner ends when ingest hangs up")
             .unwrap();
-        assert_eq!(s.state.read().task_count(), 1);
+        assert_eq!(state.read().task_count(), 1);
     }
 }

@@ -266,13 +266,13 @@ where
 
 async fn wait_consuming(c: &Running) {
     eventually("ingest to consume", Duration::from_secs(20), || async {
-        c.shared.health.is_consuming().then_some(())
+        c.app.consuming().then_some(())
     })
     .await
 }
 
 fn task_state(c: &Running, id: &str) -> Option<TaskState> {
-    c.shared.state.read().task(id).map(|t| t.state.clone())
+    c.app.state.read().task(id).map(|t| t.state.clone())
 }
 
 async fn wait_task(c: &Running, id: &str, state: TaskState) {
@@ -292,7 +292,7 @@ async fn recorded_events_reach_the_state_across_a_broker_side_close() {
     let vhost = Vhost::new("basic").await;
     let c = celeriac::start(config(&vhost, &[])).await.expect("starts");
     wait_consuming(&c).await;
-    assert_eq!(c.shared.metrics.broker_connected.get(), 1);
+    assert_eq!(c.app.metrics.broker_connected.get(), 1);
 
     let publisher = Publisher::new(&vhost).await;
     for (name, state) in [
@@ -305,9 +305,9 @@ async fn recorded_events_reach_the_state_across_a_broker_side_close() {
         wait_task(&c, &task_id(&messages), state).await;
     }
     // The scenarios hold 4 + 4 + 8 messages, one event each.
-    assert_eq!(c.shared.metrics.messages_received.get(), 16);
-    assert_eq!(c.shared.metrics.events_ingested.get(), 16);
-    assert!(c.shared.health.last_event_at().is_some());
+    assert_eq!(c.app.metrics.messages_received.get(), 16);
+    assert_eq!(c.app.metrics.events_ingested.get(), 16);
+    assert!(c.app.last_event_at().is_some());
 
     // A malformed body is counted, acked and skipped; the next one flows.
     publisher.publish("task.multi", "w1@vm", b"{not json").await;
@@ -316,7 +316,7 @@ async fn recorded_events_reach_the_state_across_a_broker_side_close() {
         Duration::from_secs(10),
         || async {
             let n = c
-                .shared
+                .app
                 .metrics
                 .events_malformed
                 .with_label_values(&["invalid_json"])
@@ -328,12 +328,11 @@ async fn recorded_events_reach_the_state_across_a_broker_side_close() {
 
     vhost.close_connections();
     eventually("a reconnect", Duration::from_secs(20), || async {
-        (c.shared.metrics.broker_reconnects.get() >= 1 && c.shared.health.is_consuming())
-            .then_some(())
+        (c.app.metrics.broker_reconnects.get() >= 1 && c.app.consuming()).then_some(())
     })
     .await;
-    assert_eq!(c.shared.metrics.broker_connected.get(), 1);
-    assert_eq!(c.shared.health.last_error(), None);
+    assert_eq!(c.app.metrics.broker_connected.get(), 1);
+    assert_eq!(c.app.last_error(), None);
 
     let publisher = Publisher::new(&vhost).await;
     let messages = scenario("revoke_terminate");
@@ -360,13 +359,12 @@ async fn a_named_queue_keeps_what_was_published_while_celeriac_was_down() {
         .await
         .expect("restarts");
     wait_task(&c, &task_id(&messages), TaskState::Success).await;
-    assert_eq!(c.shared.metrics.events_ingested.get(), 4);
+    assert_eq!(c.app.metrics.events_ingested.get(), 4);
 
     // Deleting the queue cancels the consumer: celeriac declares it again.
     vhost.delete_queue("celeriac-test-events").await;
     eventually("a reconnect", Duration::from_secs(20), || async {
-        (c.shared.metrics.broker_reconnects.get() >= 1 && c.shared.health.is_consuming())
-            .then_some(())
+        (c.app.metrics.broker_reconnects.get() >= 1 && c.app.consuming()).then_some(())
     })
     .await;
     let messages = scenario("failure");
@@ -384,10 +382,10 @@ async fn a_named_queue_keeps_what_was_published_while_celeriac_was_down() {
     let error = eventually(
         "the mismatch to be reported",
         Duration::from_secs(20),
-        || async { c.shared.health.last_error() },
+        || async { c.app.last_error() },
     )
     .await;
-    assert!(!c.shared.health.is_consuming());
+    assert!(!c.app.consuming());
     assert!(
         error.contains("celeriac-test-events")
             && error.contains("x-message-ttl")
@@ -432,7 +430,7 @@ async fn what_the_broker_drops_is_counted_by_reason() {
         .await
         .expect("restarts");
     let maxlen = || {
-        c.shared
+        c.app
             .metrics
             .events_dropped
             .with_label_values(&["maxlen"])
@@ -446,7 +444,7 @@ async fn what_the_broker_drops_is_counted_by_reason() {
     eventually(
         "the kept messages to be ingested",
         Duration::from_secs(20),
-        || async { (c.shared.metrics.messages_received.get() == 2).then_some(()) },
+        || async { (c.app.metrics.messages_received.get() == 2).then_some(()) },
     )
     .await;
     c.stop().await;
@@ -468,7 +466,7 @@ async fn what_the_broker_drops_is_counted_by_reason() {
         Duration::from_secs(20),
         || async {
             let n = c
-                .shared
+                .app
                 .metrics
                 .events_dropped
                 .with_label_values(&["expired"])
@@ -477,7 +475,7 @@ async fn what_the_broker_drops_is_counted_by_reason() {
         },
     )
     .await;
-    assert_eq!(c.shared.metrics.events_ingested.get(), 0);
+    assert_eq!(c.app.metrics.events_ingested.get(), 0);
     c.stop().await;
 }
 
@@ -498,12 +496,12 @@ async fn http_is_served_while_the_broker_is_unreachable() {
     let error = eventually(
         "the failure to be reported",
         Duration::from_secs(10),
-        || async { c.shared.health.last_error() },
+        || async { c.app.last_error() },
     )
     .await;
     assert!(error.contains("127.0.0.1:1"), "{error}");
-    assert!(!c.shared.health.is_consuming());
-    assert_eq!(c.shared.metrics.broker_connected.get(), 0);
+    assert!(!c.app.consuming());
+    assert_eq!(c.app.metrics.broker_connected.get(), 0);
     let resp = reqwest::get(format!("http://{}/healthz", c.addr))
         .await
         .expect("HTTP answers");
@@ -574,7 +572,7 @@ async fn a_queue_declared_by_someone_else_is_consumed_or_its_mismatch_reported()
     let error = eventually(
         "the mismatch to be reported",
         Duration::from_secs(20),
-        || async { c.shared.health.last_error() },
+        || async { c.app.last_error() },
     )
     .await;
     assert!(
@@ -671,14 +669,13 @@ async fn workers_are_woken_on_each_connect_and_asked_for_events() {
     let headers = first[0].1.inner();
     assert!(matches!(headers.get("clock"), Some(AMQPValue::LongInt(_))));
     match headers.get("expires") {
-        Some(AMQPValue::Double(t)) => assert!((t - celeriac::shared::now()).abs() < 10.0),
+        Some(AMQPValue::Double(t)) => assert!((t - celeriac::clock::now()).abs() < 10.0),
         other => panic!("expires: {other:?}"),
     }
 
     vhost.close_connections();
     eventually("a reconnect", Duration::from_secs(20), || async {
-        (c.shared.metrics.broker_reconnects.get() >= 1 && c.shared.health.is_consuming())
-            .then_some(())
+        (c.app.metrics.broker_reconnects.get() >= 1 && c.app.consuming()).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;

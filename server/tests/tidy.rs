@@ -77,7 +77,6 @@ fn core_imports_no_outer_module() {
 }
 
 #[test]
-#[ignore = "enabled once config is split per module"]
 fn only_the_top_level_composes_config() {
     let composers =
         |rel: &str| matches!(rel, "lib.rs" | "main.rs" | "config.rs") || rel.starts_with("config/");

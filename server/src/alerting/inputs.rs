@@ -6,7 +6,7 @@ use alerts::Inputs;
 use api::TaskState;
 use prometheus::core::Collector;
 
-use crate::shared::Shared;
+use crate::app::AppState;
 use crate::state::Histogram;
 
 fn hist(h: &Histogram) -> Hist {
@@ -18,7 +18,7 @@ fn hist(h: &Histogram) -> Hist {
 
 /// What the rules need; `with_started` scans the retained tasks for ones in
 /// STARTED, which only `task_stuck_started` rules need.
-pub fn gather(shared: &Shared, now: f64, started_at: f64, with_started: bool) -> Inputs {
+pub fn gather(shared: &AppState, now: f64, started_at: f64, with_started: bool) -> Inputs {
     let (series, started, workers) = {
         let state = shared.state.read();
         let series: Vec<SeriesInput> = state
@@ -90,11 +90,11 @@ pub fn gather(shared: &Shared, now: f64, started_at: f64, with_started: bool) ->
         queues,
         series,
         // `--buckets` and `--queue-wait-buckets` may replace the defaults.
-        runtime_bounds: shared.config.metrics.runtime_buckets.bounds().to_vec(),
-        queue_wait_bounds: shared.config.metrics.queue_wait_buckets.bounds().to_vec(),
+        runtime_bounds: shared.exporter.runtime_buckets.bounds().to_vec(),
+        queue_wait_bounds: shared.exporter.queue_wait_buckets.bounds().to_vec(),
         started,
         workers,
-        last_event_at: shared.health.last_event_at(),
+        last_event_at: shared.last_event_at(),
         events: EventCounters {
             ingested: m.events_ingested.get(),
             malformed: sum(&m.events_malformed),

@@ -21,7 +21,9 @@ use alerts::{Engine, RuleSet};
 use api::alerts::AlertsResponse;
 use parking_lot::Mutex;
 
-use crate::shared::{self, Shared, Shutdown};
+use crate::app::AppState;
+use crate::clock;
+use crate::shutdown::Shutdown;
 
 pub use args::AlertingArgs;
 pub use inputs::gather;
@@ -29,7 +31,7 @@ pub use inputs::gather;
 /// Default seconds between two evaluations (`--alerts-interval`).
 pub const DEFAULT_INTERVAL_SECS: u64 = 5;
 
-/// The alerting side of [`Shared`]: off without `--alerts`.
+/// The alerting side of [`AppState`]: off without `--alerts`.
 pub struct Alerting {
     inner: Arc<Inner>,
     file: Option<PathBuf>,
@@ -72,7 +74,7 @@ impl Alerting {
             inner,
             file: args.alerts.clone(),
             interval: Duration::from_secs_f64(args.alerts_interval.max(0.05)),
-            started_at: shared::now(),
+            started_at: clock::now(),
         }
     }
 
@@ -102,7 +104,7 @@ impl Alerting {
         *self.inner.loaded.lock() = Some(Loaded {
             engine: Engine::new(set, self.started_at, Some(generator_url)),
             dispatcher,
-            loaded_at: shared::now(),
+            loaded_at: clock::now(),
             evaluated_at: None,
             reload_error: None,
         });
@@ -123,7 +125,7 @@ impl Alerting {
                     .then(|| set.notifiers.clone());
                 // Resolves of removed rules go out through the notifiers
                 // they were configured with, before those change.
-                for o in loaded.engine.replace_rules(set, shared::now()) {
+                for o in loaded.engine.replace_rules(set, clock::now()) {
                     loaded.dispatcher.send(&o.notifier, o.notification);
                 }
                 // Unchanged notifiers keep their queue, counters and the
@@ -132,7 +134,7 @@ impl Alerting {
                 if let Some(notifiers) = notifiers {
                     loaded.dispatcher.reconfigure(&notifiers);
                 }
-                loaded.loaded_at = shared::now();
+                loaded.loaded_at = clock::now();
                 loaded.reload_error = None;
                 tracing::info!(file = %file.display(), rules = n, "alert rules reloaded");
                 Ok(n)
@@ -147,7 +149,7 @@ impl Alerting {
 
     /// One evaluation now: gathers the inputs, runs every rule, queues the
     /// notifications. Returns how many were queued.
-    pub fn evaluate(&self, shared: &Shared) -> usize {
+    pub fn evaluate(&self, shared: &AppState) -> usize {
         let started = Instant::now();
         let with_started = {
             let guard = self.inner.loaded.lock();
@@ -157,7 +159,7 @@ impl Alerting {
                 .iter()
                 .any(|r| r.kind == Kind::TaskStuckStarted)
         };
-        let now = shared::now();
+        let now = clock::now();
         let inputs = gather(shared, now, self.started_at, with_started);
         let mut guard = self.inner.loaded.lock();
         let Some(l) = guard.as_mut() else { return 0 };
@@ -207,7 +209,7 @@ impl Alerting {
 
 /// The evaluation loop (and the SIGHUP listener); idles until shutdown when
 /// alerting is off.
-pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
+pub async fn run(shared: Arc<AppState>, mut shutdown: Shutdown) {
     let alerting = &shared.alerting;
     if !alerting.enabled() {
         shutdown.fired().await;
@@ -339,9 +341,8 @@ mod tests {
     #[test]
     fn gathered_inputs_drive_the_engine() {
         use crate::events::fixtures;
-        let config = crate::config::Config::load_from(["celeriac"]).unwrap();
-        let shared = Shared::new(config);
-        let now = shared::now();
+        let shared = crate::test_app(&[]);
+        let now = clock::now();
         {
             let mut state = shared.state.write();
             for name in ["online", "failure", "offline"] {

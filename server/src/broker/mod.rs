@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use parking_lot::RwLock;
 use serde::Serialize;
 
-use crate::shared::{Shared, Shutdown};
+use crate::shutdown::Shutdown;
+use crate::state::State;
 
 pub use crate::transport::amqp::{ManagementApi, QueueTotals};
 pub use args::{QueueStatsArgs, DEFAULT_POLL_INTERVAL_SECS};
@@ -109,7 +110,7 @@ pub struct WorkerQueues {
     pub processes: u64,
 }
 
-/// Shared between the poller (writer) and readers.
+/// AppState between the poller (writer) and readers.
 #[derive(Debug, Default)]
 pub struct BrokerStats {
     snapshot: RwLock<Arc<Snapshot>>,
@@ -157,107 +158,115 @@ pub fn wanted(name: &str, only: &[String]) -> bool {
     }
 }
 
-/// Polls until shutdown.
-pub async fn run(
-    shared: Arc<Shared>,
-    mut client: crate::transport::QueueStatsClient,
-    mut shutdown: Shutdown,
-) {
-    let interval = Duration::from_secs(shared.config.queue_stats.broker_stats_interval);
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut previous: Option<Source> = None;
-    let mut errors = [0u64; 2];
-    let mut last_names: BTreeSet<String> = BTreeSet::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.fired() => break,
-            _ = ticker.tick() => {}
-        }
-        let started = Instant::now();
-        let poll = tokio::select! {
-            _ = shutdown.fired() => break,
-            p = client.poll(|| known_queues(&shared, &last_names)) => p,
-        };
-        for (n, failed) in errors.iter_mut().zip(poll.failed) {
-            *n += u64::from(failed);
-        }
-        let (result, up, last_error) = (poll.result, poll.up, poll.last_error);
-        let source = result.as_ref().map(|(s, _)| *s);
-        if source != previous {
-            match (source, &last_error) {
-                (Some(s), Some(e)) => {
-                    tracing::warn!("queue statistics now from {} ({e})", s.as_str())
-                }
-                (Some(s), None) => tracing::info!("queue statistics from {}", s.as_str()),
-                (None, e) => tracing::warn!(
-                    "queue statistics unavailable: {}",
-                    e.as_deref().unwrap_or("no source")
-                ),
-            }
-            previous = source;
-        }
-        // For `/readyz`: when the figures were last fresh and when a source
-        // last failed, carried across polls.
-        let prev = shared.broker.snapshot();
-        let now = crate::shared::now();
-        let mut snapshot = Snapshot {
-            source,
-            up,
-            errors,
-            duration: started.elapsed().as_secs_f64(),
-            last_success_at: if source.is_some() {
-                Some(now)
-            } else {
-                prev.last_success_at
-            },
-            last_error_at: if last_error.is_some() {
-                Some(now)
-            } else {
-                prev.last_error_at
-            },
-            last_error: last_error.or_else(|| prev.last_error.clone()),
-            queues: Vec::new(),
-        };
-        match result {
-            Some((_, mut queues)) => {
-                queues.sort_by(|a, b| a.name.cmp(&b.name));
-                last_names = queues.iter().map(|q| q.name.clone()).collect();
-                snapshot.queues = queues;
-            }
-            // Nothing answered: keep the last figures rather than report
-            // empty queues; `celeriac_broker_stats_up` says they are stale.
-            None => snapshot.queues = shared.broker.snapshot().queues.clone(),
-        }
-        shared.broker.publish(snapshot);
-    }
-    client.close().await;
+/// The queue statistics task: polls the transport every `interval` and
+/// publishes each result in `stats`.
+pub struct Poller {
+    /// Read for the queues the cluster is known to use.
+    pub state: Arc<RwLock<State>>,
+    pub stats: Arc<BrokerStats>,
+    pub interval: Duration,
+    /// `--queues`: only these.
+    pub only: Vec<String>,
 }
 
-/// The queues the AMQP fallback probes: `--queues` if given, else every
-/// queue the cluster is known to use (task-sent `queue`, workers' queues)
-/// and every queue the last listing had.
-fn known_queues(shared: &Shared, last: &BTreeSet<String>) -> Vec<String> {
-    let config = &shared.config;
-    if !config.queue_stats.queues.is_empty() {
-        return config.queue_stats.queues.clone();
-    }
-    let mut names: BTreeSet<String> = last.clone();
-    {
-        let state = shared.state.read();
-        for s in state.task_series() {
-            if names.len() > 10_000 {
-                break;
+impl Poller {
+    /// Polls until shutdown.
+    pub async fn run(self, mut client: crate::transport::QueueStatsClient, mut shutdown: Shutdown) {
+        let interval = self.interval;
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut previous: Option<Source> = None;
+        let mut errors = [0u64; 2];
+        let mut last_names: BTreeSet<String> = BTreeSet::new();
+        loop {
+            tokio::select! {
+                _ = shutdown.fired() => break,
+                _ = ticker.tick() => {}
             }
-            if !names.contains(s.queue) {
-                names.insert(s.queue.to_owned());
+            let started = Instant::now();
+            let poll = tokio::select! {
+                _ = shutdown.fired() => break,
+                p = client.poll(|| self.known_queues(&last_names)) => p,
+            };
+            for (n, failed) in errors.iter_mut().zip(poll.failed) {
+                *n += u64::from(failed);
+            }
+            let (result, up, last_error) = (poll.result, poll.up, poll.last_error);
+            let source = result.as_ref().map(|(s, _)| *s);
+            if source != previous {
+                match (source, &last_error) {
+                    (Some(s), Some(e)) => {
+                        tracing::warn!("queue statistics now from {} ({e})", s.as_str())
+                    }
+                    (Some(s), None) => tracing::info!("queue statistics from {}", s.as_str()),
+                    (None, e) => tracing::warn!(
+                        "queue statistics unavailable: {}",
+                        e.as_deref().unwrap_or("no source")
+                    ),
+                }
+                previous = source;
+            }
+            // For `/readyz`: when the figures were last fresh and when a source
+            // last failed, carried across polls.
+            let prev = self.stats.snapshot();
+            let now = crate::clock::now();
+            let mut snapshot = Snapshot {
+                source,
+                up,
+                errors,
+                duration: started.elapsed().as_secs_f64(),
+                last_success_at: if source.is_some() {
+                    Some(now)
+                } else {
+                    prev.last_success_at
+                },
+                last_error_at: if last_error.is_some() {
+                    Some(now)
+                } else {
+                    prev.last_error_at
+                },
+                last_error: last_error.or_else(|| prev.last_error.clone()),
+                queues: Vec::new(),
+            };
+            match result {
+                Some((_, mut queues)) => {
+                    queues.sort_by(|a, b| a.name.cmp(&b.name));
+                    last_names = queues.iter().map(|q| q.name.clone()).collect();
+                    snapshot.queues = queues;
+                }
+                // Nothing answered: keep the last figures rather than report
+                // empty queues; `celeriac_broker_stats_up` says they are stale.
+                None => snapshot.queues = self.stats.snapshot().queues.clone(),
+            }
+            self.stats.publish(snapshot);
+        }
+        client.close().await;
+    }
+
+    /// The queues the AMQP fallback probes: `--queues` if given, else every
+    /// queue the cluster is known to use (task-sent `queue`, workers' queues)
+    /// and every queue the last listing had.
+    fn known_queues(&self, last: &BTreeSet<String>) -> Vec<String> {
+        if !self.only.is_empty() {
+            return self.only.clone();
+        }
+        let mut names: BTreeSet<String> = last.clone();
+        {
+            let state = self.state.read();
+            for s in state.task_series() {
+                if names.len() > 10_000 {
+                    break;
+                }
+                if !names.contains(s.queue) {
+                    names.insert(s.queue.to_owned());
+                }
             }
         }
+        for w in self.stats.worker_queues().into_values() {
+            names.extend(w.queues);
+        }
+        names.into_iter().filter(|n| !is_internal(n)).collect()
     }
-    for w in shared.broker.worker_queues().into_values() {
-        names.extend(w.queues);
-    }
-    names.into_iter().filter(|n| !is_internal(n)).collect()
 }
 
 #[cfg(test)]

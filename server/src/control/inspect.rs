@@ -12,8 +12,9 @@ use serde_json::{json, Map, Value};
 use tokio::sync::Semaphore;
 
 use super::request::{ControlError, Request, Target};
+use crate::app::AppState;
+use crate::clock;
 use crate::mask::mask_password;
-use crate::shared::{self, Shared};
 
 /// Each refresh is up to 8 broadcasts; more at once would only queue on
 /// the one control channel.
@@ -109,7 +110,7 @@ fn arguments(method: &str) -> Value {
 /// Runs the inspect broadcasts and stores each worker's replies: Flower's
 /// four for every live worker, plus the four task lists when `workername`
 /// is given (then only that worker is asked).
-pub async fn refresh(shared: &Arc<Shared>, workername: Option<&str>) -> Result<(), ControlError> {
+pub async fn refresh(shared: &Arc<AppState>, workername: Option<&str>) -> Result<(), ControlError> {
     let ops = &shared.ops;
     let _permit = ops.inspect.permits.acquire().await.ok();
     let (target, expect) = match workername {
@@ -118,7 +119,7 @@ pub async fn refresh(shared: &Arc<Shared>, workername: Option<&str>) -> Result<(
             let alive: Vec<String> = shared
                 .state
                 .read()
-                .workers(shared::now())
+                .workers(clock::now())
                 .into_iter()
                 .filter(|w| w.status)
                 .map(|w| w.hostname)
@@ -136,7 +137,7 @@ pub async fn refresh(shared: &Arc<Shared>, workername: Option<&str>) -> Result<(
         async move { (*m, ops.pidbox.call(&req).await) }
     });
     let results = join_all(calls).await;
-    let now = shared::now();
+    let now = clock::now();
     let mut touched = Vec::new();
     for (method, result) in results {
         let outcome = result?;

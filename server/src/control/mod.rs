@@ -58,9 +58,9 @@ impl Ops {
 /// Refreshes the inspect cache of every worker every `interval` until
 /// shutdown.
 pub async fn run_inspect_refresh(
-    shared: std::sync::Arc<crate::shared::Shared>,
+    shared: std::sync::Arc<crate::app::AppState>,
     interval: Duration,
-    mut shutdown: crate::shared::Shutdown,
+    mut shutdown: crate::shutdown::Shutdown,
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -13,24 +13,25 @@ use serde_json::{json, Value};
 
 use super::errors::HttpError;
 use crate::alerting::ReloadError;
+use crate::app::AppState;
 use crate::audit::AuditEntry;
 use crate::auth::Principal;
-use crate::shared::{self, Shared};
+use crate::clock;
 
-pub fn routes() -> Router<Arc<Shared>> {
+pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/alerts", get(list))
         .route("/api/alerts/reload", post(reload))
 }
 
-async fn list(State(shared): State<Arc<Shared>>) -> Json<api::alerts::AlertsResponse> {
+async fn list(State(shared): State<Arc<AppState>>) -> Json<api::alerts::AlertsResponse> {
     Json(shared.alerting.response())
 }
 
 /// Re-reads the rule file; answers the new state, or 422 with the file's
 /// error (the previous rules stay in force).
 async fn reload(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<AppState>>,
     Extension(who): Extension<Principal>,
 ) -> Result<Json<api::alerts::AlertsResponse>, HttpError> {
     let s = shared.clone();
@@ -48,7 +49,7 @@ async fn reload(
     let file = shared.alerting.file().map(|f| f.display().to_string());
     shared.ops.audit.record(AuditEntry {
         id: 0,
-        time: shared::now(),
+        time: clock::now(),
         user: who.name.clone(),
         role: who.role.as_str().into(),
         command: "alerts_reload".to_owned(),

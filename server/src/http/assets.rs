@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
-use crate::shared::Shared;
+use crate::app::AppState;
 
 /// One embedded file, with its precompressed variants when smaller.
 pub struct Asset {
@@ -32,7 +32,7 @@ fn find(path: &str) -> Option<&'static Asset> {
 }
 
 /// `/`: the dashboard, or the plain status page when it was not built.
-pub async fn index(State(shared): State<Arc<Shared>>) -> Response {
+pub async fn index(State(shared): State<Arc<AppState>>) -> Response {
     match app_page(&shared) {
         Some(page) => page,
         None => super::index(State(shared)).await.into_response(),
@@ -41,7 +41,11 @@ pub async fn index(State(shared): State<Arc<Shared>>) -> Response {
 
 /// Everything no route matched: an embedded file, else the app's page for
 /// deep links (`/tasks/<uuid>`), else 404 (JSON under `/api/`).
-pub async fn fallback(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
+pub async fn fallback(
+    State(shared): State<Arc<AppState>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let path = uri.path().trim_start_matches('/');
     let is_api = path == "api" || path.starts_with("api/");
     if !is_api {
@@ -69,10 +73,10 @@ fn looks_like_a_file(path: &str) -> bool {
     .any(|ext| last.ends_with(ext))
 }
 
-fn app_page(shared: &Shared) -> Option<Response> {
+fn app_page(shared: &AppState) -> Option<Response> {
     let index = find("index.html")?;
     let html = std::str::from_utf8(index.body).unwrap_or_default();
-    let prefix = super::html_escape(&shared.config.http.url_prefix);
+    let prefix = super::html_escape(&shared.url_prefix);
     let head =
         format!("<base href=\"{prefix}/\"><meta name=\"celeriac-prefix\" content=\"{prefix}\">");
     let html = html.replacen(HEAD_MARK, &head, 1);

@@ -24,14 +24,14 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::errors::HttpError;
+use crate::app::AppState;
 use crate::auth::{presented, Presented, Principal, Role};
-use crate::shared::Shared;
 
 /// Paths served without credentials (under the URL prefix).
 const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", "/healthcheck"];
 
 pub async fn middleware(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<AppState>>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -141,10 +141,7 @@ mod tests {
     use tower::ServiceExt;
 
     fn make_app(args: &[&str]) -> axum::Router {
-        let mut all = vec!["celeriac"];
-        all.extend_from_slice(args);
-        let config = crate::config::Config::load_from(all).unwrap();
-        super::super::router(Arc::new(Shared::new(config)))
+        super::super::router(Arc::new(crate::test_app(args)))
     }
 
     async fn status(app: &axum::Router, method: &str, path: &str, headers: &[(&str, &str)]) -> u16 {

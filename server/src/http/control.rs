@@ -13,7 +13,7 @@
 //! refused viewers, read-only mode and cross-site requests.
 //!
 //! This is an adapter: it reads parameters and bodies, takes what the
-//! control logic needs out of `Shared` (the workers it knows, the pidbox
+//! control logic needs out of `AppState` (the workers it knows, the pidbox
 //! client, the audit log, the clock) and turns typed results into
 //! statuses and JSON. Targets, parameter checks, judging replies, the audit
 //! entry and bulk revoke live in `control/`, where they are tested without
@@ -32,17 +32,18 @@ use serde_json::json;
 
 use super::errors::HttpError;
 use super::params::Params;
+use crate::app::AppState;
 use crate::auth::Principal;
+use crate::clock;
 use crate::control::action::Controller;
 use crate::control::bulk::BulkRevoke;
 use crate::control::command::{self, Roster, WorkerEndpoint, WORKER_ENDPOINTS};
 use crate::control::form;
 use crate::control::judge::Verdict;
-use crate::shared::{self, Shared};
 use crate::transport::ControlClient;
 
 /// The control routes, merged into the main router.
-pub fn routes() -> Router<Arc<Shared>> {
+pub fn routes() -> Router<Arc<AppState>> {
     let mut router = Router::new()
         .route("/api/task/revoke/{id}", post(revoke))
         .route("/api/task/rate-limit/{name}", post(rate_limit))
@@ -56,7 +57,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         router = router.route(
             endpoint.path,
             post(
-                move |State(shared): State<Arc<Shared>>,
+                move |State(shared): State<Arc<AppState>>,
                       Extension(who): Extension<Principal>,
                       Path(w): Path<String>,
                       req: axum::extract::Request| {
@@ -102,8 +103,8 @@ fn form_params(query: Option<String>, body: &Bytes) -> Result<Params, HttpError>
 }
 
 /// The workers known from events and inspect replies, and the live ones.
-fn roster(shared: &Shared) -> Roster {
-    let workers = shared.state.read().workers(shared::now());
+fn roster(shared: &AppState) -> Roster {
+    let workers = shared.state.read().workers(clock::now());
     let mut roster = Roster::default();
     for w in workers {
         if w.status {
@@ -115,12 +116,12 @@ fn roster(shared: &Shared) -> Roster {
     roster
 }
 
-fn controller<'a>(shared: &'a Shared, who: &'a Principal) -> Controller<'a, ControlClient> {
+fn controller<'a>(shared: &'a AppState, who: &'a Principal) -> Controller<'a, ControlClient> {
     Controller {
         mailbox: &shared.ops.pidbox,
         audit: &shared.ops.audit,
         who,
-        clock: shared::now,
+        clock: clock::now,
     }
 }
 
@@ -134,7 +135,7 @@ fn answer((verdict, body): (Verdict, ControlResponse)) -> Response {
 
 /// `POST /api/task/revoke/{id}`.
 async fn revoke(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<AppState>>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     FlowerForm(params): FlowerForm,
@@ -145,7 +146,7 @@ async fn revoke(
 
 /// `POST /api/task/rate-limit/{name}`.
 async fn rate_limit(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<AppState>>,
     Extension(who): Extension<Principal>,
     Path(name): Path<String>,
     FlowerForm(params): FlowerForm,
@@ -156,7 +157,7 @@ async fn rate_limit(
 
 /// `POST /api/task/timeout/{name}`.
 async fn timeout(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<AppState>>,
     Extension(who): Extension<Principal>,
     Path(name): Path<String>,
     FlowerForm(params): FlowerForm,
@@ -169,7 +170,7 @@ async fn timeout(
 /// the path names. Endpoints without parameters never read the body.
 async fn worker(
     endpoint: &'static WorkerEndpoint,
-    shared: Arc<Shared>,
+    shared: Arc<AppState>,
     who: Principal,
     w: String,
     req: axum::extract::Request,
@@ -186,7 +187,7 @@ async fn worker(
 /// `POST /api/control/{method}`: always 200 with the replies (unless the
 /// broker is unreachable).
 async fn generic(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<AppState>>,
     Extension(who): Extension<Principal>,
     Path(method): Path<String>,
     body: Bytes,
@@ -198,7 +199,7 @@ async fn generic(
 /// `POST /api/tasks/revoke`: every unfinished task matching `/api/tasks`'s
 /// filters; `dry_run=true` answers the count and ids without sending.
 async fn bulk_revoke(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<AppState>>,
     Extension(who): Extension<Principal>,
     FlowerForm(params): FlowerForm,
 ) -> Result<Response, HttpError> {
@@ -215,7 +216,7 @@ async fn bulk_revoke(
 
 /// `GET /api/audit?limit=N`: the newest control actions first.
 async fn audit(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<AppState>>,
     axum::extract::Query(params): axum::extract::Query<Params>,
 ) -> Result<Response, HttpError> {
     let limit: usize = form::number(&params, "limit")?.unwrap_or(100);
@@ -226,7 +227,7 @@ async fn audit(
 /// `GET /api/whoami`: who the request is, and what it may do (the
 /// dashboard hides controls with it).
 async fn whoami(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<AppState>>,
     Extension(who): Extension<Principal>,
 ) -> Response {
     let auth = &shared.ops.auth;
@@ -242,7 +243,7 @@ async fn whoami(
 
 /// `GET /api/me`: [`api::control::Me`], what the dashboard needs to show or
 /// hide its controls and the no-auth warning.
-async fn me(State(shared): State<Arc<Shared>>, Extension(who): Extension<Principal>) -> Response {
+async fn me(State(shared): State<Arc<AppState>>, Extension(who): Extension<Principal>) -> Response {
     Json(me_of(&shared.ops.auth, &who)).into_response()
 }
 

@@ -12,8 +12,9 @@ use serde::ser::{Serialize, Serializer};
 
 use super::errors::HttpError;
 use super::params::{self, Params};
+use crate::app::AppState;
+use crate::clock;
 use crate::query::TaskQuery;
-use crate::shared::{self, Shared};
 
 /// Serialises `(key, value)` pairs as one JSON object, in iteration order: Flower's
 /// `/api/tasks` is an object whose key order is the sort order, which a hash
@@ -41,14 +42,14 @@ fn json_response<T: Serialize>(value: &T) -> Response {
 /// `GET /api/workers`: `{nodename: worker}`, or `{nodename: alive}` with
 /// `status=true`.
 pub async fn workers(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<AppState>>,
     query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, HttpError> {
     let params = params::from_query(query)?;
     let refresh = params::bool_param(&params, "refresh")?;
     let status = params::bool_param(&params, "status")?;
     let workername = params::last(&params, "workername").filter(|w| !w.is_empty());
-    let now = shared::now();
+    let now = clock::now();
 
     let workers = match workername {
         Some(name) => {
@@ -91,7 +92,7 @@ pub async fn workers(
 
 /// `GET /api/tasks`: `{uuid: task}` in the query's order.
 pub async fn tasks(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<AppState>>,
     query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, HttpError> {
     let params = params::from_query(query)?;
@@ -115,7 +116,7 @@ pub async fn tasks(
 
 /// `GET /api/task/info/{uuid}`.
 pub async fn task_info(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<AppState>>,
     Path(uuid): Path<String>,
 ) -> Result<Response, HttpError> {
     let task = shared.state.read().task(&uuid).map(|t| t.to_api());
@@ -126,7 +127,7 @@ pub async fn task_info(
 }
 
 /// `GET /api/task/types`: every task name seen, sorted.
-pub async fn task_types(State(shared): State<Arc<Shared>>) -> Response {
+pub async fn task_types(State(shared): State<Arc<AppState>>) -> Response {
     let task_types = shared.state.read().task_types();
     json_response(&api::TaskTypes { task_types })
 }

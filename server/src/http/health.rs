@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 
-use crate::shared::Shared;
+use crate::app::AppState;
 
 /// The process is up and serving; says nothing about the broker, so a
 /// broker outage never gets celeriac restarted in a loop.
@@ -21,7 +21,7 @@ pub async fn healthcheck() -> &'static str {
     "OK"
 }
 
-fn broker_stats(shared: &Shared) -> BrokerStatsDetail {
+fn broker_stats(shared: &AppState) -> BrokerStatsDetail {
     let snap = shared.broker.snapshot();
     BrokerStatsDetail {
         source: snap.source.map(super::queues::wire_source),
@@ -42,14 +42,13 @@ fn broker_stats(shared: &Shared) -> BrokerStatsDetail {
 
 /// Ready while events are being consumed: a monitor that hears nothing
 /// serves stale data, and load balancers should prefer a replica that hears.
-pub async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    let health = &shared.health;
-    let consuming = health.is_consuming();
+pub async fn readyz(State(shared): State<Arc<AppState>>) -> impl IntoResponse {
+    let consuming = shared.consuming();
     let body = Readiness {
         ready: consuming,
         consuming,
-        last_event_at: health.last_event_at(),
-        last_error: health.last_error.lock().clone(),
+        last_event_at: shared.last_event_at(),
+        last_error: shared.last_error(),
         broker_stats: broker_stats(&shared),
     };
     let status = if consuming {

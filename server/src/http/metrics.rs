@@ -11,13 +11,14 @@ use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
 
 use super::errors::HttpError;
-use crate::shared::{self, Shared};
+use crate::app::AppState;
+use crate::clock;
 
-pub async fn metrics(State(shared): State<Arc<Shared>>) -> Result<Response, HttpError> {
+pub async fn metrics(State(shared): State<Arc<AppState>>) -> Result<Response, HttpError> {
     // Milliseconds of formatting with thousands of series: not on an async
     // worker.
     let page =
-        tokio::task::spawn_blocking(move || crate::metrics::render_page(&shared, shared::now()))
+        tokio::task::spawn_blocking(move || crate::metrics::render_page(&shared, clock::now()))
             .await
             .map_err(|e| HttpError::internal(format!("rendering metrics failed: {e}")))?;
     Ok((

@@ -23,12 +23,12 @@ use axum::Router;
 pub use args::{HttpArgs, DEFAULT_PORT};
 pub use errors::HttpError;
 
-use crate::shared::Shared;
+use crate::app::AppState;
 
 /// Every route, under `config.http.url_prefix` when it is set (paths outside the
 /// prefix then answer 404, as Flower's `--url_prefix` does).
-pub fn router(shared: Arc<Shared>) -> Router {
-    let prefix = shared.config.http.url_prefix.clone();
+pub fn router(shared: Arc<AppState>) -> Router {
+    let prefix = shared.url_prefix.clone();
     // control/auth (issue 5): authentication in front of every route.
     let auth = axum::middleware::from_fn_with_state(shared.clone(), auth::middleware);
     let routes = Router::new()
@@ -73,13 +73,13 @@ async fn not_found(uri: Uri) -> Response {
 }
 
 /// A stop-gap status page until the dashboard lands: counts and links.
-async fn index(State(shared): State<Arc<Shared>>) -> Html<String> {
+async fn index(State(shared): State<Arc<AppState>>) -> Html<String> {
     let (tasks, workers) = {
         let state = shared.state.read();
         (state.task_count(), state.worker_count())
     };
-    let consuming = shared.health.is_consuming();
-    let p = html_escape(&shared.config.http.url_prefix);
+    let consuming = shared.consuming();
+    let p = html_escape(&shared.url_prefix);
     let link = |path: &str| format!("<li><a href=\"{p}{path}\">{path}</a></li>");
     let links: String = [
         "/api/workers",

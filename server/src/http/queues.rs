@@ -7,10 +7,10 @@ use api::queues::{QueueSource, QueueStat, QueuesLength};
 use axum::extract::State;
 use axum::Json;
 
+use crate::app::AppState;
 use crate::broker::{self, Source};
-use crate::shared::Shared;
 
-pub async fn length(State(shared): State<Arc<Shared>>) -> Json<QueuesLength> {
+pub async fn length(State(shared): State<Arc<AppState>>) -> Json<QueuesLength> {
     let snapshot = shared.broker.snapshot();
     Json(QueuesLength {
         active_queues: snapshot.queues.iter().map(wire_stat).collect(),

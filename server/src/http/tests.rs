@@ -11,11 +11,12 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use tower::ServiceExt;
 
-use crate::config::Config;
+use crate::app::AppState;
+use crate::clock;
 use crate::events::fixtures;
 use crate::metrics::testing::{self, Sample};
-use crate::shared::{self, Shared};
 use crate::state::{Limits, State};
+use crate::telemetry::SourceEvent;
 
 const FLOWER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/flower-api");
 
@@ -24,20 +25,18 @@ fn flower_fixture(name: &str) -> Value {
     serde_json::from_str(&text).expect("fixture JSON")
 }
 
-fn shared_with(state: State, args: &[&str]) -> Arc<Shared> {
-    let config = Config::load_from(std::iter::once("celeriac").chain(args.iter().copied()))
-        .expect("test config");
-    // Shared::new, so fields added to Shared (broker stats, control/auth)
-    // need no change here.
-    let mut shared = Shared::new(config);
-    shared.state = RwLock::new(state);
+fn shared_with(state: State, args: &[&str]) -> Arc<AppState> {
+    // Built as `start` builds it, so fields added to AppState need no
+    // change here.
+    let mut shared = crate::test_app(args);
+    shared.state = Arc::new(RwLock::new(state));
     Arc::new(shared)
 }
 
 /// Applies bodies at the real `now`, so workers are alive when handlers
 /// (which read the real clock) look at them.
 fn apply_bodies<'a>(state: &mut State, bodies: impl IntoIterator<Item = &'a str>) {
-    let now = shared::now();
+    let now = clock::now();
     for body in bodies {
         for event in fixtures::decode(body) {
             state.apply(&event, now);
@@ -103,7 +102,7 @@ impl Reply {
     }
 }
 
-async fn get(shared: &Arc<Shared>, uri: &str) -> Reply {
+async fn get(shared: &Arc<AppState>, uri: &str) -> Reply {
     let app = super::router(shared.clone());
     let req = Request::get(uri).body(Body::empty()).expect("request");
     let resp = app.oneshot(req).await.expect("infallible");
@@ -338,7 +337,12 @@ async fn health_endpoints() {
     let r = get(&shared, "/healthcheck").await;
     assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "OK"));
 
-    *shared.health.last_error.lock() = Some("connection refused".into());
+    let source = &shared.sources[0];
+    source.emit(SourceEvent::Retrying {
+        reason: "connection refused",
+        delay: std::time::Duration::from_secs(1),
+        repeated: false,
+    });
     let r = get(&shared, "/readyz").await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     let v = r.json();
@@ -346,12 +350,11 @@ async fn health_endpoints() {
     assert_eq!(v["last_error"], "connection refused");
     assert_eq!(v["last_event_at"], Value::Null);
 
-    shared
-        .health
-        .consuming
-        .store(true, std::sync::atomic::Ordering::Relaxed);
-    *shared.health.last_error.lock() = None;
-    shared.health.set_last_event_at(1795424223.5);
+    source.emit(SourceEvent::Connected {
+        reconnect: true,
+        queue: "q",
+    });
+    shared.last_event.set(1795424223.5);
     let r = get(&shared, "/readyz").await;
     assert_eq!(r.status, StatusCode::OK);
     let v = r.json();
@@ -546,7 +549,7 @@ async fn metrics_of_the_mixed_stream_parse() {
     );
 }
 
-async fn post(shared: &Arc<Shared>, uri: &str, body: &str) -> Reply {
+async fn post(shared: &Arc<AppState>, uri: &str, body: &str) -> Reply {
     let app = super::router(shared.clone());
     let req = Request::post(uri)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")

@@ -3,8 +3,8 @@
 
 use tokio::sync::mpsc;
 
-use crate::events::{decode_body_limited, DecodeError, Event};
-use crate::metrics::SelfMetrics;
+use crate::events::{decode_body_limited, DecodeError, Event, MalformedReason};
+use crate::telemetry::{SourceEvent, SourceStatus};
 
 /// Events per batch: large enough that the owner's lock, clock read and
 /// metric flushes are amortised over hundreds of events, small enough that
@@ -71,29 +71,24 @@ pub(crate) struct BatchStats {
     pub messages: u64,
     pub truncated: u64,
     /// Few distinct reasons ever occur, so a vector beats a map.
-    pub malformed: Vec<(&'static str, u64)>,
+    pub malformed: Vec<(MalformedReason, u64)>,
 }
 
 impl BatchStats {
-    fn count_malformed(&mut self, reason: &'static str) {
+    fn count_malformed(&mut self, reason: MalformedReason) {
         match self.malformed.iter_mut().find(|(r, _)| *r == reason) {
             Some((_, n)) => *n += 1,
             None => self.malformed.push((reason, 1)),
         }
     }
 
-    pub fn flush(&mut self, metrics: &SelfMetrics) {
-        if self.messages > 0 {
-            metrics.messages_received.inc_by(self.messages);
-        }
-        if self.truncated > 0 {
-            metrics.fields_truncated.inc_by(self.truncated);
-        }
-        for (reason, n) in self.malformed.drain(..) {
-            metrics
-                .events_malformed
-                .with_label_values(&[reason])
-                .inc_by(n);
+    pub fn flush(&mut self, status: &SourceStatus) {
+        status.emit(SourceEvent::Received {
+            messages: self.messages,
+            truncated: self.truncated,
+        });
+        for (reason, count) in self.malformed.drain(..) {
+            status.emit(SourceEvent::Malformed { reason, count });
         }
         self.messages = 0;
         self.truncated = 0;
@@ -136,7 +131,7 @@ impl BatchBuilder {
         self.stats.truncated += u64::from(info.truncated_fields);
         for error in self.errors.drain(..) {
             tracing::debug!(reason = error.reason(), %error, "skipping a malformed event");
-            self.stats.count_malformed(error.reason());
+            self.stats.count_malformed(error.kind());
         }
     }
 
@@ -197,7 +192,10 @@ mod tests {
         );
         assert_eq!(
             b.stats.malformed,
-            vec![("invalid_json", 2), ("too_large", 1)]
+            vec![
+                (MalformedReason::InvalidJson, 2),
+                (MalformedReason::TooLarge, 1)
+            ]
         );
     }
 

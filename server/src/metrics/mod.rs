@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use prometheus::TextEncoder;
 
-use crate::shared::Shared;
+use crate::app::AppState;
 use crate::state::TaskSeries;
 
 /// The content type of [`render`]'s output.
@@ -30,7 +30,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The whole `/metrics` page as one string (tests, and callers that want
 /// text rather than a response body).
-pub fn render(shared: &Shared, now: f64) -> String {
+pub fn render(shared: &AppState, now: f64) -> String {
     render_page(shared, now).to_string()
 }
 
@@ -38,7 +38,7 @@ pub fn render(shared: &Shared, now: f64) -> String {
 /// counters (one read lock, no scan over tasks), then celeriac's own. The
 /// task families are shared slices of the text cached in [`TaskPage`]:
 /// a scrape copies none of it, which is most of a large page.
-pub fn render_page(shared: &Shared, now: f64) -> Page {
+pub fn render_page(shared: &AppState, now: f64) -> Page {
     let mut chunks = Vec::with_capacity(LAST_CHUNKS.load(Ordering::Relaxed) + 1);
     // Everything after the task families: a few lines per worker and queue.
     let mut out = String::with_capacity(LAST_TAIL.load(Ordering::Relaxed) / 8 * 9 + 4096);
@@ -48,22 +48,22 @@ pub fn render_page(shared: &Shared, now: f64) -> Page {
     let mut page = shared.metrics.task_page.lock();
     let page = page.get_or_insert_with(|| {
         TaskPage::new(
-            shared.config.metrics.runtime_buckets.bounds(),
-            shared.config.metrics.queue_wait_buckets.bounds(),
+            shared.exporter.runtime_buckets.bounds(),
+            shared.exporter.queue_wait_buckets.bounds(),
         )
     });
     let stale = {
         let state = shared.state.read();
         let mut series: Vec<TaskSeries<'_>> = state.task_series().collect();
-        let folded = fold::fold(&mut series, shared.config.metrics.max_task_names);
+        let folded = fold::fold(&mut series, shared.exporter.max_task_names);
         series.extend(folded.series());
         // Under the read lock only what changed is copied; it is rendered
         // once the lock is released, so ingest never waits on rendering.
         let stale = page.stale(&series);
         write_names_folded(out, folded.names_folded);
         let workers = state.workers(now);
-        if shared.config.metrics.flower_metrics {
-            let bounds = shared.config.metrics.runtime_buckets.bounds();
+        if shared.exporter.flower_metrics {
+            let bounds = shared.exporter.runtime_buckets.bounds();
             flower::write_flower(out, &series, &workers, bounds);
         }
         drop(series);

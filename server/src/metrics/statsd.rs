@@ -23,7 +23,13 @@ use std::time::Duration;
 use cadence::prelude::*;
 use cadence::{QueuingMetricSink, StatsdClient, UdpMetricSink};
 
-use crate::shared::{now, Shared, Shutdown};
+use parking_lot::RwLock;
+
+use super::MetricsArgs;
+use crate::broker::BrokerStats;
+use crate::clock::now;
+use crate::shutdown::Shutdown;
+use crate::state::State;
 
 const FLUSH: Duration = Duration::from_secs(1);
 const QUEUE_CAPACITY: usize = 100_000;
@@ -48,30 +54,39 @@ fn clean(s: &str) -> String {
         .collect()
 }
 
-/// Runs until shutdown; does nothing without `--statsd`.
-pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) {
-    let Some(addr) = shared.config.metrics.statsd.clone() else {
-        shutdown.fired().await;
-        return;
-    };
-    let client = match client(&addr, &shared.config.metrics.statsd_prefix) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("--statsd {addr}: {e}; statsd output is off");
+/// The statsd task: what it reads and how it sends.
+pub struct Statsd {
+    pub state: Arc<RwLock<State>>,
+    pub broker: Arc<BrokerStats>,
+    pub args: MetricsArgs,
+}
+
+impl Statsd {
+    /// Runs until shutdown; does nothing without `--statsd`.
+    pub async fn run(self, mut shutdown: Shutdown) {
+        let Some(addr) = self.args.statsd.clone() else {
             shutdown.fired().await;
             return;
+        };
+        let client = match client(&addr, &self.args.statsd_prefix) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("--statsd {addr}: {e}; statsd output is off");
+                shutdown.fired().await;
+                return;
+            }
+        };
+        tracing::info!("sending statsd metrics to {addr}");
+        let tags = self.args.statsd_tags;
+        let mut last: HashMap<String, Totals> = HashMap::new();
+        let mut ticker = tokio::time::interval(FLUSH);
+        loop {
+            tokio::select! {
+                _ = shutdown.fired() => return,
+                _ = ticker.tick() => {}
+            }
+            flush(&self.state, &self.broker, &client, tags, &mut last);
         }
-    };
-    tracing::info!("sending statsd metrics to {addr}");
-    let tags = shared.config.metrics.statsd_tags;
-    let mut last: HashMap<String, Totals> = HashMap::new();
-    let mut ticker = tokio::time::interval(FLUSH);
-    loop {
-        tokio::select! {
-            _ = shutdown.fired() => return,
-            _ = ticker.tick() => {}
-        }
-        flush(&shared, &client, tags, &mut last);
     }
 }
 
@@ -85,10 +100,16 @@ fn client(addr: &str, prefix: &str) -> Result<StatsdClient, String> {
         .build())
 }
 
-fn flush(shared: &Shared, client: &StatsdClient, tags: bool, last: &mut HashMap<String, Totals>) {
+fn flush(
+    state: &RwLock<State>,
+    broker: &BrokerStats,
+    client: &StatsdClient,
+    tags: bool,
+    last: &mut HashMap<String, Totals>,
+) {
     let mut totals: HashMap<String, Totals> = HashMap::new();
     let (online, active) = {
-        let state = shared.state.read();
+        let state = state.read();
         for s in state.task_series() {
             let t = totals.entry(s.name.to_owned()).or_default();
             let c = s.counts;
@@ -151,7 +172,7 @@ fn flush(shared: &Shared, client: &StatsdClient, tags: bool, last: &mut HashMap<
     *last = totals;
     let _ = client.gauge("workers.online", online as u64);
     let _ = client.gauge("tasks.active", active.max(0) as u64);
-    for q in &shared.broker.snapshot().queues {
+    for q in &broker.snapshot().queues {
         let queue = clean(&q.name);
         let _ = if tags {
             client

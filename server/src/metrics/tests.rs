@@ -1,9 +1,9 @@
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::testing;
 use super::{write_task_series, write_workers};
 use crate::events::{Event, EventKind};
-use crate::shared::Shared;
 use crate::state::{
     Histogram, Limits, Stamp, State, TaskCounts, TaskSeries, QUEUE_WAIT_BUCKETS, RUNTIME_BUCKETS,
 };
@@ -174,7 +174,7 @@ fn render_large_cluster() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
     // Every worker runs every name: the worst case for series count.
-    let now = crate::shared::now();
+    let now = crate::clock::now();
     let mut state = State::new(Limits {
         max_tasks: 10_000,
         ..Limits::default()
@@ -200,9 +200,10 @@ fn render_large_cluster() {
             state.apply(&done, now);
         }
     }
-    // Shared::new, so fields added to Shared need no change here.
-    let mut shared = Shared::new(crate::config::Config::load_from(["celeriac"]).expect("config"));
-    shared.state = parking_lot::RwLock::new(state);
+    // Built as `start` builds it, so fields added to AppState need no
+    // change here.
+    let mut shared = crate::test_app(&[]);
+    shared.state = Arc::new(parking_lot::RwLock::new(state));
     let series = shared.state.read().task_series().count();
     let mut times = Vec::new();
     let mut bytes = 0;
@@ -246,9 +247,7 @@ fn sent_received_started(state: &mut State, t0: f64) {
 
 #[test]
 fn queue_wait_prefetch_queues_and_flower_families_render() {
-    let mut config = crate::config::Config::load_from(["celeriac", "--flower-metrics"]).unwrap();
-    config.metrics.max_task_names = 1;
-    let mut shared = Shared::new(config);
+    let mut shared = crate::test_app(&["--flower-metrics", "--max-task-names", "1"]);
     let mut state = State::new(Limits::default());
     let t0 = 1_000.0;
     sent_received_started(&mut state, t0);
@@ -264,7 +263,7 @@ fn queue_wait_prefetch_queues_and_flower_families_render() {
         &event(EventKind::TaskReceived, "w1@vm", "c", Some("t.mul"), t0),
         t0,
     );
-    shared.state = parking_lot::RwLock::new(state);
+    shared.state = Arc::new(parking_lot::RwLock::new(state));
     shared.broker.publish(crate::broker::Snapshot {
         source: Some(crate::broker::Source::Management),
         queues: vec![crate::broker::QueueStat {
@@ -383,23 +382,20 @@ fn purged_workers_take_their_series_with_them() {
 /// prefetch histograms, and observations land in them.
 #[test]
 fn buckets_are_configurable() {
-    let config = crate::config::Config::load_from([
-        "celeriac",
+    let mut shared = crate::test_app(&[
         "--queue-wait-buckets",
         "0.5,2,30",
         "--buckets",
         "0.1,1,10",
         "--flower-metrics",
-    ])
-    .unwrap();
-    let mut shared = Shared::new(config);
+    ]);
     let mut state = State::new(shared.state.read().limits().clone());
     let t0 = 1_000.0;
     sent_received_started(&mut state, t0);
     let mut done = event(EventKind::TaskSucceeded, "w1@vm", "a", None, t0 + 5.0);
     done.runtime = Some(2.0);
     state.apply(&done, t0 + 5.0);
-    shared.state = parking_lot::RwLock::new(state);
+    shared.state = Arc::new(parking_lot::RwLock::new(state));
     let out = super::render(&shared, t0);
     let samples = testing::parse(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
     let les = |metric: &str| -> Vec<(String, f64)> {
@@ -446,7 +442,7 @@ fn buckets_are_configurable() {
 #[test]
 fn a_bad_bucket_list_names_the_flag() {
     for flag in ["--queue-wait-buckets", "--buckets"] {
-        let Err(e) = crate::config::Config::load_from(["celeriac", flag, "1,0.5"]) else {
+        let Err(e) = crate::test_args::try_parse::<super::MetricsArgs>(&[flag, "1,0.5"]) else {
             panic!("descending {flag} are refused");
         };
         let msg = e.to_string();

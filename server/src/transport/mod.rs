@@ -19,7 +19,8 @@ use crate::broker::{QueueStat, QueueStatsArgs, Source};
 use crate::control::{ControlError, Outcome, Request};
 use crate::ingest::{BatchSender, IngestArgs};
 use crate::mask::mask_password;
-use crate::shared::{Shared, Shutdown};
+use crate::shutdown::Shutdown;
+use crate::telemetry::SourceStatus;
 
 /// A broker URL celeriac cannot use.
 #[derive(Debug, thiserror::Error)]
@@ -74,13 +75,13 @@ impl Transport {
     /// gone, reconnecting whenever the broker goes away.
     pub async fn run_events(
         &self,
-        shared: Arc<Shared>,
+        status: Arc<SourceStatus>,
         args: IngestArgs,
         sender: BatchSender,
         shutdown: Shutdown,
     ) {
         match self {
-            Transport::Amqp(a) => amqp::run(shared, a.uri(), args, sender, shutdown).await,
+            Transport::Amqp(a) => amqp::run(status, a.uri(), args, sender, shutdown).await,
         }
     }
 

@@ -19,8 +19,12 @@ use hashbrown::HashMap;
 use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
-use crate::shared::{now, Shared};
+use parking_lot::RwLock;
+
+use crate::app::AppState;
+use crate::clock::now;
 use crate::state::{Histogram, State, TaskView};
+use crate::telemetry::{any_consuming, first_error, SourceStatus};
 
 /// Deltas are sent at most this often.
 pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
@@ -64,7 +68,7 @@ impl Hub {
     /// One publish tick (called by the state owner): takes the change marks,
     /// folds the aggregates once a second, and broadcasts one delta when
     /// anything changed.
-    pub fn publish(&self, shared: &Shared) {
+    pub fn publish(&self, state: &RwLock<State>, sources: &[Arc<SourceStatus>]) {
         let now = now();
         let mut p = self.inner.lock();
         let listening = self.tx.receiver_count() > 0;
@@ -75,7 +79,7 @@ impl Hub {
         let mut workers = None;
         let mut overflow = false;
         {
-            let mut state = shared.state.write();
+            let mut state = state.write();
             let changes = state.take_changes();
             if new_second {
                 p.fold_aggregates(&state, second);
@@ -97,10 +101,10 @@ impl Hub {
         }
         if overflow {
             drop(p);
-            let _ = self.tx.send(self.snapshot(shared));
+            let _ = self.tx.send(self.snapshot(state, sources));
             return;
         }
-        let ingest = ingest(shared);
+        let ingest = ingest(state, sources);
         let ingest = (p.last_ingest.as_ref() != Some(&ingest)).then(|| {
             p.last_ingest = Some(ingest.clone());
             ingest
@@ -128,14 +132,14 @@ impl Hub {
     }
 
     /// Everything a client starts from, serialised.
-    pub fn snapshot(&self, shared: &Shared) -> Utf8Bytes {
+    pub fn snapshot(&self, state: &RwLock<State>, sources: &[Arc<SourceStatus>]) -> Utf8Bytes {
         let now = now();
         let (types, rates) = {
             let p = self.inner.lock();
             (p.types.clone(), p.rates.iter().copied().collect())
         };
         let (workers, tasks) = {
-            let state = shared.state.read();
+            let state = state.read();
             let tasks = state
                 .recent_tasks(SNAPSHOT_TASKS)
                 .map(|t| row(&t))
@@ -148,7 +152,7 @@ impl Hub {
             tasks,
             types,
             rates,
-            ingest: ingest(shared),
+            ingest: ingest(state, sources),
         })
     }
 
@@ -253,11 +257,11 @@ fn quantile(h: &Histogram, q: f64, bounds: &[f64]) -> Option<f64> {
     i.or(bounds.len().checked_sub(1)).map(|i| bounds[i])
 }
 
-fn ingest(shared: &Shared) -> Ingest {
-    let state = shared.state.read();
+fn ingest(state: &RwLock<State>, sources: &[Arc<SourceStatus>]) -> Ingest {
+    let state = state.read();
     Ingest {
-        consuming: shared.health.is_consuming(),
-        last_error: shared.health.last_error(),
+        consuming: any_consuming(sources),
+        last_error: first_error(sources),
         tasks_retained: state.task_count() as u64,
         tasks_evicted: state.evicted_tasks(),
     }
@@ -293,15 +297,15 @@ fn encode(msg: &WsMessage) -> Utf8Bytes {
 
 /// `GET /ws`: upgrades, then streams snapshot and deltas until the client
 /// leaves.
-pub async fn handler(ws: WebSocketUpgrade, AxumState(shared): AxumState<Arc<Shared>>) -> Response {
-    ws.on_upgrade(move |socket| serve(socket, shared))
+pub async fn handler(ws: WebSocketUpgrade, AxumState(app): AxumState<Arc<AppState>>) -> Response {
+    ws.on_upgrade(move |socket| serve(socket, app))
 }
 
-async fn serve(mut socket: WebSocket, shared: Arc<Shared>) {
+async fn serve(mut socket: WebSocket, app: Arc<AppState>) {
     // Subscribe before the snapshot so no delta falls between the two;
     // deltas are upserts, so an overlap is harmless.
-    let mut rx = shared.dashboard.subscribe();
-    let snapshot = shared.dashboard.snapshot(&shared);
+    let mut rx = app.dashboard.subscribe();
+    let snapshot = app.dashboard.snapshot(&app.state, &app.sources);
     if socket.send(Message::Text(snapshot)).await.is_err() {
         return;
     }
@@ -311,7 +315,7 @@ async fn serve(mut socket: WebSocket, shared: Arc<Shared>) {
                 Ok(text) => text,
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     rx = rx.resubscribe();
-                    shared.dashboard.snapshot(&shared)
+                    app.dashboard.snapshot(&app.state, &app.sources)
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
@@ -329,22 +333,25 @@ async fn serve(mut socket: WebSocket, shared: Arc<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::app::AppState;
     use crate::events::decode_body;
     use crate::state::RUNTIME_BUCKETS;
 
-    fn shared() -> Shared {
-        Shared::new(Config::load_from(["celeriac"]).unwrap())
+    fn shared() -> AppState {
+        crate::app::testing::app()
     }
 
-    fn apply(s: &Shared, uuid: &str, kind: &str) {
+    fn apply(s: &AppState, uuid: &str, kind: &str) {
         let body = format!(
             r#"[{{"hostname": "w1@vm", "utcoffset": 0.0, "pid": 1, "clock": 1, "uuid": "{uuid}", "name": "tasks.add", "timestamp": {}, "type": "{kind}"}}]"#,
             now()
         );
         let (mut events, mut errors) = (Vec::new(), Vec::new());
         decode_body(body.as_bytes(), &mut events, &mut errors);
-        crate::owner::apply_batch(s, &events);
+        let mut state = s.state.write();
+        for e in &events {
+            state.apply(e, now());
+        }
     }
 
     fn next(rx: &mut broadcast::Receiver<Utf8Bytes>) -> Option<WsMessage> {
@@ -358,18 +365,18 @@ mod tests {
         let s = shared();
         apply(&s, "a", "task-received");
         let mut rx = s.dashboard.subscribe();
-        match serde_json::from_str(s.dashboard.snapshot(&s).as_str()).unwrap() {
+        match serde_json::from_str(s.dashboard.snapshot(&s.state, &s.sources).as_str()).unwrap() {
             WsMessage::Snapshot { tasks, .. } => assert_eq!(tasks[0].uuid, "a"),
             m => panic!("{m:?}"),
         }
-        s.dashboard.publish(&s);
+        s.dashboard.publish(&s.state, &s.sources);
         // The first publish sends the marks taken so far (task a).
         let Some(WsMessage::Delta { tasks, .. }) = next(&mut rx) else {
             panic!("no delta")
         };
         assert_eq!(tasks.len(), 1);
         apply(&s, "b", "task-started");
-        s.dashboard.publish(&s);
+        s.dashboard.publish(&s.state, &s.sources);
         let Some(WsMessage::Delta { tasks, .. }) = next(&mut rx) else {
             panic!("no delta")
         };
@@ -377,7 +384,7 @@ mod tests {
         assert_eq!(tasks[0].uuid, "b");
         assert_eq!(tasks[0].state, api::TaskState::Started);
         // Nothing changed: no message at all (workers were sent < 1 s ago).
-        s.dashboard.publish(&s);
+        s.dashboard.publish(&s.state, &s.sources);
         assert!(next(&mut rx).is_none());
     }
 
@@ -401,8 +408,7 @@ mod tests {
     /// a 5 s runtime is "under 10 s", not a default bound.
     #[test]
     fn quantiles_follow_the_configured_buckets() {
-        let config = crate::config::Config::load_from(["celeriac", "--buckets", "1,10"]).unwrap();
-        let s = Shared::new(config);
+        let s = crate::test_app(&["--buckets", "1,10"]);
         {
             let mut state = s.state.write();
             let ev = |kind, ts| crate::events::Event {

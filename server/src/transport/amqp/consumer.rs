@@ -13,7 +13,8 @@ use tokio::time::Instant;
 
 use crate::ingest::IngestArgs;
 use crate::ingest::{BatchBuilder, BatchSender};
-use crate::shared::{Shared, Shutdown};
+use crate::shutdown::Shutdown;
+use crate::telemetry::SourceStatus;
 
 /// Longest an applied delivery waits for its ack. Acks are held back to
 /// spare the broker, which is the bottleneck of a drain: one ack per
@@ -81,7 +82,7 @@ impl PendingAcks {
 }
 
 pub(crate) async fn consume(
-    shared: &Shared,
+    status: &SourceStatus,
     args: &IngestArgs,
     channel: &Channel,
     consumer: &mut Consumer,
@@ -134,7 +135,7 @@ pub(crate) async fn consume(
         }
 
         let messages = batch.stats.messages as usize;
-        batch.stats.flush(&shared.metrics);
+        batch.stats.flush(status);
         let (events, last_tag) = batch.take(sender.buffer());
         if !events.is_empty() {
             tokio::select! {

@@ -3,46 +3,22 @@
 //! consumer reads them back only to count them by `x-death` reason into
 //! `events_dropped{reason}`, so a monitor that falls behind says so.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::StreamExt;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::Consumer;
-use prometheus::IntCounter;
 
-use crate::metrics::SelfMetrics;
+use crate::telemetry::{DropReason, SourceEvent, SourceStatus};
 
 /// Warn about drops at most this often: a monitor that cannot keep up
 /// would otherwise log on every dropped message.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
-/// Label values are fixed so a hostile header cannot grow the metric.
-const REASONS: [&str; 5] = ["expired", "maxlen", "rejected", "delivery_limit", "other"];
-
-pub(crate) struct DropCounters {
-    counters: [IntCounter; REASONS.len()],
-}
-
-impl DropCounters {
-    pub fn new(metrics: &SelfMetrics) -> DropCounters {
-        // Resolving the label once also makes the series exist at 0.
-        DropCounters {
-            counters: REASONS.map(|r| metrics.events_dropped.with_label_values(&[r])),
-        }
-    }
-
-    fn counter(&self, reason: &str) -> &IntCounter {
-        let i = REASONS
-            .iter()
-            .position(|r| *r == reason)
-            .unwrap_or(REASONS.len() - 1);
-        &self.counters[i]
-    }
-}
-
 /// Consumes the dropped-events queue (no ack: each message only bumps a
 /// counter) until the consumer ends with its connection.
-pub(crate) async fn run(mut consumer: Consumer, counters: DropCounters) {
+pub(crate) async fn run(mut consumer: Consumer, status: Arc<SourceStatus>) {
     let mut since_warn: u64 = 0;
     let mut last_warn: Option<Instant> = None;
     while let Some(delivery) = consumer.next().await {
@@ -55,12 +31,15 @@ pub(crate) async fn run(mut consumer: Consumer, counters: DropCounters) {
         };
         let reason = death_reason(delivery.properties.headers().as_ref());
         let events = count_events(&delivery.data);
-        counters.counter(reason).inc_by(events);
+        status.emit(SourceEvent::Dropped {
+            reason,
+            count: events,
+        });
         since_warn += events;
         if last_warn.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
             tracing::warn!(
                 events = since_warn,
-                reason,
+                reason = reason.as_str(),
                 "the broker dropped events before celeriac could read them \
                  (expired: raise --events-ttl; maxlen: raise --events-max-length; or celeriac cannot keep up)"
             );
@@ -72,9 +51,9 @@ pub(crate) async fn run(mut consumer: Consumer, counters: DropCounters) {
 
 /// The reason RabbitMQ dead-lettered a message: `x-first-death-reason`, or
 /// the newest `x-death` entry's `reason` on brokers without the former.
-pub(crate) fn death_reason(headers: Option<&FieldTable>) -> &'static str {
+pub(crate) fn death_reason(headers: Option<&FieldTable>) -> DropReason {
     let Some(headers) = headers else {
-        return "other";
+        return DropReason::Other;
     };
     let headers = headers.inner();
     let text = |v: &AMQPValue| match v {
@@ -92,14 +71,9 @@ pub(crate) fn death_reason(headers: Option<&FieldTable>) -> &'static str {
             },
             _ => None,
         });
-    match reason.as_deref() {
-        Some(r) => REASONS
-            .iter()
-            .find(|known| **known == r)
-            .copied()
-            .unwrap_or("other"),
-        None => "other",
-    }
+    reason
+        .as_deref()
+        .map_or(DropReason::Other, DropReason::parse)
 }
 
 /// Events in a body without decoding it: the top-level elements of a
@@ -189,20 +163,20 @@ mod tests {
             "x-first-death-reason".into(),
             AMQPValue::LongString("maxlen".into()),
         );
-        assert_eq!(death_reason(Some(&h)), "maxlen");
+        assert_eq!(death_reason(Some(&h)).as_str(), "maxlen");
 
         let mut h = FieldTable::default();
         let mut deaths = FieldArray::default();
         deaths.push(AMQPValue::FieldTable(death("expired")));
         h.insert("x-death".into(), AMQPValue::FieldArray(deaths));
-        assert_eq!(death_reason(Some(&h)), "expired");
+        assert_eq!(death_reason(Some(&h)).as_str(), "expired");
 
         let mut h = FieldTable::default();
         h.insert(
             "x-first-death-reason".into(),
             AMQPValue::LongString("something-new".into()),
         );
-        assert_eq!(death_reason(Some(&h)), "other");
-        assert_eq!(death_reason(None), "other");
+        assert_eq!(death_reason(Some(&h)).as_str(), "other");
+        assert_eq!(death_reason(None).as_str(), "other");
     }
 }

@@ -106,7 +106,7 @@ impl Pidbox {
                 "".into(),
                 BasicPublishOptions::default(),
                 &body,
-                request_properties(clock, crate::shared::now() + timeout.as_secs_f64()),
+                request_properties(clock, crate::clock::now() + timeout.as_secs_f64()),
             )
             .await;
         if let Err(e) = published {
@@ -329,7 +329,7 @@ impl Broadcaster {
                 "".into(),
                 BasicPublishOptions::default(),
                 &body,
-                request_properties(self.clock, crate::shared::now() + 1.0),
+                request_properties(self.clock, crate::clock::now() + 1.0),
             )
             .await
             .map(drop)

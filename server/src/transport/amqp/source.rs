@@ -21,7 +21,7 @@ use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use tokio::task::JoinHandle;
 
 use super::consumer::{consume, SessionEnd};
-use super::dlx::{self, DropCounters};
+use super::dlx;
 use super::pidbox::{self, Broadcaster};
 use super::topology::{
     bind_queue, declare_queue, ensure_exchange, open_channel, QueueSpec, Queues, DLX_EXCHANGE,
@@ -30,7 +30,8 @@ use super::topology::{
 use super::AmqpError;
 use crate::ingest::{BatchSender, IngestArgs};
 use crate::mask::mask_password;
-use crate::shared::{Shared, Shutdown};
+use crate::shutdown::Shutdown;
+use crate::telemetry::{SourceEvent, SourceStatus};
 
 /// A TCP connect to a black-holed host can otherwise hang for minutes.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -125,7 +126,7 @@ pub fn parse_broker_url(url: &str) -> Result<AMQPUri, AmqpError> {
 /// Runs until shutdown (or until the state owner is gone), reconnecting
 /// forever: celeriac keeps serving its API while the broker is away.
 pub async fn run(
-    shared: Arc<Shared>,
+    status: Arc<SourceStatus>,
     uri: AMQPUri,
     args: IngestArgs,
     mut sender: BatchSender,
@@ -146,28 +147,20 @@ pub async fn run(
         }
         let attempt = tokio::select! {
             _ = shutdown.fired() => return,
-            s = Session::open(&shared, &args, &uri, &broker, &instance) => s,
+            s = Session::open(&status, &args, &uri, &broker, &instance) => s,
         };
         let reason = match attempt {
             Ok(mut session) => {
-                if ever_connected {
-                    shared.metrics.broker_reconnects.inc();
-                }
                 reported = None;
-                shared.health.set_last_error(None);
-                shared.health.set_consuming(true);
-                shared.metrics.broker_connected.set(1);
-                let how = if ever_connected {
-                    "reconnected"
-                } else {
-                    "connected"
-                };
-                tracing::info!(broker = %broker, queue = %session.queue, "{how}; consuming events");
+                status.emit(SourceEvent::Connected {
+                    reconnect: ever_connected,
+                    queue: &session.queue,
+                });
                 ever_connected = true;
 
                 let started = Instant::now();
                 let end = consume(
-                    &shared,
+                    &status,
                     &args,
                     &session.channel,
                     &mut session.consumer,
@@ -175,8 +168,7 @@ pub async fn run(
                     &mut shutdown,
                 )
                 .await;
-                shared.health.set_consuming(false);
-                shared.metrics.broker_connected.set(0);
+                status.emit(SourceEvent::Lost);
                 if started.elapsed() >= HEALTHY_SESSION {
                     backoff.reset();
                 }
@@ -198,19 +190,13 @@ pub async fn run(
             }
             Err(e) => e.to_string(),
         };
-        shared.health.set_last_error(Some(reason.clone()));
         let delay = backoff.next_delay();
-        if reported.as_deref() == Some(reason.as_str()) {
-            tracing::debug!(broker = %broker, "{reason}; retrying in {:.1}s", delay.as_secs_f64());
-        } else {
-            tracing::warn!(
-                broker = %broker,
-                "{reason}; retrying in {:.1}s (then with backoff up to {}s)",
-                delay.as_secs_f64(),
-                Backoff::MAX.as_secs()
-            );
-            reported = Some(reason);
-        }
+        status.emit(SourceEvent::Retrying {
+            reason: &reason,
+            delay,
+            repeated: reported.as_deref() == Some(reason.as_str()),
+        });
+        reported = Some(reason);
         tokio::select! {
             _ = shutdown.fired() => return,
             _ = tokio::time::sleep(delay) => {}
@@ -249,7 +235,7 @@ impl Drop for SideTasks {
 
 impl Session {
     async fn open(
-        shared: &Arc<Shared>,
+        status: &Arc<SourceStatus>,
         args: &IngestArgs,
         uri: &AMQPUri,
         broker: &str,
@@ -266,7 +252,7 @@ impl Session {
             secs: CONNECT_TIMEOUT.as_secs(),
         })?
         .map_err(AmqpError::amqp(format!("connecting to {broker}")))?;
-        match Self::set_up(shared, args, &connection, instance).await {
+        match Self::set_up(status, args, &connection, instance).await {
             Ok((channel, consumer, queue, side_tasks)) => Ok(Session {
                 connection,
                 channel,
@@ -286,7 +272,7 @@ impl Session {
 
     /// Declares everything and starts consuming on a fresh connection.
     async fn set_up(
-        shared: &Arc<Shared>,
+        status: &Arc<SourceStatus>,
         args: &IngestArgs,
         connection: &Connection,
         instance: &str,
@@ -300,8 +286,7 @@ impl Session {
         // without it celeriac still ingests.
         match open_drop_counter(connection, &queues).await {
             Ok(consumer) => {
-                let counters = DropCounters::new(&shared.metrics);
-                side_tasks.spawn(dlx::run(consumer, counters));
+                side_tasks.spawn(dlx::run(consumer, status.clone()));
             }
             Err(e) => tracing::warn!(error = %e, "cannot count dropped events"),
         }

@@ -1,0 +1,88 @@
+//! What HTTP handlers read, listed: the state (written only by the state
+//! owner; readers take short read locks), the event sources' health, self
+//! metrics, the dashboard hub, remote control, queue statistics and the
+//! alert engine, plus the few settings handlers need. Built once by
+//! [`crate::start`], which also hands each long-running task only the
+//! pieces it uses.
+
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::alerting::Alerting;
+use crate::broker::BrokerStats;
+use crate::control::Ops;
+use crate::metrics::{MetricsArgs, SelfMetrics};
+use crate::state::State;
+use crate::telemetry::{any_consuming, first_error, LastEvent, SourceStatus};
+use crate::ws::Hub;
+
+pub struct AppState {
+    pub state: Arc<RwLock<State>>,
+    pub metrics: Arc<SelfMetrics>,
+    /// One per event source.
+    pub sources: Arc<[Arc<SourceStatus>]>,
+    pub last_event: Arc<LastEvent>,
+    pub dashboard: Arc<Hub>,
+    pub ops: Arc<Ops>,
+    pub broker: Arc<BrokerStats>,
+    pub alerting: Arc<Alerting>,
+    /// Where every route is served (`--url-prefix`).
+    pub url_prefix: String,
+    /// How `/metrics` renders (buckets, name cardinality, Flower's names).
+    pub exporter: MetricsArgs,
+}
+
+impl AppState {
+    /// True while any event source is consuming.
+    pub fn consuming(&self) -> bool {
+        any_consuming(&self.sources)
+    }
+
+    /// Why a source is down, when one is.
+    pub fn last_error(&self) -> Option<String> {
+        first_error(&self.sources)
+    }
+
+    /// When the state owner last applied an event.
+    pub fn last_event_at(&self) -> Option<f64> {
+        self.last_event.get()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! An application state for unit tests, from each module's default
+    //! settings, with one event source that never connects.
+
+    use super::*;
+    use crate::transport::Transport;
+
+    pub fn app_with(state: crate::state::Limits, exporter: MetricsArgs) -> AppState {
+        let metrics = Arc::new(SelfMetrics::new());
+        let transport = Transport::from_url(crate::ingest::DEFAULT_BROKER).expect("valid URL");
+        let source = Arc::new(SourceStatus::new(transport.masked_url(), &metrics));
+        AppState {
+            state: Arc::new(RwLock::new(State::new(state))),
+            sources: Arc::from([source]),
+            metrics,
+            last_event: Arc::default(),
+            dashboard: Arc::default(),
+            ops: Arc::new(Ops::new(
+                &transport,
+                &Default::default(),
+                &Default::default(),
+            )),
+            broker: Arc::default(),
+            alerting: Arc::new(Alerting::new(&Default::default())),
+            url_prefix: String::new(),
+            exporter,
+        }
+    }
+
+    pub fn app() -> AppState {
+        let exporter = MetricsArgs::default();
+        let limits = crate::owner::StateArgs::default().limits(&exporter);
+        app_with(limits, exporter)
+    }
+}

@@ -1,0 +1,281 @@
+//! celeriac's internal events: each occurrence that matters to an operator
+//! (a source connected or lost, a body skipped, events dropped by the
+//! broker, a dashboard client resynchronised) is one variant, and emitting
+//! it logs, counts and updates health in one place. Label values come from
+//! enums, so the series registered up front and the ones the code uses
+//! cannot drift apart.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use prometheus::{IntCounter, IntGauge};
+
+use crate::events::MalformedReason;
+use crate::metrics::SelfMetrics;
+
+/// Why the broker dropped events before celeriac read them: the closed set
+/// of `celeriac_events_dropped_total{reason}` labels (RabbitMQ's dead-letter
+/// reasons, and `other` for anything else).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    Expired,
+    Maxlen,
+    Rejected,
+    DeliveryLimit,
+    Other,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 5] = [
+        DropReason::Expired,
+        DropReason::Maxlen,
+        DropReason::Rejected,
+        DropReason::DeliveryLimit,
+        DropReason::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Expired => "expired",
+            DropReason::Maxlen => "maxlen",
+            DropReason::Rejected => "rejected",
+            DropReason::DeliveryLimit => "delivery_limit",
+            DropReason::Other => "other",
+        }
+    }
+
+    /// A broker's reason text; unknown ones are `Other`, so a hostile
+    /// header cannot grow the metric.
+    pub fn parse(text: &str) -> DropReason {
+        DropReason::ALL
+            .into_iter()
+            .find(|r| r.as_str() == text)
+            .unwrap_or(DropReason::Other)
+    }
+}
+
+/// Something that happened to an event source.
+#[derive(Debug)]
+pub enum SourceEvent<'a> {
+    /// Consuming started on a fresh connection.
+    Connected { reconnect: bool, queue: &'a str },
+    /// A consuming session ended; the source will retry.
+    Lost,
+    /// A connection attempt or a session failed; the next try is in `delay`.
+    /// `repeated` is true when the same reason was already reported, so a
+    /// broker that stays down logs once.
+    Retrying {
+        reason: &'a str,
+        delay: Duration,
+        repeated: bool,
+    },
+    /// Messages taken off the broker, and string fields cut to their cap.
+    Received { messages: u64, truncated: u64 },
+    /// Bodies or elements skipped because they could not be decoded.
+    Malformed { reason: MalformedReason, count: u64 },
+    /// Events the broker dropped before celeriac could read them.
+    Dropped { reason: DropReason, count: u64 },
+}
+
+/// One event source's health and counters. Each source has its own, so two
+/// sources never overwrite each other's state; readers (`/readyz`, the
+/// dashboard, alerts) look at all of them.
+pub struct SourceStatus {
+    /// The broker URL with its password masked.
+    name: String,
+    consuming: AtomicBool,
+    last_error: Mutex<Option<String>>,
+    connected: IntGauge,
+    reconnects: IntCounter,
+    messages: IntCounter,
+    truncated: IntCounter,
+    malformed: [IntCounter; MalformedReason::ALL.len()],
+    dropped: [IntCounter; DropReason::ALL.len()],
+}
+
+impl SourceStatus {
+    /// Resolves (and so creates at 0) every series this source counts into.
+    pub fn new(name: String, metrics: &SelfMetrics) -> SourceStatus {
+        SourceStatus {
+            name,
+            consuming: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+            connected: metrics.broker_connected.clone(),
+            reconnects: metrics.broker_reconnects.clone(),
+            messages: metrics.messages_received.clone(),
+            truncated: metrics.fields_truncated.clone(),
+            malformed: MalformedReason::ALL
+                .map(|r| metrics.events_malformed.with_label_values(&[r.as_str()])),
+            dropped: DropReason::ALL
+                .map(|r| metrics.events_dropped.with_label_values(&[r.as_str()])),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// True while a consumer is attached to the broker.
+    pub fn is_consuming(&self) -> bool {
+        self.consuming.load(Ordering::Relaxed)
+    }
+
+    /// Why the source is down, when it is.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().clone()
+    }
+
+    /// Logs, counts and updates health for one occurrence.
+    pub fn emit(&self, event: SourceEvent<'_>) {
+        match event {
+            SourceEvent::Connected { reconnect, queue } => {
+                if reconnect {
+                    self.reconnects.inc();
+                }
+                *self.last_error.lock() = None;
+                self.consuming.store(true, Ordering::Relaxed);
+                self.connected.set(1);
+                let how = if reconnect {
+                    "reconnected"
+                } else {
+                    "connected"
+                };
+                tracing::info!(broker = %self.name, queue, "{how}; consuming events");
+            }
+            SourceEvent::Lost => {
+                self.consuming.store(false, Ordering::Relaxed);
+                self.connected.set(0);
+            }
+            SourceEvent::Retrying {
+                reason,
+                delay,
+                repeated,
+            } => {
+                *self.last_error.lock() = Some(reason.to_string());
+                let secs = delay.as_secs_f64();
+                if repeated {
+                    tracing::debug!(broker = %self.name, "{reason}; retrying in {secs:.1}s");
+                } else {
+                    tracing::warn!(broker = %self.name, "{reason}; retrying in {secs:.1}s (then with growing delays)");
+                }
+            }
+            SourceEvent::Received {
+                messages,
+                truncated,
+            } => {
+                if messages > 0 {
+                    self.messages.inc_by(messages);
+                }
+                if truncated > 0 {
+                    self.truncated.inc_by(truncated);
+                }
+            }
+            SourceEvent::Malformed { reason, count } => {
+                let i = MalformedReason::ALL
+                    .iter()
+                    .position(|r| *r == reason)
+                    .unwrap_or(0);
+                self.malformed[i].inc_by(count);
+            }
+            SourceEvent::Dropped { reason, count } => {
+                let i = DropReason::ALL
+                    .iter()
+                    .position(|r| *r == reason)
+                    .unwrap_or(DropReason::ALL.len() - 1);
+                self.dropped[i].inc_by(count);
+            }
+        }
+    }
+}
+
+/// When the state owner last applied an event, from any source.
+#[derive(Default)]
+pub struct LastEvent(AtomicU64);
+
+impl LastEvent {
+    pub fn set(&self, t: f64) {
+        self.0.store(t.to_bits(), Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> Option<f64> {
+        let t = f64::from_bits(self.0.load(Ordering::Relaxed));
+        (t > 0.0).then_some(t)
+    }
+}
+
+/// What every source says together: consuming while any is, and the first
+/// error of one that is down.
+pub fn any_consuming(sources: &[std::sync::Arc<SourceStatus>]) -> bool {
+    sources.iter().any(|s| s.is_consuming())
+}
+
+pub fn first_error(sources: &[std::sync::Arc<SourceStatus>]) -> Option<String> {
+    sources.iter().find_map(|s| s.last_error())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_event_counts_and_updates_health_together() {
+        let metrics = SelfMetrics::new();
+        let s = SourceStatus::new("amqp://h//".into(), &metrics);
+        s.emit(SourceEvent::Retrying {
+            reason: "refused",
+            delay: Duration::from_millis(500),
+            repeated: false,
+        });
+        assert_eq!(s.last_error().as_deref(), Some("refused"));
+        assert!(!s.is_consuming());
+        s.emit(SourceEvent::Connected {
+            reconnect: true,
+            queue: "q",
+        });
+        assert!(s.is_consuming() && s.last_error().is_none());
+        assert_eq!(metrics.broker_connected.get(), 1);
+        assert_eq!(metrics.broker_reconnects.get(), 1);
+        s.emit(SourceEvent::Malformed {
+            reason: MalformedReason::TooLarge,
+            count: 2,
+        });
+        s.emit(SourceEvent::Dropped {
+            reason: DropReason::parse("maxlen"),
+            count: 3,
+        });
+        let malformed = metrics.events_malformed.with_label_values(&["too_large"]);
+        assert_eq!(malformed.get(), 2);
+        assert_eq!(
+            metrics.events_dropped.with_label_values(&["maxlen"]).get(),
+            3
+        );
+        s.emit(SourceEvent::Lost);
+        assert_eq!(metrics.broker_connected.get(), 0);
+    }
+
+    #[test]
+    fn every_label_exists_before_anything_happens() {
+        let metrics = SelfMetrics::new();
+        let _s = SourceStatus::new("x".into(), &metrics);
+        let text = {
+            let mut out = Vec::new();
+            let encoder = prometheus::TextEncoder::new();
+            prometheus::Encoder::encode(&encoder, &metrics.registry.gather(), &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        for r in MalformedReason::ALL {
+            assert!(
+                text.contains(&format!("reason=\"{}\"", r.as_str())),
+                "{r:?}"
+            );
+        }
+        for r in DropReason::ALL {
+            assert!(
+                text.contains(&format!("reason=\"{}\"", r.as_str())),
+                "{r:?}"
+            );
+        }
+        assert_eq!(DropReason::parse("evil"), DropReason::Other);
+    }
+}
