@@ -7,6 +7,7 @@ pub mod broker;
 pub mod config;
 pub mod control; // control/auth (issue 5)
 pub mod events;
+pub mod feed;
 pub mod http;
 pub mod ingest;
 pub mod mask;

@@ -7,12 +7,16 @@
 //! copying and no round trip through a queue that ingest would compete for.
 //! The owner takes the write lock once per batch (hundreds of events), so
 //! readers wait at most one batch's application, and the lock is never held
-//! across an await or an I/O operation.
+//! across an await or an I/O operation. It also ticks the change feed
+//! (`feed`): the marks are taken under the write lock, and the subscribers
+//! then run on this task under read locks, so the state cannot change under
+//! them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::events::Event;
+use crate::feed::Feed;
 use crate::ingest::BatchReceiver;
 use clap::builder::TypedValueParser;
 
@@ -68,9 +72,9 @@ impl Default for StateArgs {
 pub async fn run(shared: Arc<Shared>, mut batches: BatchReceiver, mut shutdown: Shutdown) {
     let mut ticker = tokio::time::interval(TICK_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Dashboard: publish what changed to /ws clients.
-    let mut dashboard = tokio::time::interval(crate::ws::PUBLISH_INTERVAL);
-    dashboard.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut feed = subscribers(&shared);
+    let mut feed_ticker = tokio::time::interval(crate::feed::INTERVAL);
+    feed_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.fired() => return,
@@ -82,9 +86,16 @@ pub async fn run(shared: Arc<Shared>, mut batches: BatchReceiver, mut shutdown: 
                 None => return,
             },
             _ = ticker.tick() => shared.state.write().tick(now()),
-            _ = dashboard.tick() => shared.dashboard.publish(&shared), // dashboard
+            _ = feed_ticker.tick() => feed.publish(&shared.state, now()),
         }
     }
+}
+
+/// Every consumer of the change feed, told in this order each tick.
+fn subscribers(shared: &Arc<Shared>) -> Feed {
+    let mut feed = Feed::default();
+    feed.subscribe(crate::ws::Dashboard(shared.clone()));
+    feed
 }
 
 /// Applies one batch under one write lock with one clock read, then updates

@@ -1,11 +1,12 @@
 //! The dashboard's live feed: `/ws` sends a snapshot on connect, then the
 //! deltas the [`Hub`] publishes at most every [`PUBLISH_INTERVAL`].
 //!
-//! The state owner calls [`Hub::publish`] on its own tick, so only it takes
-//! the write lock (to take the state's change marks); each delta is built
-//! and serialised once and broadcast to every client. A client that cannot
-//! keep up lags behind the bounded broadcast channel and is sent a fresh
-//! snapshot instead of the deltas it missed: memory per client is bounded.
+//! The hub subscribes to the change feed ([`crate::feed`]): the state owner
+//! takes the change marks once per tick and hands them to it ([`Dashboard`]),
+//! and the hub builds each delta under a read lock, serialises it once and
+//! broadcasts it to every client. A client that cannot keep up lags behind
+//! the bounded broadcast channel and is sent a fresh snapshot instead of the
+//! deltas it missed: memory per client is bounded.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -19,11 +20,12 @@ use hashbrown::HashMap;
 use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
+use crate::feed::{Changes, StateReader, Subscriber};
 use crate::shared::{now, Shared};
 use crate::state::{Histogram, State, TaskView};
 
-/// Deltas are sent at most this often.
-pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
+/// Deltas are sent at most this often: once per tick of the change feed.
+pub const PUBLISH_INTERVAL: Duration = crate::feed::INTERVAL;
 /// Most tasks in a snapshot (the most recently created).
 pub const SNAPSHOT_TASKS: usize = 10_000;
 /// Deltas a client may fall behind before it is resynchronised.
@@ -60,12 +62,35 @@ impl Default for Hub {
     }
 }
 
+/// The hub as a subscriber of the change feed.
+pub struct Dashboard(pub Arc<Shared>);
+
+impl Subscriber for Dashboard {
+    fn on_changes(&mut self, changes: &Changes, state: &StateReader<'_>, now: f64) {
+        self.0
+            .dashboard
+            .publish_changes(&self.0, changes, state, now);
+    }
+}
+
 impl Hub {
-    /// One publish tick (called by the state owner): takes the change marks,
-    /// folds the aggregates once a second, and broadcasts one delta when
-    /// anything changed.
+    /// A tick with the hub as the only subscriber: takes the change marks
+    /// itself, so it must not run beside a feed that does.
     pub fn publish(&self, shared: &Shared) {
-        let now = now();
+        let changes = crate::feed::take(&shared.state);
+        let state = StateReader::new(&shared.state);
+        self.publish_changes(shared, &changes, &state, now());
+    }
+
+    /// One tick: folds the aggregates once a second, and broadcasts one
+    /// delta when anything changed (a snapshot when `changes` overflowed).
+    pub fn publish_changes(
+        &self,
+        shared: &Shared,
+        changes: &Changes,
+        state: &StateReader<'_>,
+        now: f64,
+    ) {
         let mut p = self.inner.lock();
         let listening = self.tx.receiver_count() > 0;
         let second = now.floor();
@@ -73,17 +98,14 @@ impl Hub {
 
         let mut rows = Vec::new();
         let mut workers = None;
-        let mut overflow = false;
         {
-            let mut state = shared.state.write();
-            let changes = state.take_changes();
+            let state = state.read();
             if new_second {
                 p.fold_aggregates(&state, second);
             }
             if listening {
-                overflow = changes.overflow;
-                if !overflow {
-                    rows = state.changed_tasks(&changes).map(|t| row(&t)).collect();
+                if !changes.overflow {
+                    rows = state.changed_tasks(changes).map(|t| row(&t)).collect();
                 }
                 // Liveness changes with time alone: resend once a second.
                 if changes.workers || now - p.last_workers_sent >= 1.0 {
@@ -95,7 +117,7 @@ impl Hub {
         if !listening {
             return;
         }
-        if overflow {
+        if changes.overflow {
             drop(p);
             let _ = self.tx.send(self.snapshot(shared));
             return;
@@ -379,6 +401,32 @@ mod tests {
         // Nothing changed: no message at all (workers were sent < 1 s ago).
         s.dashboard.publish(&s);
         assert!(next(&mut rx).is_none());
+    }
+
+    /// Only taking the marks needs the write lock: the delta is built
+    /// while another reader holds the state.
+    #[test]
+    fn the_delta_is_built_under_a_read_lock() {
+        let s = Arc::new(shared());
+        apply(&s, "a", "task-received");
+        let mut rx = s.dashboard.subscribe();
+        let changes = crate::feed::take(&s.state);
+        let held = s.state.read();
+        let (done, published) = std::sync::mpsc::channel();
+        let hub = s.clone();
+        std::thread::spawn(move || {
+            let state = StateReader::new(&hub.state);
+            hub.dashboard.publish_changes(&hub, &changes, &state, now());
+            let _ = done.send(());
+        });
+        published
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the hub published while the state was read-locked");
+        drop(held);
+        let Some(WsMessage::Delta { tasks, .. }) = next(&mut rx) else {
+            panic!("no delta")
+        };
+        assert_eq!(tasks[0].uuid, "a");
     }
 
     #[test]
