@@ -119,7 +119,9 @@ impl Hub {
         }
         if changes.overflow {
             drop(p);
-            let _ = self.tx.send(self.snapshot(shared));
+            if let Ok(clients) = self.tx.send(self.snapshot(shared)) {
+                shared.metrics.ws_resyncs.inc_by(clients as u64);
+            }
             return;
         }
         let ingest = ingest(shared);
@@ -333,6 +335,7 @@ async fn serve(mut socket: WebSocket, shared: Arc<Shared>) {
                 Ok(text) => text,
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     rx = rx.resubscribe();
+                    shared.metrics.ws_resyncs.inc();
                     shared.dashboard.snapshot(&shared)
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -427,6 +430,26 @@ mod tests {
             panic!("no delta")
         };
         assert_eq!(tasks[0].uuid, "a");
+    }
+
+    /// Too many changes in one tick: every client gets a snapshot, and
+    /// each counts as a resync.
+    #[test]
+    fn an_overflow_resynchronises_every_client_and_is_counted() {
+        let config = Config::load_from(["celeriac", "--max-tasks", "2"]).unwrap();
+        let s = Shared::new(config);
+        let (mut rx1, mut rx2) = (s.dashboard.subscribe(), s.dashboard.subscribe());
+        for id in ["a", "b", "c"] {
+            apply(&s, id, "task-received");
+        }
+        s.dashboard.publish(&s);
+        for rx in [&mut rx1, &mut rx2] {
+            let Some(WsMessage::Snapshot { tasks, .. }) = next(rx) else {
+                panic!("no snapshot")
+            };
+            assert_eq!(tasks.len(), 2);
+        }
+        assert_eq!(s.metrics.ws_resyncs.get(), 2);
     }
 
     #[test]
