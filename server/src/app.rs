@@ -56,18 +56,20 @@ pub(crate) mod testing {
     //! settings, with one event source that never connects.
 
     use super::*;
+    use crate::telemetry::DashboardTelemetry;
     use crate::transport::Transport;
 
     pub fn app_with(state: crate::state::Limits, exporter: MetricsArgs) -> AppState {
         let metrics = Arc::new(SelfMetrics::new());
         let transport = Transport::from_url(crate::ingest::DEFAULT_BROKER).expect("valid URL");
         let source = Arc::new(SourceStatus::new(transport.masked_url(), &metrics));
+        let sources: Arc<[Arc<SourceStatus>]> = Arc::from([source]);
         AppState {
             state: Arc::new(RwLock::new(State::new(state))),
-            sources: Arc::from([source]),
+            sources: sources.clone(),
+            dashboard: Arc::new(Hub::new(sources, DashboardTelemetry::new(&metrics))),
             metrics,
             last_event: Arc::default(),
-            dashboard: Arc::default(),
             ops: Arc::new(Ops::new(
                 &transport,
                 &Default::default(),

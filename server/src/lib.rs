@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod events;
+pub mod feed;
 pub mod http;
 pub mod ingest;
 pub mod mask;
@@ -37,10 +38,11 @@ use parking_lot::RwLock;
 
 use crate::app::AppState;
 use crate::config::Config;
+use crate::feed::Feed;
 use crate::metrics::SelfMetrics;
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::state::State;
-use crate::telemetry::SourceStatus;
+use crate::telemetry::{DashboardTelemetry, SourceStatus};
 use crate::transport::Transport;
 
 /// How long running tasks get to finish after shutdown is requested.
@@ -99,14 +101,15 @@ impl Running {
 pub fn assemble(config: &Config, transport: &Transport) -> AppState {
     let metrics = Arc::new(SelfMetrics::new());
     let source = Arc::new(SourceStatus::new(transport.masked_url(), &metrics));
+    let sources: Arc<[Arc<SourceStatus>]> = Arc::from([source]);
     AppState {
         state: Arc::new(RwLock::new(State::new(
             config.state.limits(&config.metrics),
         ))),
-        sources: Arc::from([source]),
+        sources: sources.clone(),
+        dashboard: Arc::new(ws::Hub::new(sources, DashboardTelemetry::new(&metrics))),
         metrics,
         last_event: Arc::default(),
-        dashboard: Arc::default(),
         ops: Arc::new(control::Ops::new(transport, &config.control, &config.auth)),
         broker: Arc::default(),
         alerting: Arc::new(alerting::Alerting::new(&config.alerting)),
@@ -123,6 +126,14 @@ pub(crate) fn test_app(flags: &[&str]) -> AppState {
         .expect("valid flags");
     let transport = Transport::from_url(&config.ingest.broker).expect("valid broker URL");
     assemble(&config, &transport)
+}
+
+/// Every consumer of the state's change feed, told in this order each tick.
+/// A new consumer is one `feed::Subscriber` registered here.
+fn subscribers(app: &AppState) -> Feed {
+    let mut feed = Feed::default();
+    feed.subscribe(ws::Dashboard(app.dashboard.clone()));
+    feed
 }
 
 /// Binds HTTP first (so the API answers even while the broker is down), then
@@ -166,8 +177,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         state: app.state.clone(),
         metrics: app.metrics.clone(),
         last_event: app.last_event.clone(),
-        hub: app.dashboard.clone(),
-        sources: app.sources.clone(),
+        feed: subscribers(&app),
     };
     let sd = shutdown.clone();
     tasks.spawn(async move {

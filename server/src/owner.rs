@@ -7,7 +7,10 @@
 //! copying and no round trip through a queue that ingest would compete for.
 //! The owner takes the write lock once per batch (hundreds of events), so
 //! readers wait at most one batch's application, and the lock is never held
-//! across an await or an I/O operation.
+//! across an await or an I/O operation. It also ticks the change feed
+//! (`feed`): the marks are taken under the write lock, and the subscribers
+//! then run on this task under read locks, so the state cannot change under
+//! them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +18,7 @@ use std::time::Duration;
 use parking_lot::RwLock;
 
 use crate::events::Event;
+use crate::feed::Feed;
 use crate::ingest::BatchReceiver;
 use clap::builder::TypedValueParser;
 
@@ -22,8 +26,7 @@ use crate::clock::now;
 use crate::metrics::SelfMetrics;
 use crate::shutdown::Shutdown;
 use crate::state::{Limits, State, DEFAULT_MAX_TASKS, DEFAULT_MAX_WORKERS};
-use crate::telemetry::{LastEvent, SourceStatus};
-use crate::ws::Hub;
+use crate::telemetry::LastEvent;
 
 /// How often liveness and eviction run when no event arrives (workers go
 /// offline by the passage of time alone).
@@ -74,20 +77,18 @@ pub struct Owner {
     pub state: Arc<RwLock<State>>,
     pub metrics: Arc<SelfMetrics>,
     pub last_event: Arc<LastEvent>,
-    /// The dashboard's publisher and what it reports of the sources.
-    pub hub: Arc<Hub>,
-    pub sources: Arc<[Arc<SourceStatus>]>,
+    /// Everyone told what changed, once per feed tick.
+    pub feed: Feed,
 }
 
 impl Owner {
     /// Applies batches until ingest hangs up or shutdown is requested, and
     /// ticks the state about once a second either way.
-    pub async fn run(self, mut batches: BatchReceiver, mut shutdown: Shutdown) {
+    pub async fn run(mut self, mut batches: BatchReceiver, mut shutdown: Shutdown) {
         let mut ticker = tokio::time::interval(TICK_INTERVAL);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Publish what changed to /ws clients.
-        let mut dashboard = tokio::time::interval(crate::ws::PUBLISH_INTERVAL);
-        dashboard.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut feed_ticker = tokio::time::interval(crate::feed::INTERVAL);
+        feed_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.fired() => return,
@@ -99,7 +100,7 @@ impl Owner {
                     None => return,
                 },
                 _ = ticker.tick() => self.state.write().tick(now()),
-                _ = dashboard.tick() => self.hub.publish(&self.state, &self.sources),
+                _ = feed_ticker.tick() => self.feed.publish(&self.state, now()),
             }
         }
     }
@@ -143,8 +144,7 @@ mod tests {
             state: app.state.clone(),
             metrics: app.metrics.clone(),
             last_event: app.last_event.clone(),
-            hub: app.dashboard.clone(),
-            sources: app.sources.clone(),
+            feed: Feed::default(),
         }
     }
 

@@ -189,6 +189,37 @@ impl SourceStatus {
     }
 }
 
+/// Something that happened to the dashboard's clients.
+#[derive(Debug)]
+pub enum DashboardEvent {
+    /// Clients were sent a fresh snapshot instead of deltas: they fell
+    /// behind the broadcast, or too much changed at once to list.
+    Resynced { clients: usize, why: &'static str },
+}
+
+/// Emits the dashboard's events (`celeriac_ws_resyncs_total`).
+#[derive(Clone)]
+pub struct DashboardTelemetry {
+    resyncs: IntCounter,
+}
+
+impl DashboardTelemetry {
+    pub fn new(metrics: &SelfMetrics) -> DashboardTelemetry {
+        DashboardTelemetry {
+            resyncs: metrics.ws_resyncs.clone(),
+        }
+    }
+
+    pub fn emit(&self, event: DashboardEvent) {
+        match event {
+            DashboardEvent::Resynced { clients, why } => {
+                self.resyncs.inc_by(clients as u64);
+                tracing::debug!(clients, "dashboard resynchronised: {why}");
+            }
+        }
+    }
+}
+
 /// When the state owner last applied an event, from any source.
 #[derive(Default)]
 pub struct LastEvent(AtomicU64);

@@ -219,6 +219,7 @@ fn a_stalled_dashboard_client_is_resynchronised_and_a_reading_one_is_not() {
     };
     // Live again after the snapshot.
     let (after, _) = next(&mut slow);
+    let resyncs = celeriac.metric_or_zero("celeriac_ws_resyncs_total", &[]);
     stop.store(true, Ordering::Relaxed);
     let published = publisher.join().expect("publisher thread");
     done.store(true, Ordering::Relaxed);
@@ -246,6 +247,10 @@ fn a_stalled_dashboard_client_is_resynchronised_and_a_reading_one_is_not() {
         stale <= 40,
         "the stalled client read {stale} stale deltas before its resync: more than the server's \
          32-delta backlog plus a few in the socket buffers"
+    );
+    assert!(
+        resyncs >= 1.0,
+        "the stalled client's resync is counted in celeriac_ws_resyncs_total, which reads {resyncs}"
     );
     assert!(snapshot.0 > 0, "the resync snapshot carries the tasks");
     assert!(

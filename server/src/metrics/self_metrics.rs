@@ -31,6 +31,9 @@ pub struct SelfMetrics {
     pub tasks_retained: IntGauge,
     pub workers_retained: IntGauge,
     pub tasks_evicted: IntGauge,
+    /// Dashboard clients sent a fresh snapshot instead of the deltas they
+    /// missed (they lagged, or too much changed in one tick).
+    pub ws_resyncs: IntCounter,
     /// The task families' rendered series, kept between scrapes
     /// (created on the first one, with the configured buckets).
     pub task_page: parking_lot::Mutex<Option<super::TaskPage>>,
@@ -107,6 +110,10 @@ impl SelfMetrics {
             "celeriac_tasks_evicted",
             "Tasks evicted from memory because --max-tasks was reached",
         );
+        let ws_resyncs = counter(
+            "celeriac_ws_resyncs_total",
+            "Dashboard clients resynchronised with a snapshot instead of deltas",
+        );
         // Pre-create the common reasons so dashboards see zeros, not gaps.
         for reason in ["invalid_json", "invalid_utf8", "too_large"] {
             events_malformed.with_label_values(&[reason]);
@@ -124,6 +131,7 @@ impl SelfMetrics {
             tasks_retained,
             workers_retained,
             tasks_evicted,
+            ws_resyncs,
             task_page: parking_lot::Mutex::new(None),
         }
     }

@@ -10,7 +10,7 @@ pub enum Key {
 }
 
 /// An id's text, stored without a heap allocation for canonical UUIDs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum IdText {
     /// ASCII of a canonical UUID (checked by [`parse_uuid`]).
     Uuid([u8; 36]),

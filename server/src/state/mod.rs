@@ -23,6 +23,7 @@
 //! queue `celery`, as celery-exporter does.
 
 mod aggregates;
+mod changes;
 mod ids;
 mod intern;
 mod merge;
@@ -39,9 +40,11 @@ pub use aggregates::{
     exception_class, Histogram, Stamp, TaskCounts, TaskSeries, EVENT_COUNT_NAMES,
     QUEUE_WAIT_BUCKETS, RUNTIME_BUCKETS, UNKNOWN_EXCEPTION,
 };
+pub use changes::{Changes, Evicted, TaskId};
 pub use view::TaskView;
 
 use aggregates::{Aggregates, Count};
+use changes::Marks;
 use ids::IdText;
 use intern::{Interner, Sym};
 use merge::{outcome, Outcome, StateCode, BUILTIN_STATES};
@@ -102,26 +105,9 @@ pub struct State {
     custom_states: HashMap<Sym, TaskState>,
     unknown_name: Sym,
     default_queue: Sym,
-    /// Dashboard (`/ws`): what changed since the last `take_changes`.
-    changes: Changes,
-}
-
-/// Dashboard (`/ws`): tasks and workers changed since the last
-/// [`State::take_changes`]. Bounded: beyond `max_tasks` marks it collapses
-/// into `overflow` (the publisher then sends a full snapshot).
-#[derive(Debug, Default)]
-pub struct Changes {
-    tasks: HashSet<tasks::SlotRef>,
-    /// A worker event (or a task event refreshing a worker) was applied.
-    pub workers: bool,
-    /// Too many tasks changed to list: resynchronise everything.
-    pub overflow: bool,
-}
-
-impl Changes {
-    pub fn task_count(&self) -> usize {
-        self.tasks.len()
-    }
+    /// The change feed: what changed since the last `take_changes`.
+    /// Bounded: beyond `max_tasks` marks it collapses into `overflow`.
+    changes: Marks,
 }
 
 impl State {
@@ -144,20 +130,51 @@ impl State {
             custom_states: HashMap::new(),
             unknown_name,
             default_queue,
-            changes: Changes::default(),
+            changes: Marks::default(),
         }
     }
 
-    /// Dashboard (`/ws`): takes the marks of what changed since last time.
+    /// The change feed: takes what changed since last time. Run once per
+    /// tick, not per event: here the marks become ids and the evicted
+    /// records owned snapshots.
     pub fn take_changes(&mut self) -> Changes {
-        std::mem::take(&mut self.changes)
+        let marks = std::mem::take(&mut self.changes);
+        let gone = self.tasks.take_evicted();
+        let overflow = marks.overflow || gone.is_none();
+        if overflow {
+            return Changes {
+                workers: marks.workers,
+                overflow,
+                ..Changes::default()
+            };
+        }
+        // A mark whose slot no longer resolves is a task evicted since:
+        // it is reported in `evicted`, from its record.
+        let tasks = marks
+            .tasks
+            .iter()
+            .filter_map(|&r| self.tasks.get(r))
+            .map(|t| TaskId::new(t.id.clone()))
+            .collect();
+        let evicted = gone
+            .unwrap_or_default()
+            .iter()
+            .map(|t| Evicted {
+                id: TaskId::new(t.id.clone()),
+                task: self.view(t).to_api(),
+            })
+            .collect();
+        Changes {
+            tasks,
+            evicted,
+            workers: marks.workers,
+            overflow,
+        }
     }
 
     /// Dashboard (`/ws`): the changed tasks still retained.
     pub fn changed_tasks<'a>(&'a self, c: &'a Changes) -> impl Iterator<Item = TaskView<'a>> {
-        c.tasks
-            .iter()
-            .filter_map(|&r| self.tasks.get(r).map(|t| self.view(t)))
+        c.tasks.iter().filter_map(|id| self.task(id.as_str()))
     }
 
     /// Dashboard (`/ws`): the `n` most recently created tasks, oldest first.
@@ -269,15 +286,7 @@ impl State {
         }
         let new_state = self.state_code(&ev.kind);
         let (r, _) = self.tasks.get_or_create(uuid);
-        // Dashboard (`/ws`): mark the task changed, bounded by `max_tasks`.
-        if !self.changes.overflow {
-            if self.changes.tasks.len() >= self.limits.max_tasks {
-                self.changes.tasks.clear();
-                self.changes.overflow = true;
-            } else {
-                self.changes.tasks.insert(r);
-            }
-        }
+        self.changes.task(r, self.limits.max_tasks);
         self.changes.workers |= !is_sent;
         let strings = &mut self.strings;
         let Some(task) = self.tasks.get_mut(r) else {

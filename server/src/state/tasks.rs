@@ -126,6 +126,10 @@ pub struct Tasks {
     pending: HashMap<Key, Vec<SlotRef>>,
     pending_order: VecDeque<Key>,
     evicted: u64,
+    /// The records evicted since the last [`Tasks::take_evicted`], at most
+    /// `max` of them; `None` once there were more (the change feed then
+    /// overflows, and keeping them would double what is retained).
+    gone: Option<Vec<Task>>,
 }
 
 impl Tasks {
@@ -142,6 +146,7 @@ impl Tasks {
             pending: HashMap::new(),
             pending_order: VecDeque::new(),
             evicted: 0,
+            gone: Some(Vec::new()),
         }
     }
 
@@ -151,6 +156,12 @@ impl Tasks {
 
     pub fn evicted(&self) -> u64 {
         self.evicted
+    }
+
+    /// The records evicted since the last call, oldest first; `None` when
+    /// more than `max` were, and were let go.
+    pub fn take_evicted(&mut self) -> Option<Vec<Task>> {
+        self.gone.replace(Vec::new())
     }
 
     pub fn find(&self, id: &str) -> Option<SlotRef> {
@@ -240,17 +251,24 @@ impl Tasks {
             return;
         }
         if let Some(task) = slot.task.take() {
-            match task.id {
+            match &task.id {
                 IdText::Uuid(_) => {
                     if let Some(u) = parse_uuid(task.id.as_str()) {
                         self.by_uuid.remove(&u);
                     }
                 }
                 IdText::Other(s) => {
-                    self.by_other.remove(&s);
+                    self.by_other.remove(s);
                 }
             }
             self.evicted += 1;
+            if let Some(gone) = &mut self.gone {
+                if gone.len() < self.max {
+                    gone.push(task);
+                } else {
+                    self.gone = None;
+                }
+            }
         }
         slot.gen = slot.gen.wrapping_add(1);
         self.free.push(r.idx);

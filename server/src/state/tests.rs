@@ -808,3 +808,65 @@ fn histogram_is_cumulative() {
     assert_eq!(h.buckets[13], 3); // <= 10
     assert!((h.sum - 20.321).abs() < 1e-9);
 }
+
+/// Slots are reused after eviction, so marks must leave as ids, and a marked
+/// task evicted before the take must come out as an eviction, never as the
+/// id of whatever took its slot.
+#[test]
+fn changes_name_tasks_by_id_and_report_what_was_evicted() {
+    let mut s = State::new(Limits {
+        max_tasks: 2,
+        ..Limits::default()
+    });
+    let uuid = "c474f60e-2f1d-47da-9595-5084041a0790";
+    let mut received = task_event(EventKind::TaskReceived, uuid, "w1@vm", 1.0);
+    received.name = Some("tasks.add".into());
+    s.apply(&received, 1.0);
+    s.apply(&task_event(EventKind::TaskStarted, uuid, "w1@vm", 2.0), 2.0);
+    s.apply(&task_event(EventKind::TaskSent, "b", "c@vm", 2.0), 2.0);
+    let c = s.take_changes();
+    let mut ids: Vec<&str> = c.tasks.iter().map(TaskId::as_str).collect();
+    ids.sort();
+    assert_eq!(ids, ["b", uuid]);
+    assert!(c.workers && !c.overflow && c.evicted.is_empty());
+    assert_eq!(s.take_changes(), Changes::default());
+
+    // The uuid is marked again, then evicted by "c", whose slot it was.
+    s.apply(
+        &task_event(EventKind::TaskSucceeded, uuid, "w1@vm", 3.0),
+        3.0,
+    );
+    s.apply(&task_event(EventKind::TaskSent, "c", "c@vm", 4.0), 4.0);
+    let c = s.take_changes();
+    assert_eq!(c.tasks, ["c"]);
+    assert_eq!(c.evicted.len(), 1);
+    let gone = &c.evicted[0];
+    assert_eq!(gone.id, uuid);
+    assert_eq!(gone.task.uuid, uuid);
+    assert_eq!(gone.task.state, TaskState::Success);
+    assert_eq!(gone.task.name.as_deref(), Some("tasks.add"));
+    assert_eq!(gone.task.worker.as_deref(), Some("w1@vm"));
+    assert_eq!(s.evicted_tasks(), 1);
+}
+
+/// More changes than tasks retained collapse into `overflow`; the marks
+/// start afresh after the take.
+#[test]
+fn changes_collapse_into_overflow_beyond_max_tasks() {
+    let mut s = State::new(Limits {
+        max_tasks: 3,
+        ..Limits::default()
+    });
+    for (i, id) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+        s.apply(&task_event(EventKind::TaskSent, id, "c@vm", i as f64), 0.0);
+    }
+    let c = s.take_changes();
+    assert!(c.overflow);
+    assert!(c.tasks.is_empty() && c.evicted.is_empty());
+    s.apply(&task_event(EventKind::TaskSent, "f", "c@vm", 9.0), 0.0);
+    let c = s.take_changes();
+    assert!(!c.overflow);
+    assert_eq!(c.tasks, ["f"]);
+    assert_eq!(c.evicted.len(), 1);
+    assert_eq!(c.evicted[0].id, "c");
+}

@@ -1,11 +1,12 @@
 //! The dashboard's live feed: `/ws` sends a snapshot on connect, then the
 //! deltas the [`Hub`] publishes at most every [`PUBLISH_INTERVAL`].
 //!
-//! The state owner calls [`Hub::publish`] on its own tick, so only it takes
-//! the write lock (to take the state's change marks); each delta is built
-//! and serialised once and broadcast to every client. A client that cannot
-//! keep up lags behind the bounded broadcast channel and is sent a fresh
-//! snapshot instead of the deltas it missed: memory per client is bounded.
+//! The hub subscribes to the change feed ([`crate::feed`]): the state owner
+//! takes the change marks once per tick and hands them to it ([`Dashboard`]),
+//! and the hub builds each delta under a read lock, serialises it once and
+//! broadcasts it to every client. A client that cannot keep up lags behind
+//! the bounded broadcast channel and is sent a fresh snapshot instead of the
+//! deltas it missed: memory per client is bounded.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -19,15 +20,16 @@ use hashbrown::HashMap;
 use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
-use parking_lot::RwLock;
-
 use crate::app::AppState;
 use crate::clock::now;
+use crate::feed::{Changes, StateReader, Subscriber};
 use crate::state::{Histogram, State, TaskView};
-use crate::telemetry::{any_consuming, first_error, SourceStatus};
+use crate::telemetry::{
+    any_consuming, first_error, DashboardEvent, DashboardTelemetry, SourceStatus,
+};
 
-/// Deltas are sent at most this often.
-pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
+/// Deltas are sent at most this often: once per tick of the change feed.
+pub const PUBLISH_INTERVAL: Duration = crate::feed::INTERVAL;
 /// Most tasks in a snapshot (the most recently created).
 pub const SNAPSHOT_TASKS: usize = 10_000;
 /// Deltas a client may fall behind before it is resynchronised.
@@ -41,6 +43,9 @@ const THROUGHPUT_WINDOW: f64 = 60.0;
 pub struct Hub {
     tx: broadcast::Sender<Utf8Bytes>,
     inner: Mutex<Publisher>,
+    /// What the dashboard shows of the event sources.
+    sources: Arc<[Arc<SourceStatus>]>,
+    telemetry: DashboardTelemetry,
 }
 
 #[derive(Default)]
@@ -55,21 +60,36 @@ struct Publisher {
     last_ingest: Option<Ingest>,
 }
 
-impl Default for Hub {
-    fn default() -> Self {
-        Hub {
-            tx: broadcast::channel(CLIENT_BACKLOG).0,
-            inner: Mutex::new(Publisher::default()),
-        }
+/// The hub as a subscriber of the change feed.
+pub struct Dashboard(pub Arc<Hub>);
+
+impl Subscriber for Dashboard {
+    fn on_changes(&mut self, changes: &Changes, state: &StateReader<'_>, now: f64) {
+        self.0.publish_changes(changes, state, now);
     }
 }
 
 impl Hub {
-    /// One publish tick (called by the state owner): takes the change marks,
-    /// folds the aggregates once a second, and broadcasts one delta when
-    /// anything changed.
-    pub fn publish(&self, state: &RwLock<State>, sources: &[Arc<SourceStatus>]) {
-        let now = now();
+    pub fn new(sources: Arc<[Arc<SourceStatus>]>, telemetry: DashboardTelemetry) -> Hub {
+        Hub {
+            tx: broadcast::channel(CLIENT_BACKLOG).0,
+            inner: Mutex::new(Publisher::default()),
+            sources,
+            telemetry,
+        }
+    }
+
+    /// A tick with the hub as the only subscriber: takes the change marks
+    /// itself, so it must not run beside a feed that does.
+    pub fn publish(&self, state: &parking_lot::RwLock<State>) {
+        let changes = crate::feed::take(state);
+        let state = StateReader::new(state);
+        self.publish_changes(&changes, &state, now());
+    }
+
+    /// One tick: folds the aggregates once a second, and broadcasts one
+    /// delta when anything changed (a snapshot when `changes` overflowed).
+    pub fn publish_changes(&self, changes: &Changes, state: &StateReader<'_>, now: f64) {
         let mut p = self.inner.lock();
         let listening = self.tx.receiver_count() > 0;
         let second = now.floor();
@@ -77,17 +97,14 @@ impl Hub {
 
         let mut rows = Vec::new();
         let mut workers = None;
-        let mut overflow = false;
         {
-            let mut state = state.write();
-            let changes = state.take_changes();
+            let state = state.read();
             if new_second {
                 p.fold_aggregates(&state, second);
             }
             if listening {
-                overflow = changes.overflow;
-                if !overflow {
-                    rows = state.changed_tasks(&changes).map(|t| row(&t)).collect();
+                if !changes.overflow {
+                    rows = state.changed_tasks(changes).map(|t| row(&t)).collect();
                 }
                 // Liveness changes with time alone: resend once a second.
                 if changes.workers || now - p.last_workers_sent >= 1.0 {
@@ -99,12 +116,17 @@ impl Hub {
         if !listening {
             return;
         }
-        if overflow {
+        if changes.overflow {
             drop(p);
-            let _ = self.tx.send(self.snapshot(state, sources));
+            if let Ok(clients) = self.tx.send(self.snapshot(state)) {
+                self.telemetry.emit(DashboardEvent::Resynced {
+                    clients,
+                    why: "too many changes",
+                });
+            }
             return;
         }
-        let ingest = ingest(state, sources);
+        let ingest = self.ingest(state);
         let ingest = (p.last_ingest.as_ref() != Some(&ingest)).then(|| {
             p.last_ingest = Some(ingest.clone());
             ingest
@@ -132,7 +154,7 @@ impl Hub {
     }
 
     /// Everything a client starts from, serialised.
-    pub fn snapshot(&self, state: &RwLock<State>, sources: &[Arc<SourceStatus>]) -> Utf8Bytes {
+    pub fn snapshot(&self, state: &StateReader<'_>) -> Utf8Bytes {
         let now = now();
         let (types, rates) = {
             let p = self.inner.lock();
@@ -152,12 +174,30 @@ impl Hub {
             tasks,
             types,
             rates,
-            ingest: ingest(state, sources),
+            ingest: self.ingest(state),
         })
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Utf8Bytes> {
         self.tx.subscribe()
+    }
+
+    /// A client fell behind the broadcast and gets a snapshot instead.
+    pub fn client_lagged(&self) {
+        self.telemetry.emit(DashboardEvent::Resynced {
+            clients: 1,
+            why: "client lagged",
+        });
+    }
+
+    fn ingest(&self, state: &StateReader<'_>) -> Ingest {
+        let state = state.read();
+        Ingest {
+            consuming: any_consuming(&self.sources),
+            last_error: first_error(&self.sources),
+            tasks_retained: state.task_count() as u64,
+            tasks_evicted: state.evicted_tasks(),
+        }
     }
 }
 
@@ -257,16 +297,6 @@ fn quantile(h: &Histogram, q: f64, bounds: &[f64]) -> Option<f64> {
     i.or(bounds.len().checked_sub(1)).map(|i| bounds[i])
 }
 
-fn ingest(state: &RwLock<State>, sources: &[Arc<SourceStatus>]) -> Ingest {
-    let state = state.read();
-    Ingest {
-        consuming: any_consuming(sources),
-        last_error: first_error(sources),
-        tasks_retained: state.task_count() as u64,
-        tasks_evicted: state.evicted_tasks(),
-    }
-}
-
 fn row(t: &TaskView<'_>) -> TaskRow {
     let s = |x: Option<&str>| x.map(str::to_owned);
     TaskRow {
@@ -305,7 +335,7 @@ async fn serve(mut socket: WebSocket, app: Arc<AppState>) {
     // Subscribe before the snapshot so no delta falls between the two;
     // deltas are upserts, so an overlap is harmless.
     let mut rx = app.dashboard.subscribe();
-    let snapshot = app.dashboard.snapshot(&app.state, &app.sources);
+    let snapshot = app.dashboard.snapshot(&StateReader::new(&app.state));
     if socket.send(Message::Text(snapshot)).await.is_err() {
         return;
     }
@@ -315,7 +345,8 @@ async fn serve(mut socket: WebSocket, app: Arc<AppState>) {
                 Ok(text) => text,
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     rx = rx.resubscribe();
-                    app.dashboard.snapshot(&app.state, &app.sources)
+                    app.dashboard.client_lagged();
+                    app.dashboard.snapshot(&StateReader::new(&app.state))
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
@@ -365,18 +396,20 @@ mod tests {
         let s = shared();
         apply(&s, "a", "task-received");
         let mut rx = s.dashboard.subscribe();
-        match serde_json::from_str(s.dashboard.snapshot(&s.state, &s.sources).as_str()).unwrap() {
+        match serde_json::from_str(s.dashboard.snapshot(&StateReader::new(&s.state)).as_str())
+            .unwrap()
+        {
             WsMessage::Snapshot { tasks, .. } => assert_eq!(tasks[0].uuid, "a"),
             m => panic!("{m:?}"),
         }
-        s.dashboard.publish(&s.state, &s.sources);
+        s.dashboard.publish(&s.state);
         // The first publish sends the marks taken so far (task a).
         let Some(WsMessage::Delta { tasks, .. }) = next(&mut rx) else {
             panic!("no delta")
         };
         assert_eq!(tasks.len(), 1);
         apply(&s, "b", "task-started");
-        s.dashboard.publish(&s.state, &s.sources);
+        s.dashboard.publish(&s.state);
         let Some(WsMessage::Delta { tasks, .. }) = next(&mut rx) else {
             panic!("no delta")
         };
@@ -384,8 +417,53 @@ mod tests {
         assert_eq!(tasks[0].uuid, "b");
         assert_eq!(tasks[0].state, api::TaskState::Started);
         // Nothing changed: no message at all (workers were sent < 1 s ago).
-        s.dashboard.publish(&s.state, &s.sources);
+        s.dashboard.publish(&s.state);
         assert!(next(&mut rx).is_none());
+    }
+
+    /// Only taking the marks needs the write lock: the delta is built
+    /// while another reader holds the state.
+    #[test]
+    fn the_delta_is_built_under_a_read_lock() {
+        let s = Arc::new(shared());
+        apply(&s, "a", "task-received");
+        let mut rx = s.dashboard.subscribe();
+        let changes = crate::feed::take(&s.state);
+        let held = s.state.read();
+        let (done, published) = std::sync::mpsc::channel();
+        let hub = s.clone();
+        std::thread::spawn(move || {
+            let state = StateReader::new(&hub.state);
+            hub.dashboard.publish_changes(&changes, &state, now());
+            let _ = done.send(());
+        });
+        published
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the hub published while the state was read-locked");
+        drop(held);
+        let Some(WsMessage::Delta { tasks, .. }) = next(&mut rx) else {
+            panic!("no delta")
+        };
+        assert_eq!(tasks[0].uuid, "a");
+    }
+
+    /// Too many changes in one tick: every client gets a snapshot, and
+    /// each counts as a resync.
+    #[test]
+    fn an_overflow_resynchronises_every_client_and_is_counted() {
+        let s = crate::test_app(&["--max-tasks", "2"]);
+        let (mut rx1, mut rx2) = (s.dashboard.subscribe(), s.dashboard.subscribe());
+        for id in ["a", "b", "c"] {
+            apply(&s, id, "task-received");
+        }
+        s.dashboard.publish(&s.state);
+        for rx in [&mut rx1, &mut rx2] {
+            let Some(WsMessage::Snapshot { tasks, .. }) = next(rx) else {
+                panic!("no snapshot")
+            };
+            assert_eq!(tasks.len(), 2);
+        }
+        assert_eq!(s.metrics.ws_resyncs.get(), 2);
     }
 
     #[test]
