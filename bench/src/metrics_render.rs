@@ -174,7 +174,7 @@ pub fn run_shape(workers: usize, names: usize, per_worker: usize) -> anyhow::Res
 
     let render = |shared: &AppState| {
         let t = Instant::now();
-        let page = celeriac::metrics::render_page(shared, now);
+        let page = celeriac::metrics::render_page(shared.scrape(), now);
         let elapsed = t.elapsed();
         (elapsed, page.len())
     };
@@ -200,7 +200,7 @@ pub fn run_shape(workers: usize, names: usize, per_worker: usize) -> anyhow::Res
         steady.push(elapsed);
         steady_stall = steady_stall.max(stall);
     }
-    let whole = Bytes::from(celeriac::metrics::render(&shared, now));
+    let whole = Bytes::from(celeriac::metrics::render(shared.scrape(), now));
     let (http_scrape, http_static) = tokio::runtime::Handle::current()
         .block_on(over_http(Arc::new(shared), whole))
         .context("scraping over HTTP")?;

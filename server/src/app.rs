@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::alerting::Alerting;
+use crate::alerting::{Alerting, Watched};
 use crate::broker::BrokerStats;
 use crate::control::Ops;
-use crate::metrics::{MetricsArgs, SelfMetrics};
+use crate::metrics::{MetricsArgs, Scrape, SelfMetrics};
 use crate::state::State;
 use crate::telemetry::{any_consuming, first_error, LastEvent, SourceStatus};
+use crate::transport::ControlClient;
 use crate::ws::Hub;
 
 pub struct AppState {
@@ -24,7 +25,7 @@ pub struct AppState {
     pub sources: Arc<[Arc<SourceStatus>]>,
     pub last_event: Arc<LastEvent>,
     pub dashboard: Arc<Hub>,
-    pub ops: Arc<Ops>,
+    pub ops: Arc<Ops<ControlClient>>,
     pub broker: Arc<BrokerStats>,
     pub alerting: Arc<Alerting>,
     /// Where every route is served (`--url-prefix`).
@@ -42,6 +43,27 @@ impl AppState {
     /// Why a source is down, when one is.
     pub fn last_error(&self) -> Option<String> {
         first_error(&self.sources)
+    }
+
+    /// What alert rules watch.
+    pub fn watched(&self) -> Watched {
+        Watched {
+            state: self.state.clone(),
+            broker: self.broker.clone(),
+            metrics: self.metrics.clone(),
+            last_event: self.last_event.clone(),
+            exporter: self.exporter.clone(),
+        }
+    }
+
+    /// What a `/metrics` scrape reads.
+    pub fn scrape(&self) -> Scrape<'_> {
+        Scrape {
+            state: &self.state,
+            broker: &self.broker,
+            metrics: &self.metrics,
+            exporter: &self.exporter,
+        }
     }
 
     /// When the state owner last applied an event.
@@ -71,8 +93,7 @@ pub(crate) mod testing {
             metrics,
             last_event: Arc::default(),
             ops: Arc::new(Ops::new(
-                &transport,
-                &Default::default(),
+                transport.control(crate::control::ControlArgs::default().inspect_timeout()),
                 &Default::default(),
             )),
             broker: Arc::default(),

@@ -12,6 +12,7 @@ pub mod events;
 pub mod feed;
 pub mod http;
 pub mod ingest;
+pub mod mailbox;
 pub mod mask;
 pub mod metrics;
 pub mod owner;
@@ -110,7 +111,10 @@ pub fn assemble(config: &Config, transport: &Transport) -> AppState {
         dashboard: Arc::new(ws::Hub::new(sources, DashboardTelemetry::new(&metrics))),
         metrics,
         last_event: Arc::default(),
-        ops: Arc::new(control::Ops::new(transport, &config.control, &config.auth)),
+        ops: Arc::new(control::Ops::new(
+            transport.control(config.control.inspect_timeout()),
+            &config.auth,
+        )),
         broker: Arc::default(),
         alerting: Arc::new(alerting::Alerting::new(&config.alerting)),
         url_prefix: config.http.url_prefix.clone(),
@@ -222,20 +226,20 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     // Periodic inspect refresh for /api/workers.
     if config.control.inspect_interval > 0 {
-        let a = app.clone();
+        let (ops, state, broker) = (app.ops.clone(), app.state.clone(), app.broker.clone());
         let sd = shutdown.clone();
         let every = Duration::from_secs(config.control.inspect_interval);
         tasks.spawn(async move {
-            control::run_inspect_refresh(a, every, sd).await;
+            control::run_inspect_refresh(ops, state, broker, every, sd).await;
             "inspect refresh"
         });
     }
 
     // The alert evaluation loop and SIGHUP reload.
-    let a = app.clone();
+    let (a, watched) = (app.alerting.clone(), app.watched());
     let sd = shutdown.clone();
     tasks.spawn(async move {
-        alerting::run(a, sd).await;
+        alerting::run(a, watched, sd).await;
         "alert evaluation"
     });
 

@@ -6,8 +6,26 @@ use alerts::Inputs;
 use api::TaskState;
 use prometheus::core::Collector;
 
-use crate::app::AppState;
-use crate::state::Histogram;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::broker::BrokerStats;
+use crate::metrics::{MetricsArgs, SelfMetrics};
+use crate::state::{Histogram, State};
+use crate::telemetry::LastEvent;
+
+/// What alert rules watch: the state, queue statistics, celeriac's own
+/// metrics and when an event last arrived.
+#[derive(Clone)]
+pub struct Watched {
+    pub state: Arc<RwLock<State>>,
+    pub broker: Arc<BrokerStats>,
+    pub metrics: Arc<SelfMetrics>,
+    pub last_event: Arc<LastEvent>,
+    /// The histograms' bounds (`--buckets`, `--queue-wait-buckets`).
+    pub exporter: MetricsArgs,
+}
 
 fn hist(h: &Histogram) -> Hist {
     Hist {
@@ -18,7 +36,7 @@ fn hist(h: &Histogram) -> Hist {
 
 /// What the rules need; `with_started` scans the retained tasks for ones in
 /// STARTED, which only `task_stuck_started` rules need.
-pub fn gather(shared: &AppState, now: f64, started_at: f64, with_started: bool) -> Inputs {
+pub fn gather(shared: &Watched, now: f64, started_at: f64, with_started: bool) -> Inputs {
     let (series, started, workers) = {
         let state = shared.state.read();
         let series: Vec<SeriesInput> = state
@@ -94,7 +112,7 @@ pub fn gather(shared: &AppState, now: f64, started_at: f64, with_started: bool) 
         queue_wait_bounds: shared.exporter.queue_wait_buckets.bounds().to_vec(),
         started,
         workers,
-        last_event_at: shared.last_event_at(),
+        last_event_at: shared.last_event.get(),
         events: EventCounters {
             ingested: m.events_ingested.get(),
             malformed: sum(&m.events_malformed),

@@ -21,12 +21,11 @@ use alerts::{Engine, RuleSet};
 use api::alerts::AlertsResponse;
 use parking_lot::Mutex;
 
-use crate::app::AppState;
 use crate::clock;
 use crate::shutdown::Shutdown;
 
 pub use args::AlertingArgs;
-pub use inputs::gather;
+pub use inputs::{gather, Watched};
 
 /// Default seconds between two evaluations (`--alerts-interval`).
 pub const DEFAULT_INTERVAL_SECS: u64 = 5;
@@ -149,7 +148,7 @@ impl Alerting {
 
     /// One evaluation now: gathers the inputs, runs every rule, queues the
     /// notifications. Returns how many were queued.
-    pub fn evaluate(&self, shared: &AppState) -> usize {
+    pub fn evaluate(&self, shared: &Watched) -> usize {
         let started = Instant::now();
         let with_started = {
             let guard = self.inner.loaded.lock();
@@ -209,8 +208,7 @@ impl Alerting {
 
 /// The evaluation loop (and the SIGHUP listener); idles until shutdown when
 /// alerting is off.
-pub async fn run(shared: Arc<AppState>, mut shutdown: Shutdown) {
-    let alerting = &shared.alerting;
+pub async fn run(alerting: Arc<Alerting>, watched: Watched, mut shutdown: Shutdown) {
     if !alerting.enabled() {
         shutdown.fired().await;
         return;
@@ -222,10 +220,10 @@ pub async fn run(shared: Arc<AppState>, mut shutdown: Shutdown) {
         tokio::select! {
             _ = shutdown.fired() => return,
             _ = tick.tick() => {
-                let s = shared.clone();
+                let (a, w) = (alerting.clone(), watched.clone());
                 // Gathering takes the state read lock and may scan tasks:
                 // keep it off the async workers.
-                if let Err(e) = tokio::task::spawn_blocking(move || s.alerting.evaluate(&s)).await {
+                if let Err(e) = tokio::task::spawn_blocking(move || a.evaluate(&w)).await {
                     tracing::error!("alert evaluation failed: {e}");
                 }
             }
@@ -353,7 +351,7 @@ mod tests {
                 }
             }
         }
-        let inputs = gather(&shared, now + 1.0, now - 10.0, true);
+        let inputs = gather(&shared.watched(), now + 1.0, now - 10.0, true);
         let fail = inputs
             .series
             .iter()

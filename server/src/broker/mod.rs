@@ -27,7 +27,6 @@ use serde::Serialize;
 use crate::shutdown::Shutdown;
 use crate::state::State;
 
-pub use crate::transport::amqp::{ManagementApi, QueueTotals};
 pub use args::{QueueStatsArgs, DEFAULT_POLL_INTERVAL_SECS};
 
 /// Where queue statistics came from.
@@ -158,6 +157,28 @@ pub fn wanted(name: &str, only: &[String]) -> bool {
     }
 }
 
+/// One poll of queue statistics: the figures of the source that answered,
+/// and how each source fared (indexed as [`Source::ALL`]).
+#[derive(Debug, Default)]
+pub struct QueuePoll {
+    pub result: Option<(Source, Vec<QueueStat>)>,
+    pub up: [bool; 2],
+    pub failed: [bool; 2],
+    pub last_error: Option<String>,
+}
+
+/// Where queue statistics come from: a transport's poller.
+pub trait QueueSource: Send {
+    /// One poll. `known_queues` names the queues to probe when the source
+    /// cannot list them itself; it is only called then.
+    fn poll(
+        &mut self,
+        known_queues: impl FnOnce() -> Vec<String> + Send,
+    ) -> impl std::future::Future<Output = QueuePoll> + Send;
+
+    fn close(self) -> impl std::future::Future<Output = ()> + Send;
+}
+
 /// The queue statistics task: polls the transport every `interval` and
 /// publishes each result in `stats`.
 pub struct Poller {
@@ -171,7 +192,7 @@ pub struct Poller {
 
 impl Poller {
     /// Polls until shutdown.
-    pub async fn run(self, mut client: crate::transport::QueueStatsClient, mut shutdown: Shutdown) {
+    pub async fn run(self, mut client: impl QueueSource, mut shutdown: Shutdown) {
         let interval = self.interval;
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -3,32 +3,14 @@
 //! argument (the mailbox, the log, who asks, the clock), so tests run it
 //! against a fake mailbox, without a broker.
 
-use std::future::Future;
-
 use api::control::{BulkRevokeResponse, ControlResponse};
 
 use super::bulk::{BulkRevoke, Collected};
 use super::command::{Prepared, Roster, TimeLimit, TIME_LIMIT_APPLIED, TIME_LIMIT_NOTE};
 use super::judge::{audit_entry, audited, Verdict};
-use super::request::{ControlError, Outcome, Request};
 use crate::audit::Audit;
 use crate::auth::Principal;
-use crate::transport::ControlClient;
-
-/// Where requests go: the transport's control client, or a fake in tests.
-pub trait Mailbox: Sync {
-    fn call(&self, request: &Request)
-        -> impl Future<Output = Result<Outcome, ControlError>> + Send;
-}
-
-impl Mailbox for ControlClient {
-    fn call(
-        &self,
-        request: &Request,
-    ) -> impl Future<Output = Result<Outcome, ControlError>> + Send {
-        ControlClient::call(self, request)
-    }
-}
+use crate::mailbox::Mailbox;
 
 /// One caller's actions.
 pub struct Controller<'a, M> {
@@ -109,8 +91,11 @@ mod tests {
     use parking_lot::Mutex;
     use serde_json::{json, Value};
 
+    use std::future::Future;
+
     use super::*;
     use crate::control::command::{self, Command, WORKER_ENDPOINTS};
+    use crate::mailbox::{ControlError, Outcome, Request};
 
     /// Answers each call with the next scripted result, and keeps the
     /// requests.

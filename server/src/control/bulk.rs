@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 use super::command::Roster;
 use super::form::{self, Pairs, Rejection};
 use super::judge::Verdict;
-use super::request::{ControlError, Outcome, Request};
 use crate::auth::Principal;
+use crate::mailbox::{ControlError, Outcome, Request};
 use crate::query::TaskQuery;
 use crate::state::TaskView;
 

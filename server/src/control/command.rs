@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::form::{self, Pairs, Rejection};
 use super::judge::{Judge, Text};
-use super::request::{Matcher, Request, Target};
+use crate::mailbox::{Matcher, Request, Target};
 
 /// The workers celeriac knows when a request arrives.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -5,16 +5,20 @@
 //! [`MAX_CONCURRENT_REFRESHES`] refreshes run at once.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use api::control::Command;
 use serde_json::{json, Map, Value};
 use tokio::sync::Semaphore;
 
-use super::request::{ControlError, Request, Target};
-use crate::app::AppState;
+use crate::mailbox::{ControlError, Request, Target};
+use parking_lot::RwLock;
+
+use super::Ops;
+use crate::broker::BrokerStats;
 use crate::clock;
+use crate::mailbox::Mailbox;
 use crate::mask::mask_password;
+use crate::state::State;
 
 /// Each refresh is up to 8 broadcasts; more at once would only queue on
 /// the one control channel.
@@ -110,14 +114,17 @@ fn arguments(method: &str) -> Value {
 /// Runs the inspect broadcasts and stores each worker's replies: Flower's
 /// four for every live worker, plus the four task lists when `workername`
 /// is given (then only that worker is asked).
-pub async fn refresh(shared: &Arc<AppState>, workername: Option<&str>) -> Result<(), ControlError> {
-    let ops = &shared.ops;
+pub async fn refresh<M: Mailbox>(
+    ops: &Ops<M>,
+    state: &RwLock<State>,
+    broker: &BrokerStats,
+    workername: Option<&str>,
+) -> Result<(), ControlError> {
     let _permit = ops.inspect.permits.acquire().await.ok();
     let (target, expect) = match workername {
         Some(w) => (Target::Workers(vec![w.to_string()]), None),
         None => {
-            let alive: Vec<String> = shared
-                .state
+            let alive: Vec<String> = state
                 .read()
                 .workers(clock::now())
                 .into_iter()
@@ -150,7 +157,7 @@ pub async fn refresh(shared: &Arc<AppState>, workername: Option<&str>) -> Result
     touched.dedup();
     for worker in touched {
         if let Some(info) = ops.inspect.get(&worker).and_then(|m| worker_queues(&m)) {
-            shared.broker.set_worker_queues(&worker, info);
+            broker.set_worker_queues(&worker, info);
         }
     }
     Ok(())

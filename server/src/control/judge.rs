@@ -5,8 +5,8 @@
 use api::control::{AuditEntry, Command, ControlResponse};
 use serde_json::{json, Value};
 
-use super::request::{ControlError, Outcome, Request, Target};
 use crate::auth::Principal;
+use crate::mailbox::{ControlError, Outcome, Request, Target};
 
 /// How an action went, as the HTTP status it answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,33 +21,37 @@ pub mod command;
 pub mod form;
 pub mod inspect;
 pub mod judge;
-pub mod request;
 
 use std::time::Duration;
 
+pub use crate::mailbox::{
+    ControlError, Mailbox, Matcher, Outcome, Request, Target, REPLY_EXCHANGE,
+};
 pub use args::{ControlArgs, DEFAULT_INSPECT_INTERVAL_SECS, DEFAULT_INSPECT_TIMEOUT_MS};
 pub use inspect::InspectCache;
-pub use request::{ControlError, Matcher, Outcome, Request, Target, REPLY_EXCHANGE};
+
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use crate::audit::Audit;
 use crate::auth::Auth;
+use crate::broker::BrokerStats;
+use crate::state::State;
 
-/// Everything remote control needs, built once from the configuration.
-pub struct Ops {
-    pub pidbox: crate::transport::ControlClient,
+/// Everything remote control needs, built once from the configuration:
+/// `pidbox` is the transport's mailbox.
+pub struct Ops<M> {
+    pub pidbox: M,
     pub inspect: InspectCache,
     pub auth: Auth,
     pub audit: Audit,
 }
 
-impl Ops {
-    pub fn new(
-        transport: &crate::transport::Transport,
-        args: &ControlArgs,
-        auth: &crate::auth::AuthArgs,
-    ) -> Ops {
+impl<M: Mailbox> Ops<M> {
+    pub fn new(pidbox: M, auth: &crate::auth::AuthArgs) -> Ops<M> {
         Ops {
-            pidbox: transport.control(args.inspect_timeout()),
+            pidbox,
             inspect: InspectCache::new(),
             auth: Auth::from_args(auth),
             audit: Audit::new(),
@@ -57,8 +61,10 @@ impl Ops {
 
 /// Refreshes the inspect cache of every worker every `interval` until
 /// shutdown.
-pub async fn run_inspect_refresh(
-    shared: std::sync::Arc<crate::app::AppState>,
+pub async fn run_inspect_refresh<M: Mailbox>(
+    ops: Arc<Ops<M>>,
+    state: Arc<RwLock<State>>,
+    broker: Arc<BrokerStats>,
     interval: Duration,
     mut shutdown: crate::shutdown::Shutdown,
 ) {
@@ -71,7 +77,7 @@ pub async fn run_inspect_refresh(
             _ = shutdown.fired() => return,
             _ = ticker.tick() => {}
         }
-        if let Err(e) = inspect::refresh(&shared, None).await {
+        if let Err(e) = inspect::refresh(&ops, &state, &broker, None).await {
             tracing::debug!(error = %e, "periodic inspect refresh failed");
         }
     }

@@ -66,7 +66,7 @@ pub async fn workers(
     // (with `workername`, the task lists too); the cached inspect fields are
     // merged into each worker below.
     if refresh && !status {
-        crate::control::inspect::refresh(&shared, workername)
+        crate::control::inspect::refresh(&shared.ops, &shared.state, &shared.broker, workername)
             .await
             .map_err(|e| {
                 HttpError::new(

@@ -17,10 +17,11 @@ use crate::clock;
 pub async fn metrics(State(shared): State<Arc<AppState>>) -> Result<Response, HttpError> {
     // Milliseconds of formatting with thousands of series: not on an async
     // worker.
-    let page =
-        tokio::task::spawn_blocking(move || crate::metrics::render_page(&shared, clock::now()))
-            .await
-            .map_err(|e| HttpError::internal(format!("rendering metrics failed: {e}")))?;
+    let page = tokio::task::spawn_blocking(move || {
+        crate::metrics::render_page(shared.scrape(), clock::now())
+    })
+    .await
+    .map_err(|e| HttpError::internal(format!("rendering metrics failed: {e}")))?;
     Ok((
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         Body::new(PageBody::new(page)),

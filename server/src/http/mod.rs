@@ -10,7 +10,8 @@ mod flower;
 mod health;
 mod metrics;
 mod params;
-mod queues; // broker stats: /api/queues/length // dashboard: the embedded app, SPA fallback
+mod queues;
+mod ws; // broker stats: /api/queues/length // dashboard: the embedded app, SPA fallback
 
 use std::sync::Arc;
 
@@ -33,7 +34,7 @@ pub fn router(shared: Arc<AppState>) -> Router {
     let auth = axum::middleware::from_fn_with_state(shared.clone(), auth::middleware);
     let routes = Router::new()
         .route("/", get(assets::index)) // dashboard (or the status page)
-        .route("/ws", get(crate::ws::handler)) // dashboard: live feed
+        .route("/ws", get(ws::handler)) // dashboard: live feed
         .route("/api/workers", get(flower::workers))
         .route("/api/tasks", get(flower::tasks))
         .route("/api/task/types", get(flower::task_types))

@@ -22,15 +22,28 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use prometheus::TextEncoder;
 
-use crate::app::AppState;
+use parking_lot::RwLock;
+
+use crate::broker::BrokerStats;
+use crate::state::State;
 use crate::state::TaskSeries;
 
 /// The content type of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// What a scrape reads.
+#[derive(Clone, Copy)]
+pub struct Scrape<'a> {
+    pub state: &'a RwLock<State>,
+    pub broker: &'a BrokerStats,
+    pub metrics: &'a SelfMetrics,
+    /// How to render: buckets, name cardinality, Flower's names.
+    pub exporter: &'a MetricsArgs,
+}
+
 /// The whole `/metrics` page as one string (tests, and callers that want
 /// text rather than a response body).
-pub fn render(shared: &AppState, now: f64) -> String {
+pub fn render(shared: Scrape<'_>, now: f64) -> String {
     render_page(shared, now).to_string()
 }
 
@@ -38,7 +51,7 @@ pub fn render(shared: &AppState, now: f64) -> String {
 /// counters (one read lock, no scan over tasks), then celeriac's own. The
 /// task families are shared slices of the text cached in [`TaskPage`]:
 /// a scrape copies none of it, which is most of a large page.
-pub fn render_page(shared: &AppState, now: f64) -> Page {
+pub fn render_page(shared: Scrape<'_>, now: f64) -> Page {
     let mut chunks = Vec::with_capacity(LAST_CHUNKS.load(Ordering::Relaxed) + 1);
     // Everything after the task families: a few lines per worker and queue.
     let mut out = String::with_capacity(LAST_TAIL.load(Ordering::Relaxed) / 8 * 9 + 4096);

@@ -209,7 +209,7 @@ fn render_large_cluster() {
     let mut bytes = 0;
     for _ in 0..5 {
         let t = Instant::now();
-        let page = super::render_page(&shared, now);
+        let page = super::render_page(shared.scrape(), now);
         times.push(t.elapsed());
         bytes = page.len();
     }
@@ -287,7 +287,7 @@ fn queue_wait_prefetch_queues_and_flower_families_render() {
         },
     );
 
-    let out = super::render(&shared, t0);
+    let out = super::render(shared.scrape(), t0);
     let samples = testing::parse(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
     let one = |name: &str, labels: &[(&str, &str)]| {
         let v = testing::find(&samples, name, labels);
@@ -396,7 +396,7 @@ fn buckets_are_configurable() {
     done.runtime = Some(2.0);
     state.apply(&done, t0 + 5.0);
     shared.state = Arc::new(parking_lot::RwLock::new(state));
-    let out = super::render(&shared, t0);
+    let out = super::render(shared.scrape(), t0);
     let samples = testing::parse(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
     let les = |metric: &str| -> Vec<(String, f64)> {
         let mut v: Vec<(String, f64)> = samples

@@ -15,9 +15,9 @@ pub mod amqp;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::broker::{QueueStat, QueueStatsArgs, Source};
-use crate::control::{ControlError, Outcome, Request};
+use crate::broker::{QueuePoll, QueueSource, QueueStatsArgs};
 use crate::ingest::{BatchSender, IngestArgs};
+use crate::mailbox::{ControlError, Mailbox, Outcome, Request};
 use crate::mask::mask_password;
 use crate::shutdown::Shutdown;
 use crate::telemetry::SourceStatus;
@@ -121,14 +121,13 @@ impl ControlClient {
     }
 }
 
-/// One poll of queue statistics: the figures of the source that answered,
-/// and how each source fared (indexed as [`Source::ALL`]).
-#[derive(Debug, Default)]
-pub struct QueuePoll {
-    pub result: Option<(Source, Vec<QueueStat>)>,
-    pub up: [bool; 2],
-    pub failed: [bool; 2],
-    pub last_error: Option<String>,
+impl Mailbox for ControlClient {
+    fn call(
+        &self,
+        request: &Request,
+    ) -> impl std::future::Future<Output = Result<Outcome, ControlError>> + Send {
+        ControlClient::call(self, request)
+    }
 }
 
 /// Polls queue statistics.
@@ -136,16 +135,14 @@ pub enum QueueStatsClient {
     Amqp(amqp::QueueStats),
 }
 
-impl QueueStatsClient {
-    /// One poll. `known_queues` names the queues to probe when the transport
-    /// cannot list them itself; it is only called then.
-    pub async fn poll(&mut self, known_queues: impl FnOnce() -> Vec<String>) -> QueuePoll {
+impl QueueSource for QueueStatsClient {
+    async fn poll(&mut self, known_queues: impl FnOnce() -> Vec<String> + Send) -> QueuePoll {
         match self {
             QueueStatsClient::Amqp(q) => q.poll(known_queues).await,
         }
     }
 
-    pub async fn close(self) {
+    async fn close(self) {
         match self {
             QueueStatsClient::Amqp(q) => q.close().await,
         }

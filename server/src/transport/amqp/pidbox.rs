@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 
 use super::topology::{amqp_int, ensure_exchange, open_channel, PIDBOX_EXCHANGE};
 use super::AmqpError;
-use crate::control::{ControlError, Outcome, Request, Target, REPLY_EXCHANGE};
+use crate::mailbox::{ControlError, Outcome, Request, Target, REPLY_EXCHANGE};
 
 /// Celery's `control_queue_expires` and `control_queue_ttl`.
 const REPLY_QUEUE_EXPIRES_MS: i32 = 10_000;

@@ -5,8 +5,8 @@
 use super::management::ManagementApi;
 use super::passive::Prober;
 use super::Amqp;
+use crate::broker::QueuePoll;
 use crate::broker::{QueueStatsArgs, Source};
-use crate::transport::QueuePoll;
 
 pub struct QueueStats {
     api: Option<ManagementApi>,

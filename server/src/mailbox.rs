@@ -1,8 +1,10 @@
-//! A remote-control request and its outcome, as kombu's pidbox mailbox
-//! shapes them (docs/celery-protocol.md §4): the same body whatever the
-//! broker carries it.
+//! Kombu's pidbox mailbox as celeriac uses it: a remote-control request,
+//! its outcome, and the [`Mailbox`] that carries requests to workers
+//! (docs/celery-protocol.md §4). The body is the same whatever the broker;
+//! each transport implements `Mailbox`.
 
 use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
@@ -10,6 +12,12 @@ use serde_json::{json, Map, Value};
 /// Where workers send their replies: kombu's reply exchange, named in every
 /// request that wants answers.
 pub const REPLY_EXCHANGE: &str = "reply.celery.pidbox";
+
+/// Where requests go: a transport's control client, or a fake in tests.
+pub trait Mailbox: Sync {
+    fn call(&self, request: &Request)
+        -> impl Future<Output = Result<Outcome, ControlError>> + Send;
+}
 
 /// Which workers a request addresses (celery-protocol §4.2).
 #[derive(Debug, Clone, PartialEq)]
