@@ -109,6 +109,84 @@ fn only_transport_speaks_amqp() {
     );
 }
 
+/// The server's top-level modules by layer, lowest first. A module may
+/// import only modules of lower layers, so imports point one way and no
+/// cycle can form; a new module must be placed here. `lib.rs` and
+/// `main.rs` compose everything and are not listed.
+const LAYERS: &[&[&str]] = &[
+    // Values and small utilities every layer may use.
+    &[
+        "events", "clock", "mask", "shutdown", "mailbox", "audit", "auth",
+    ],
+    // Test-only helpers.
+    &["test_args"],
+    // The model.
+    &["state"],
+    &["query", "feed", "broker"],
+    // Self metrics and internal events.
+    &["metrics"],
+    &["telemetry"],
+    &["ingest"],
+    // Brokers, remote control, the state owner and the state's consumers.
+    &["transport", "control", "owner", "ws", "alerting"],
+    // Composition: what HTTP handlers read, HTTP, the command line.
+    &["app"],
+    &["http"],
+    &["config"],
+];
+
+fn layer_of(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|l| l.contains(&module))
+}
+
+#[test]
+fn modules_import_each_other_in_one_direction() {
+    let all = sources();
+    // Paths into `lib.rs` items or misread inline modules are not modules.
+    let modules: BTreeSet<String> = all
+        .iter()
+        .filter_map(|f| f.module().first().map(|m| m.to_string()))
+        .collect();
+    let mut found = Vec::new();
+    for file in all {
+        let Some(from) = file.module().first().map(|m| m.to_string()) else {
+            continue;
+        };
+        if matches!(from.as_str(), "lib" | "main") || file.module().is_empty() {
+            continue;
+        }
+        let Some(from_layer) = layer_of(&from) else {
+            found.push(format!(
+                "{}: module `{from}` is in no layer of LAYERS",
+                file.rel
+            ));
+            continue;
+        };
+        let mut imported = BTreeSet::new();
+        for path in file.paths() {
+            if let Some(target) = path
+                .strip_prefix("crate::")
+                .and_then(|p| p.split("::").next())
+            {
+                if target != from && modules.contains(target) {
+                    imported.insert(target.to_string());
+                }
+            }
+        }
+        for target in imported {
+            match layer_of(&target) {
+                Some(l) if l < from_layer => {}
+                _ => found.push(format!("{} ({from}) imports `crate::{target}`", file.rel)),
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "a module may import only modules of lower layers (LAYERS in tests/tidy.rs):\n  {}",
+        found.join("\n  ")
+    );
+}
+
 /// The checks above pass trivially if the walk finds nothing or the helpers
 /// see nothing, so check the checker.
 #[test]
