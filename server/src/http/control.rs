@@ -1,4 +1,4 @@
-//! Control endpoints (issue 5): Flower's (`/api/task/revoke`,
+//! Control endpoints: Flower's (`/api/task/revoke`,
 //! `/api/task/rate-limit`, `/api/task/timeout`, `/api/worker/...`;
 //! celery-protocol §6.2) with Flower's parameters (query string or form
 //! body), and celeriac's own: any allowed pidbox command with a target
