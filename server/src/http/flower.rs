@@ -1,6 +1,6 @@
 //! Flower's read API (`/api/workers`, `/api/tasks`, `/api/task/info`,
 //! `/api/task/types`), answering with Flower 2.2's shapes
-//! (celery-protocol §6.2, §6.3).
+//! (docs/celery-protocol.md §6.2, §6.3).
 
 use std::sync::Arc;
 
