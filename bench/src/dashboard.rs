@@ -1,4 +1,4 @@
-//! Scenario `dashboard`: the live dashboard's figures (issue 4), measured in
+//! Scenario `dashboard`: the live dashboard's figures, measured in
 //! Debian's Chromium driven by playwright-core (`bench/browser/dashboard.cjs`):
 //!
 //! - the app's transfer size as celeriac serves it (brotli and gzip), read
@@ -33,7 +33,7 @@ use crate::monitor::{Counter, Monitor};
 use crate::report::fmt_int;
 use crate::scenarios::{detail, step, Settings};
 
-/// Events per second offered while the browser measures (issue 4's figure).
+/// Events per second offered while the browser measures (the figure the goals are set for).
 pub const DEFAULT_RATE: f64 = 40_000.0;
 /// Markers published per second during the firehose.
 const MARKERS_PER_SEC: u64 = 10;

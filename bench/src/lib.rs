@@ -2,11 +2,11 @@
 //! no-op lapin consumer as the baseline, and scenarios that run celeriac and
 //! Flower side by side. It prints figures; it judges nothing.
 
-pub mod alerts_eval; // issue 6: the alert engine evaluating 500 rules
-pub mod broker_poll; // issue 3: management API poll cost with many queues
-pub mod dashboard; // issue 4: the dashboard's figures in Chromium
+pub mod alerts_eval; // the alert engine evaluating 500 rules
+pub mod broker_poll; // management API poll cost with many queues
+pub mod dashboard; // the dashboard's figures in Chromium
 pub mod loadgen;
-pub mod metrics_render; // issue 3: /metrics render at 1000 workers x 200 names
+pub mod metrics_render; // /metrics render at 1000 workers x 200 names
 pub mod mgmt;
 pub mod monitor;
 pub mod noop;

@@ -1,4 +1,4 @@
-//! Load generator: Celery events of the real wire shapes (celery-protocol §1.4,
+//! Load generator: Celery events of the real wire shapes (docs/celery-protocol.md §1.4,
 //! §1.5, §3), published to the `celeryev` topic exchange.
 //!
 //! Per task, as a prefork worker and a client with `task_send_sent_event`
@@ -24,7 +24,7 @@ pub const EXCHANGE: &str = "celeryev";
 pub const WORKERS: usize = 4;
 pub const EVENTS_PER_TASK: u64 = 4;
 pub const MESSAGES_PER_TASK: u64 = 2;
-/// Celery's default `--heartbeat-interval` (celery-protocol §1.6).
+/// Celery's default `--heartbeat-interval` (docs/celery-protocol.md §1.6).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
 /// Share of tasks that end in `task-failed`.
 pub const FAILURE_RATIO: f64 = 0.05;
@@ -33,7 +33,7 @@ pub const FAILURE_RATIO: f64 = 0.05;
 pub const DEFAULT_CONFIRM_WINDOW: usize = 2_000;
 pub const DEFAULT_CHANNELS: usize = 4;
 
-/// Declares `celeryev` with exactly Celery's flags (celery-protocol §1.1);
+/// Declares `celeryev` with exactly Celery's flags (docs/celery-protocol.md §1.1);
 /// any other flags make the broker refuse the declare with 406.
 pub async fn declare_exchange(channel: &Channel) -> Result<()> {
     channel
@@ -468,7 +468,7 @@ async fn publish_heartbeats(
     Ok(done)
 }
 
-/// Properties exactly as kombu sets them on an event (celery-protocol §1.4).
+/// Properties exactly as kombu sets them on an event (docs/celery-protocol.md §1.4).
 pub fn properties(hostname: &str) -> BasicProperties {
     let mut headers = FieldTable::default();
     headers.insert(
@@ -499,7 +499,7 @@ fn now_secs() -> f64 {
 }
 
 /// A formatted Python traceback, as a failing task's `task-failed` carries it
-/// (celery-protocol §3.2), pre-escaped as a JSON string.
+/// (docs/celery-protocol.md §3.2), pre-escaped as a JSON string.
 fn traceback_json() -> &'static str {
     static TRACEBACK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     TRACEBACK.get_or_init(|| {
@@ -617,7 +617,7 @@ impl Generator {
     }
 }
 
-/// Worker heartbeat bodies (celery-protocol §3.8, timer form).
+/// Worker heartbeat bodies (docs/celery-protocol.md §3.8, timer form).
 #[derive(Default)]
 pub struct Heartbeats {
     clocks: [u64; WORKERS],

@@ -1,6 +1,6 @@
 //! Scenario `metrics`: how long celeriac takes to render `/metrics` for a
-//! large cluster (issue 3's goal: < 50 ms at 1000 workers × 200 task
-//! names). In-process, on celeriac's own state and renderer: no broker.
+//! large cluster (the goal: < 50 ms at 1000 workers × 200 task names).
+//! In-process, on celeriac's own state and renderer: no broker.
 //! The render is what a scrape costs before the first byte goes out (the
 //! page is then served from the slices timed here, not copied); a scrape
 //! over HTTP through celeriac's router is timed against the same bytes

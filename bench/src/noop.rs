@@ -22,7 +22,8 @@ pub struct NoopReport {
     pub elapsed_s: f64,
     /// From the first delivery to the last ack.
     pub consuming_s: f64,
-    /// getrusage(RUSAGE_SELF): all threads, including lapin's I/O thread.
+    /// User + system CPU of the whole process from `/proc/<pid>/stat`: all
+    /// threads, including lapin's I/O thread.
     pub cpu_s: f64,
 }
 

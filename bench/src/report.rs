@@ -247,7 +247,7 @@ pub fn render(results: &Results) -> String {
             "memory",
             "memory per retained task (bytes)",
             &fmt_f(m.bytes_per_task(), 0),
-            "~6,400 (Flower, design §8)",
+            "~6,400 (Flower)",
             &times(m.bytes_per_task(), 6_400.0),
             "≤ 1,024",
         ]);

@@ -1,4 +1,4 @@
-//! The audit log (issue 5): every control action, who asked, when, the
+//! The audit log: every control action, who asked, when, the
 //! command, its arguments and target, and each worker's reply. Kept in
 //! memory (the newest [`AUDIT_CAPACITY`]) for `GET /api/audit`, and written
 //! to the log (target `celeriac::audit`) as it happens.

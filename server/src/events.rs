@@ -1,4 +1,4 @@
-//! The typed Celery event and its decoder (celery-protocol.md §1.4, §2).
+//! The typed Celery event and its decoder (docs/celery-protocol.md §1.4, §2).
 //!
 //! A message body is one JSON object or, for `task.multi`, an array of them.
 //! Each element is decoded on its own: a bad element is reported with a
@@ -25,7 +25,7 @@ pub enum EventKind {
 }
 
 /// One decoded event. Envelope fields first; the rest are present only on the
-/// event types that carry them (celery-protocol §2.2, §2.3).
+/// event types that carry them (docs/celery-protocol.md §2.2, §2.3).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Event {
     pub kind: EventKind,

@@ -10,7 +10,7 @@
 //! took them itself would hide them from the others.
 //!
 //! A new consumer of state changes is one `Subscriber` registered in
-//! `owner::subscribers`.
+//! `subscribers` in `lib.rs`.
 
 use std::time::Duration;
 

@@ -19,7 +19,7 @@ pub trait Mailbox: Sync {
         -> impl Future<Output = Result<Outcome, ControlError>> + Send;
 }
 
-/// Which workers a request addresses (celery-protocol §4.2).
+/// Which workers a request addresses (docs/celery-protocol.md §4.2).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
     /// Every worker (`destination: null`).

@@ -1,8 +1,8 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // alerting (issue 6): `celeriac check-alerts FILE...` validates rule
-    // files without starting anything.
+    // `celeriac check-alerts FILE...` validates rule files without starting
+    // anything.
     // (args_os: a non-UTF-8 argument must reach clap's error, not panic.)
     if std::env::args_os()
         .nth(1)

@@ -1,4 +1,4 @@
-//! Authentication, authorisation, CSRF and the audit log (issue 5), against
+//! Authentication, authorisation, CSRF and the audit log, against
 //! the real binary. No worker is needed: `POST /api/control/enable_events` to every
 //! worker is a control action that succeeds with no replies.
 

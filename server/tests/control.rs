@@ -1,4 +1,4 @@
-//! Remote control against real Celery workers (issue 5): Flower's control
+//! Remote control against real Celery workers: Flower's control
 //! endpoints, the inspect fields of `/api/workers`, bulk revoke, the
 //! generic pidbox endpoint, and the audit log. Auth is in `auth.rs`.
 

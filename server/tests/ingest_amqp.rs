@@ -199,7 +199,7 @@ impl Publisher {
         }
     }
 
-    /// Publishes as a Celery worker would (celery-protocol §1.4).
+    /// Publishes as a Celery worker would (docs/celery-protocol.md §1.4).
     async fn publish(&self, routing_key: &str, hostname: &str, body: &[u8]) {
         let mut headers = FieldTable::default();
         headers.insert("hostname".into(), AMQPValue::LongString(hostname.into()));

@@ -1,4 +1,4 @@
-//! Queue depth from the broker (celery-protocol §5): real tasks published
+//! Queue depth from the broker (docs/celery-protocol.md §5): real tasks published
 //! by the real Celery client to a queue nobody consumes must show their
 //! exact count, from the management API and from the AMQP fallback alike,
 //! in `/api/queues/length` and in `celery_queue_length`.

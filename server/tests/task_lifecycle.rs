@@ -1,5 +1,5 @@
 //! Every way a task ends, run by a real Celery worker and seen through
-//! celeriac's Flower API and metrics (celery-protocol §2.4, §3).
+//! celeriac's Flower API and metrics (docs/celery-protocol.md §2.4, §3).
 
 mod support;
 

@@ -1,5 +1,5 @@
 //! Worker liveness as celeriac derives it from real workers' events
-//! (celery-protocol §2.7): online from worker-online/heartbeats, offline at
+//! (docs/celery-protocol.md §2.7): online from worker-online/heartbeats, offline at
 //! once on worker-offline, and offline by heartbeat expiry when a worker dies
 //! without saying so.
 

@@ -7,8 +7,8 @@
 //! per-client backlog), not the whole backlog; the reading one must never be
 //! resynchronised.
 //!
-//! The events are synthetic (the real `task.multi` shape, celery-protocol
-//! §1.4, §3), published by this test straight to `celeryev`: a Celery worker
+//! The events are synthetic (the real `task.multi` shape,
+//! docs/celery-protocol.md §1.4, §3), published by this test straight to `celeryev`: a Celery worker
 //! on this box cannot be made to emit a steady thousands-of-tasks-per-second
 //! stream on cue, and the server treats both alike once decoded.
 

@@ -3,7 +3,7 @@
 //! (`CELERIAC_DASHBOARD_DIR`, see `server/build.rs`).
 //!
 //! rustup here cannot add the wasm32 target, so unless it is already
-//! installed this takes the Debian route (`../shared/wasm-route.md`):
+//! installed this takes the Debian route (README.md, "The dashboard"):
 //! Debian's rustc-web builds std for wasm32 from rust-web-src, lld-22 links,
 //! wasm-bindgen-cli at the lockfile's version binds, binaryen's wasm-opt
 //! (npm) shrinks. Each prerequisite is checked first and installed only when

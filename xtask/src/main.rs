@@ -4,8 +4,8 @@
 
 mod apt; // Debian packages: chromium, rustc-web, prometheus
 mod cmd;
-mod frontend; // dashboard
-mod prometheus; // metrics: the Grafana panel test runs the real Prometheus
+mod frontend; // the dashboard build
+mod prometheus; // the Grafana panel test runs the real Prometheus
 mod rabbit;
 mod tally; // the `N passed, M failed` line `test` ends with
 mod venv;
@@ -72,8 +72,8 @@ fn build() -> Result<()> {
     cargo(&["build", "--release", "-p", "celeriac"]).run()
 }
 
-/// The Leptos dashboard, compiled to WASM (design.md §6, wasm-route.md) and
-/// embedded by the server build: see `frontend.rs`.
+/// The Leptos dashboard, compiled to WASM and embedded by the server
+/// build: see `frontend.rs`.
 fn build_frontend() -> Result<()> {
     frontend::build()
 }
@@ -183,12 +183,12 @@ fn prepare_and_check() -> Result<Vec<(&'static str, String)>> {
             "CELERIAC_TEST_MGMT",
             format!("http://guest:guest@127.0.0.1:{}", rabbit::MGMT_PORT),
         ),
-        // alerts: the notifier test posts to a real Alertmanager
+        // The notifier test posts to a real Alertmanager
         (
             "CELERIAC_TEST_ALERTMANAGER",
             prometheus::ALERTMANAGER.to_string(),
         ),
-        // dashboard: the browser test
+        // The dashboard's browser test.
         (
             "CELERIAC_TEST_NODE_MODULES",
             node_modules.display().to_string(),
@@ -224,7 +224,7 @@ fn bench(args: &[String]) -> Result<()> {
     let python = venv::ensure(&[venv::CELERY, venv::FLOWER])?;
     // The bench runs target/release/celeriac unless told otherwise.
     build()?;
-    // dashboard scenario: playwright-core drives Debian's Chromium.
+    // The dashboard scenario: playwright-core drives Debian's Chromium.
     frontend::ensure_chromium()?;
     let node_modules = frontend::ensure_npm_tools()?.join("node_modules");
     step("running the benchmark (cargo run --release -p bench)");

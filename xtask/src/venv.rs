@@ -10,9 +10,10 @@ use crate::cmd::{step, Cmd};
 /// A pinned PyPI distribution: (name, version).
 pub type Pin = (&'static str, &'static str);
 
-/// The Celery the integration tests and celery-protocol.md were verified with.
+/// The Celery the integration tests and docs/celery-protocol.md were
+/// verified with.
 pub const CELERY: Pin = ("celery", "5.7.0");
-/// The Flower the bench compares against (design.md §8).
+/// The Flower the bench compares against (bench/README.md).
 pub const FLOWER: Pin = ("flower", "2.2.0");
 /// The SMTP server the email notifier test delivers to.
 pub const AIOSMTPD: Pin = ("aiosmtpd", "1.4.6");

@@ -1,4 +1,4 @@
-//! Who may do what (issue 5): users with roles, from `--basic-auth`
+//! Who may do what: users with roles, from `--basic-auth`
 //! (operators), `--viewer` (read only), a users file of hashed passwords
 //! (`--users`), and bearer tokens (`--api-token`, operators).
 //!

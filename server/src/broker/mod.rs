@@ -1,6 +1,6 @@
 //! Queue statistics from the broker: the RabbitMQ management API when it
 //! answers, a passive `queue.declare` per known queue when it does not
-//! (celery-protocol §5), polled every `--broker-stats-interval`.
+//! (docs/celery-protocol.md §5), polled every `--broker-stats-interval`.
 //!
 //! ```text
 //! poll ──▶ management API: GET /api/queues/{vhost}?disable_stats=true&enable_queue_totals=true

@@ -1,6 +1,6 @@
 //! The inspect cache behind `GET /api/workers` (Flower's `stats`,
 //! `registered`, `active_queues`, `conf`, and with a worker name its task
-//! lists `active`, `reserved`, `scheduled`, `revoked`; celery-protocol §4.5,
+//! lists `active`, `reserved`, `scheduled`, `revoked`; docs/celery-protocol.md §4.5,
 //! §6.2). Refreshed on `?refresh=1` and periodically; at most
 //! [`MAX_CONCURRENT_REFRESHES`] refreshes run at once.
 

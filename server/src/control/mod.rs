@@ -1,4 +1,4 @@
-//! Remote control of workers (issue 5): the pidbox client, the inspect
+//! Remote control of workers: the pidbox client, the inspect
 //! cache behind `/api/workers`, what the HTTP layer needs to run a control
 //! action (authentication, the audit log), and the control logic itself,
 //! free of HTTP: `http/control.rs` only reads requests and writes answers.

@@ -1,4 +1,4 @@
-//! The authentication and authorisation middleware (issue 5), in front of
+//! The authentication and authorisation middleware, in front of
 //! every route:
 //!
 //! - With no users or tokens configured everything is served to everyone

@@ -1,6 +1,6 @@
-//! Control endpoints (issue 5): Flower's (`/api/task/revoke`,
+//! Control endpoints: Flower's (`/api/task/revoke`,
 //! `/api/task/rate-limit`, `/api/task/timeout`, `/api/worker/...`;
-//! celery-protocol §6.2) with Flower's parameters (query string or form
+//! docs/celery-protocol.md §6.2) with Flower's parameters (query string or form
 //! body), and celeriac's own: any allowed pidbox command with a target
 //! (`POST /api/control/{method}`), bulk revoke with a dry run
 //! (`POST /api/tasks/revoke`), `GET /api/audit` and `GET /api/whoami`.

@@ -1,6 +1,6 @@
 //! Flower's read API (`/api/workers`, `/api/tasks`, `/api/task/info`,
 //! `/api/task/types`), answering with Flower 2.2's shapes
-//! (celery-protocol §6.2, §6.3).
+//! (docs/celery-protocol.md §6.2, §6.3).
 
 use std::sync::Arc;
 
@@ -62,7 +62,7 @@ pub async fn workers(
         None => shared.state.read().workers(now),
     };
 
-    // control/auth (issue 5): `refresh` runs Flower's inspect broadcasts
+    // `refresh` runs Flower's inspect broadcasts
     // (with `workername`, the task lists too); the cached inspect fields are
     // merged into each worker below.
     if refresh && !status {
@@ -81,7 +81,7 @@ pub async fn workers(
             workers.iter().map(|w| (w.hostname.as_str(), w.status)),
         ))
     } else {
-        let inspect = &shared.ops.inspect; // control/auth (issue 5)
+        let inspect = &shared.ops.inspect;
         json_response(&OrderedObject(
             workers
                 .iter()

@@ -1,17 +1,17 @@
 //! HTTP: Flower-compatible API, health, /metrics.
 
 mod alerts;
-mod args; // alerting (issue 6): /api/alerts
+mod args;
 mod assets;
-mod auth; // control/auth (issue 5): the auth middleware
-mod control; // control/auth (issue 5): control endpoints, audit
+mod auth;
+mod control;
 mod errors;
 mod flower;
 mod health;
 mod metrics;
 mod params;
 mod queues;
-mod ws; // broker stats: /api/queues/length // dashboard: the embedded app, SPA fallback
+mod ws;
 
 use std::sync::Arc;
 
@@ -30,25 +30,24 @@ use crate::app::AppState;
 /// prefix then answer 404, as Flower's `--url_prefix` does).
 pub fn router(shared: Arc<AppState>) -> Router {
     let prefix = shared.url_prefix.clone();
-    // control/auth (issue 5): authentication in front of every route.
+    // Authentication in front of every route.
     let auth = axum::middleware::from_fn_with_state(shared.clone(), auth::middleware);
     let routes = Router::new()
-        .route("/", get(assets::index)) // dashboard (or the status page)
-        .route("/ws", get(ws::handler)) // dashboard: live feed
+        .route("/", get(assets::index)) // the dashboard (or the status page)
+        .route("/ws", get(ws::handler)) // the dashboard's live feed
         .route("/api/workers", get(flower::workers))
         .route("/api/tasks", get(flower::tasks))
         .route("/api/task/types", get(flower::task_types))
         .route("/api/task/info/{uuid}", get(flower::task_info))
-        // broker stats (issue 3)
         .route("/api/queues/length", get(queues::length))
         .route("/metrics", get(metrics::metrics))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/healthcheck", get(health::healthcheck))
-        .merge(control::routes()) // control/auth (issue 5)
-        .merge(alerts::routes()) // alerting (issue 6)
-        .fallback(assets::fallback) // dashboard: files, deep links, else not_found
-        .layer(auth.clone()) // control/auth (issue 5)
+        .merge(control::routes())
+        .merge(alerts::routes())
+        .fallback(assets::fallback) // the dashboard's files, deep links, else not_found
+        .layer(auth.clone())
         .with_state(shared.clone());
     if prefix.is_empty() {
         routes
@@ -56,8 +55,8 @@ pub fn router(shared: Arc<AppState>) -> Router {
         // A nested `/` answers `/flower` only; `/flower/` is the address
         // people type and link to.
         Router::new()
-            .route(&format!("{prefix}/"), get(assets::index)) // dashboard
-            .route_layer(auth) // control/auth (issue 5)
+            .route(&format!("{prefix}/"), get(assets::index))
+            .route_layer(auth)
             .with_state(shared)
             .nest(&prefix, routes)
     }

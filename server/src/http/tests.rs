@@ -305,8 +305,8 @@ async fn unknown_api_path_is_404_json() {
     let r = get(&shared, "/api/nothing/here").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.error().error.contains("/api/nothing/here"));
-    // dashboard: page paths (`/elsewhere`) are deep links into the app when
-    // it is embedded; a missing file is a 404 either way.
+    // Page paths (`/elsewhere`) are deep links into the dashboard when it is
+    // embedded; a missing file is a 404 either way.
     let r = get(&shared, "/elsewhere.js").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = get(&shared, "/elsewhere").await;
@@ -368,7 +368,7 @@ async fn index_links_to_the_api() {
     let r = get(&shared, "/flower/").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.content_type.starts_with("text/html"));
-    // dashboard: when embedded, `/` is the app, based under the prefix.
+    // When the dashboard is embedded, `/` is the app, based under the prefix.
     if !super::assets::ASSETS.is_empty() {
         assert!(r.body.contains("<base href=\"/flower/\">"), "{}", r.body);
         return;

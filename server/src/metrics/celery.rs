@@ -1,5 +1,5 @@
 //! The Celery metrics, with celery-exporter's names and labels
-//! (celery-protocol §6.5), written straight into Prometheus' text format:
+//! (docs/celery-protocol.md §6.5), written straight into Prometheus' text format:
 //! the worker families and the text-format helpers (the task families are
 //! in `task_page`).
 //!

@@ -1,4 +1,4 @@
-//! `--flower-metrics`: Flower's six metric names (celery-protocol §6.4),
+//! `--flower-metrics`: Flower's six metric names (docs/celery-protocol.md §6.4),
 //! derived from the same aggregates, for dashboards built on Flower.
 //!
 //! Differences, all because celeriac aggregates instead of keeping Flower's

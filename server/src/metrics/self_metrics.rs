@@ -1,5 +1,5 @@
-//! celeriac's own health, exported so the monitor is never blind silently
-//! (design §7): what was ingested, what was malformed or dropped, how far
+//! celeriac's own health, exported so the monitor is never blind silently:
+//! what was ingested, what was malformed or dropped, how far
 //! behind the events are, and whether the broker connection is up.
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};

@@ -1,4 +1,4 @@
-//! Celery's task-state precedence (celery-protocol §2.5, `celery.states`).
+//! Celery's task-state precedence (docs/celery-protocol.md §2.5, `celery.states`).
 
 use api::TaskState;
 

@@ -1,6 +1,6 @@
 //! The cluster model. Pure: no I/O, no clock reads (time is passed in).
 //!
-//! Tasks merge by Celery's rules (celery-protocol §2.5, see `merge`), workers
+//! Tasks merge by Celery's rules (docs/celery-protocol.md §2.5, see `merge`), workers
 //! are alive by heartbeat expiry (§2.7, see `workers`), and per-series
 //! counters for Prometheus are kept as events arrive (see `aggregates`).
 //!
@@ -205,7 +205,7 @@ impl State {
     }
 
     fn apply_worker(&mut self, ev: &Event, kind: WorkerEvent, now: f64) {
-        self.changes.workers = true; // dashboard
+        self.changes.workers = true;
         let host = self.strings.intern(&ev.hostname);
         let strings = &mut self.strings;
         let Some(w) = self.workers.worker_event(host, kind, now) else {

@@ -265,7 +265,7 @@ fn retried_last_ends_retry_as_celery_does() {
     );
 }
 
-/// celery-protocol §2.5's outcomes table, row by row.
+/// docs/celery-protocol.md §2.5's outcomes table, row by row.
 #[test]
 fn outcomes_table() {
     let ok = scenario("success");

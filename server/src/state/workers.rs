@@ -1,4 +1,4 @@
-//! Workers and their liveness by heartbeat expiry (celery-protocol §2.7).
+//! Workers and their liveness by heartbeat expiry (docs/celery-protocol.md §2.7).
 
 use hashbrown::HashMap;
 

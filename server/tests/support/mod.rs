@@ -585,7 +585,7 @@ impl Drop for Worker {
 // ---------------------------------------------------------------------------
 // celeriac
 
-/// Credentials for [`Celeriac::request`] (control/auth tests).
+/// Credentials for [`Celeriac::request`] (the control and auth tests).
 #[derive(Debug, Clone, Copy)]
 pub enum Auth<'a> {
     None,
@@ -695,7 +695,7 @@ impl Celeriac {
             .unwrap_or_else(|e| panic!("GET {url}: {e}"))
     }
 
-    /// Any request (control/auth tests): `auth` is Basic `(user, password)`,
+    /// Any request (the control and auth tests): `auth` is Basic `(user, password)`,
     /// `bearer` a token, `headers` extra headers, `body` a form or JSON body.
     pub fn request(
         &self,

@@ -1,4 +1,4 @@
-//! The RabbitMQ management API client (celery-protocol §5.1–§5.2).
+//! The RabbitMQ management API client (docs/celery-protocol.md §5.1–§5.2).
 //!
 //! Two requests per poll, whatever the number of queues:
 //! 1. `GET /api/queues/{vhost}?disable_stats=true&enable_queue_totals=true

@@ -1,6 +1,6 @@
 //! The AMQP fallback: a passive `queue.declare` per known queue, each on a
 //! throwaway channel, since a missing queue (404) closes the channel
-//! (celery-protocol §5.3). `message_count` counts ready messages only;
+//! (docs/celery-protocol.md §5.3). `message_count` counts ready messages only;
 //! `consumer_count` is live. One connection of its own, opened on first use
 //! and again after it breaks, never shared with ingest.
 

@@ -1,4 +1,4 @@
-//! A kombu pidbox client over lapin (celery-protocol §4): requests to the
+//! A kombu pidbox client over lapin (docs/celery-protocol.md §4): requests to the
 //! `celery.pidbox` fanout exchange, replies on our own exclusive queue
 //! `<oid>.reply.celery.pidbox` bound to the `reply.celery.pidbox` direct
 //! exchange, matched to their request by `ticket`.

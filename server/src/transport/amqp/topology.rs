@@ -1,5 +1,6 @@
 //! What celeriac declares on the broker, and why each flag is what it is
-//! (celery-protocol §1.1, §1.2, §4.1; design §5).
+//! (docs/celery-protocol.md §1.1, §1.2, §4.1; README.md, "The events
+//! queue"; `ingest/args.rs` for the defaults).
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
