@@ -1,8 +1,8 @@
 //! Layering rules of the server crate, checked on its source text.
 //!
 //! The model (`state/`, `query/`, `events.rs`) is pure: it does no I/O, reads
-//! no clock and reaches into none of the layers that run it (config, the
-//! shared runtime, transport, HTTP). That is what lets it be tested with
+//! no clock and reaches into none of the layers that run it (config,
+//! transport, HTTP). That is what lets it be tested with
 //! plain values and benchmarked without a broker, so a slip should fail the
 //! build instead of waiting for review.
 //!
@@ -31,12 +31,7 @@ const IMPURE: &[&str] = &[
 ];
 
 /// Modules that run the core; the core must not import them.
-const OUTER: &[&str] = &[
-    "crate::config",
-    "crate::shared",
-    "crate::transport",
-    "crate::http",
-];
+const OUTER: &[&str] = &["crate::config", "crate::transport", "crate::http"];
 
 #[test]
 fn core_does_no_io_and_reads_no_clock() {
@@ -229,7 +224,6 @@ fn the_checker_sees_code() {
         "crate::config::Config",
         "crate::config::Limits",
         "crate::state",
-        "crate::shared",
         "crate::http::thing",
         "crate::state::merge::g",
     ] {

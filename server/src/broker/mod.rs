@@ -1,18 +1,9 @@
-//! Queue statistics from the broker: the RabbitMQ management API when it
-//! answers, a passive `queue.declare` per known queue when it does not
-//! (docs/celery-protocol.md §5), polled every `--broker-stats-interval`.
-//!
-//! ```text
-//! poll ──▶ management API: GET /api/queues/{vhost}?disable_stats=true&enable_queue_totals=true
-//!   │        (all queues, live counts, one cheap request)
-//!   │      + GET /api/queues/{vhost}?page=N&page_size=500&columns=name,consumers,...
-//!   │        (consumers and rates, stats computed for one page at a time)
-//!   └─ on failure ▶ AMQP: passive queue.declare on a throwaway channel per queue
-//!                   (queues from --queues, task-sent, workers, and the last listing)
-//! ```
-//!
-//! The result is one [`Snapshot`] that readers (`/api/queues/length`,
-//! `/metrics`, statsd) clone cheaply. Like ingest, the poller only produces
+//! Queue statistics: what the cluster's queues hold and who consumes them,
+//! as one [`Snapshot`] that readers (`/api/queues/length`, `/metrics`,
+//! statsd, alerts) clone cheaply, and the [`Poller`] that refreshes it every
+//! `--broker-stats-interval` from a transport's [`QueueSource`] (on RabbitMQ:
+//! the management API, else a passive `queue.declare` per known queue; see
+//! `transport/amqp/queue_stats.rs`). Like ingest, the poller only produces
 //! inputs; it never touches readers.
 
 mod args;

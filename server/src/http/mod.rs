@@ -72,7 +72,8 @@ async fn not_found(uri: Uri) -> Response {
     }
 }
 
-/// A stop-gap status page until the dashboard lands: counts and links.
+/// The status page a build without the dashboard serves at `/`: counts and
+/// links.
 async fn index(State(shared): State<Arc<AppState>>) -> Html<String> {
     let (tasks, workers) = {
         let state = shared.state.read();
