@@ -249,6 +249,13 @@ impl Mgmt {
     pub fn users(&self) -> Vec<String> {
         self.names("/api/users?columns=name")
     }
+
+    /// Every queue of `vhost` as the management API lists it (name,
+    /// durable, exclusive, auto_delete, arguments, ...).
+    pub fn queues(&self, vhost: &str) -> Vec<Value> {
+        let text = self.expect_ok(reqwest::Method::GET, &format!("/api/queues/{vhost}"), None);
+        serde_json::from_str(&text).expect("a JSON list of queues")
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -133,7 +133,7 @@ pub async fn run(
     mut shutdown: Shutdown,
 ) {
     let broker = args.broker_masked();
-    // Names the transient queues for the life of this process, not of one
+    // Names the per-process queues for the life of this process, not of one
     // connection: after a connection drop celeriac consumes the same queue
     // again, with what was published meanwhile.
     let instance = uuid::Uuid::new_v4().to_string();
@@ -317,7 +317,7 @@ impl Session {
         Ok((channel, consumer, queues.events.name, side_tasks))
     }
 
-    /// [`Session::close`] when celeriac stops: its transient queues go too
+    /// [`Session::close`] when celeriac stops: its per-process queues go too
     /// (they would otherwise linger until they expire); a named queue stays
     /// to collect events until celeriac is back.
     async fn close_for_good(self, args: &IngestArgs) {

@@ -21,16 +21,18 @@ pub const DLX_EXCHANGE: &str = "celeriac.dlx";
 /// Celery's remote-control exchange (fanout, transient).
 pub const PIDBOX_EXCHANGE: &str = "celery.pidbox";
 
-/// Celery's `event_queue_expires` (60 s): an abandoned transient queue goes
-/// away on its own.
-const TRANSIENT_QUEUE_EXPIRES_MS: u64 = 60_000;
+/// Celery's `event_queue_expires` (60 s): an abandoned per-process queue
+/// goes away on its own.
+const PROCESS_QUEUE_EXPIRES_MS: u64 = 60_000;
 /// The dropped-events queue only feeds a counter; a cap keeps a long outage
 /// of a `--events-queue` celeriac from pinning broker memory. Drops beyond
 /// it while celeriac is down go uncounted.
 const DROPPED_QUEUE_MAX_LENGTH: u64 = 100_000;
 
-/// Flags and arguments of one queue. Never exclusive or auto-deleted:
-/// celeriac's queues outlive a dropped connection (see [`Queues::from_config`]).
+/// Flags and arguments of one queue. Always durable, never exclusive or
+/// auto-deleted: celeriac's queues outlive a dropped connection, and
+/// RabbitMQ 4.3 refuses queues that are neither durable nor exclusive (the
+/// deprecated `transient_nonexcl_queues` feature); see [`Queues::new`].
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct QueueSpec {
     pub name: String,
@@ -89,25 +91,25 @@ impl Queues {
         let mut dropped_args = FieldTable::default();
         dropped_args.insert("x-max-length".into(), amqp_int(DROPPED_QUEUE_MAX_LENGTH));
         if named.is_none() {
-            events_args.insert("x-expires".into(), amqp_int(TRANSIENT_QUEUE_EXPIRES_MS));
-            dropped_args.insert("x-expires".into(), amqp_int(TRANSIENT_QUEUE_EXPIRES_MS));
+            events_args.insert("x-expires".into(), amqp_int(PROCESS_QUEUE_EXPIRES_MS));
+            dropped_args.insert("x-expires".into(), amqp_int(PROCESS_QUEUE_EXPIRES_MS));
         }
         // A named queue outlives celeriac so that nothing is lost across a
-        // restart. The transient one belongs to one celeriac process: not
-        // exclusive or auto-deleted, as Celery 5.7's own event receiver
-        // queue is, since that dies with the connection and a reconnect
-        // would miss what was published in between; it expires 60 s after
-        // its last consumer instead, and celeriac deletes it on exit.
-        let transient = named.is_none();
+        // restart. The per-process one is not exclusive, as Celery 5.7's own
+        // event receiver queue is, since that dies with the connection and a
+        // reconnect would miss what was published in between; it is durable
+        // (RabbitMQ 4.3 refuses a transient queue that is not exclusive) and
+        // expires 60 s after its last consumer instead, and celeriac deletes
+        // it on exit.
         Queues {
             events: QueueSpec {
                 name: events_name,
-                durable: !transient,
+                durable: true,
                 args: events_args,
             },
             dropped: QueueSpec {
                 name: dropped_name,
-                durable: !transient,
+                durable: true,
                 args: dropped_args,
             },
         }
@@ -264,14 +266,17 @@ mod tests {
     }
 
     #[test]
-    fn the_default_queue_is_transient_with_generous_ttl_and_a_cap() {
+    fn the_default_queue_is_per_process_durable_expiring_with_generous_ttl_and_a_cap() {
         let q = Queues::new(
             &config(&["--events-ttl", "600", "--events-max-length", "1000"]),
             "abc",
         );
         let e = &q.events;
         assert_eq!(e.name, "celeriac.abc");
-        assert!(!e.durable);
+        assert!(
+            e.durable,
+            "RabbitMQ 4.3 refuses transient non-exclusive queues"
+        );
         assert_eq!(arg(e, "x-message-ttl"), Some(&AMQPValue::LongInt(600_000)));
         assert_eq!(arg(e, "x-expires"), Some(&AMQPValue::LongInt(60_000)));
         assert_eq!(arg(e, "x-max-length"), Some(&AMQPValue::LongInt(1000)));
@@ -285,7 +290,8 @@ mod tests {
         );
         let d = &q.dropped;
         assert_eq!(d.name, "celeriac.abc.dropped");
-        assert!(!d.durable);
+        assert!(d.durable);
+        assert_eq!(arg(d, "x-expires"), Some(&AMQPValue::LongInt(60_000)));
     }
 
     #[test]
