@@ -139,7 +139,7 @@ mod tests {
     use crate::shutdown::ShutdownTrigger;
 
     fn owner() -> Owner {
-        let app = crate::app::testing::app();
+        let app = crate::test_app(&[]);
         Owner {
             state: app.state.clone(),
             metrics: app.metrics.clone(),

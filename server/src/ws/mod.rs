@@ -330,7 +330,7 @@ mod tests {
     use crate::state::RUNTIME_BUCKETS;
 
     fn shared() -> AppState {
-        crate::app::testing::app()
+        crate::test_app(&[])
     }
 
     fn apply(s: &AppState, uuid: &str, kind: &str) {
