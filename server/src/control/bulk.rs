@@ -210,14 +210,9 @@ impl Collected {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::form::pairs;
     use crate::events::fixtures;
     use crate::state::{Limits, State};
-
-    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     /// The scenarios' events, only the first `take` of each.
     fn state_of(scenarios: &[(&str, usize)]) -> State {

@@ -406,12 +406,7 @@ pub fn generic(method: &str, body: &[u8], roster: &Roster) -> Result<Prepared, R
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::control::form::pairs;
 
     fn roster() -> Roster {
         Roster {

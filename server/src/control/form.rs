@@ -129,15 +129,17 @@ pub fn text_or(params: &Pairs, name: &str, default: &str) -> String {
         .to_string()
 }
 
+/// Parameters as a request carries them, from literals.
+#[cfg(test)]
+pub(crate) fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn refusals_name_the_parameter_with_flowers_texts() {
