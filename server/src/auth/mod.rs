@@ -55,6 +55,29 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// An audit entry for `command` asked by this principal at `now`: the
+    /// caller fills in the target, status and replies (the log assigns the
+    /// id when it records it).
+    pub fn audit_entry(
+        &self,
+        now: f64,
+        command: impl Into<String>,
+        arguments: serde_json::Value,
+    ) -> api::control::AuditEntry {
+        api::control::AuditEntry {
+            id: 0,
+            time: now,
+            user: self.name.clone(),
+            role: self.role.as_str().to_string(),
+            command: command.into(),
+            arguments,
+            target: serde_json::Value::Null,
+            status: 0,
+            replies: serde_json::Value::Null,
+            no_reply: Vec::new(),
+        }
+    }
+
     /// With no users configured every request is this operator.
     pub fn anonymous() -> Principal {
         Principal {

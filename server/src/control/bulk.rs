@@ -128,23 +128,19 @@ impl BulkRevoke {
         collected: &Collected,
         now: f64,
     ) -> AuditEntry {
+        let arguments = json!({
+            "filters": self.filters.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+            "terminate": self.terminate,
+            "signal": self.signal,
+            "count": ids.len(),
+            "task_ids": ids,
+        });
         AuditEntry {
-            id: 0,
-            time: now,
-            user: who.name.clone(),
-            role: who.role.as_str().to_string(),
-            command: "bulk_revoke".into(),
-            arguments: json!({
-                "filters": self.filters.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
-                "terminate": self.terminate,
-                "signal": self.signal,
-                "count": ids.len(),
-                "task_ids": ids,
-            }),
             target: json!("all"),
             status: collected.verdict().status(),
             replies: json!(collected.replies),
             no_reply: collected.no_reply.clone(),
+            ..who.audit_entry(now, "bulk_revoke", arguments)
         }
     }
 }

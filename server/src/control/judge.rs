@@ -198,16 +198,15 @@ pub fn audit_entry(
     now: f64,
 ) -> AuditEntry {
     AuditEntry {
-        id: 0,
-        time: now,
-        user: who.name.clone(),
-        role: who.role.as_str().to_string(),
-        command: request.method.clone(),
-        arguments: Value::Object(request.arguments.clone()),
         target: target_json(&request.target),
         status: verdict.status(),
         replies: json!(body.replies),
         no_reply: body.no_reply.clone(),
+        ..who.audit_entry(
+            now,
+            request.method.clone(),
+            Value::Object(request.arguments.clone()),
+        )
     }
 }
 

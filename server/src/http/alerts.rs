@@ -48,16 +48,10 @@ async fn reload(
     };
     let file = shared.alerting.file().map(|f| f.display().to_string());
     shared.ops.audit.record(AuditEntry {
-        id: 0,
-        time: clock::now(),
-        user: who.name.clone(),
-        role: who.role.as_str().into(),
-        command: "alerts_reload".to_owned(),
-        arguments: json!({ "file": file }),
         target: Value::String("celeriac".to_owned()),
         status: status.as_u16(),
         replies: outcome,
-        no_reply: Vec::new(),
+        ..who.audit_entry(clock::now(), "alerts_reload", json!({ "file": file }))
     });
     match result {
         Ok(_) => Ok(Json(shared.alerting.response())),
