@@ -43,15 +43,14 @@ impl Transport {
             .split_once("://")
             .map(|(s, _)| s.to_ascii_lowercase())
             .unwrap_or_default();
-        match scheme.as_str() {
-            "amqp" | "pyamqp" | "librabbitmq" | "amqps" | "pyamqps" | "" => {
-                amqp::Amqp::new(url).map(Transport::Amqp)
-            }
-            other => Err(TransportError::BadUrl {
-                url: mask_password(url),
-                reason: format!("unsupported scheme `{other}` (celeriac speaks AMQP)"),
-            }),
+        // No scheme at all: the AMQP parser says what a broker URL looks like.
+        if scheme.is_empty() || amqp::amqp_scheme(&scheme).is_some() {
+            return amqp::Amqp::new(url).map(Transport::Amqp);
         }
+        Err(TransportError::BadUrl {
+            url: mask_password(url),
+            reason: format!("unsupported scheme `{scheme}` (celeriac speaks AMQP)"),
+        })
     }
 
     /// Whether the event source acknowledges what it consumed. One that does
@@ -105,28 +104,13 @@ pub enum ControlClient {
     Amqp(amqp::Pidbox),
 }
 
-impl ControlClient {
-    /// Sends `request` and, when it wants replies, collects them until every
-    /// addressed worker answered or the idle timeout passed.
-    pub async fn call(&self, request: &Request) -> Result<Outcome, ControlError> {
+/// Sends `request` and, when it wants replies, collects them until every
+/// addressed worker answered or the idle timeout passed.
+impl Mailbox for ControlClient {
+    async fn call(&self, request: &Request) -> Result<Outcome, ControlError> {
         match self {
             ControlClient::Amqp(p) => p.call(request).await,
         }
-    }
-
-    pub fn default_timeout(&self) -> Duration {
-        match self {
-            ControlClient::Amqp(p) => p.default_timeout(),
-        }
-    }
-}
-
-impl Mailbox for ControlClient {
-    fn call(
-        &self,
-        request: &Request,
-    ) -> impl std::future::Future<Output = Result<Outcome, ControlError>> + Send {
-        ControlClient::call(self, request)
     }
 }
 

@@ -26,14 +26,12 @@ mod topology;
 pub use management::{ManagementApi, QueueTotals};
 pub use pidbox::Pidbox;
 pub use queue_stats::QueueStats;
-pub use source::{parse_broker_url, run, Backoff};
+pub use source::{amqp_scheme, parse_broker_url, run, Backoff};
 pub use topology::{DLX_EXCHANGE, EVENT_EXCHANGE, PIDBOX_EXCHANGE};
 
 /// Why a connection attempt or an established session failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AmqpError {
-    #[error("invalid broker URL `{url}`: {reason}")]
-    BadUrl { url: String, reason: String },
     #[error("connecting to {broker} timed out after {secs}s")]
     ConnectTimeout { broker: String, secs: u64 },
     #[error("{action}: {error}")]
@@ -71,15 +69,7 @@ pub struct Amqp {
 
 impl Amqp {
     pub fn new(url: &str) -> Result<Amqp, crate::transport::TransportError> {
-        let uri = parse_broker_url(url).map_err(|e| match e {
-            AmqpError::BadUrl { url, reason } => {
-                crate::transport::TransportError::BadUrl { url, reason }
-            }
-            other => crate::transport::TransportError::BadUrl {
-                url: crate::mask::mask_password(url),
-                reason: other.to_string(),
-            },
-        })?;
+        let uri = parse_broker_url(url)?;
         Ok(Amqp {
             url: url.to_string(),
             uri,

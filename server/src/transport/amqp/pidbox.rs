@@ -72,10 +72,6 @@ impl Pidbox {
         }
     }
 
-    pub fn default_timeout(&self) -> Duration {
-        self.default_timeout
-    }
-
     /// Sends `request` and, when it wants replies, collects them: each
     /// reply restarts the idle timeout (kombu's semantics), and collection
     /// ends early once every addressed or expected worker answered.

@@ -32,6 +32,7 @@ use crate::ingest::{BatchSender, IngestArgs};
 use crate::mask::mask_password;
 use crate::shutdown::Shutdown;
 use crate::telemetry::{SourceEvent, SourceStatus};
+use crate::transport::TransportError;
 
 /// A TCP connect to a black-holed host can otherwise hang for minutes.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -84,25 +85,32 @@ impl Default for Backoff {
     }
 }
 
-/// Parses a Celery broker URL the way kombu reads it: `pyamqp://` and
-/// `librabbitmq://` are AMQP, the path is the vhost with `//` or an empty
+/// The AMQP scheme a kombu broker URL scheme (lower case) stands for:
+/// `pyamqp` and `librabbitmq` are AMQP; `None` for other transports.
+pub fn amqp_scheme(scheme: &str) -> Option<&'static str> {
+    match scheme {
+        "amqp" | "pyamqp" | "librabbitmq" => Some("amqp"),
+        "amqps" | "pyamqps" => Some("amqps"),
+        _ => None,
+    }
+}
+
+/// Parses a Celery broker URL the way kombu reads it: the scheme as
+/// [`amqp_scheme`] maps it, the path is the vhost with `//` or an empty
 /// path meaning `/`, and the host may be an IP literal.
-pub fn parse_broker_url(url: &str) -> Result<AMQPUri, AmqpError> {
-    let bad = |reason: String| AmqpError::BadUrl {
+pub fn parse_broker_url(url: &str) -> Result<AMQPUri, TransportError> {
+    let bad = |reason: String| TransportError::BadUrl {
         url: mask_password(url),
         reason,
     };
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| bad("expected amqp://user:password@host:port/vhost".into()))?;
-    let scheme = match scheme.to_ascii_lowercase().as_str() {
-        "amqp" | "pyamqp" | "librabbitmq" => "amqp",
-        "amqps" | "pyamqps" => "amqps",
-        other => {
-            return Err(bad(format!(
-                "unsupported scheme `{other}` (celeriac speaks AMQP)"
-            )))
-        }
+    let lower = scheme.to_ascii_lowercase();
+    let Some(scheme) = amqp_scheme(&lower) else {
+        return Err(bad(format!(
+            "unsupported scheme `{lower}` (celeriac speaks AMQP)"
+        )));
     };
     let normalised = format!("{scheme}://{rest}");
     let mut uri = AMQPUri::from_str(&normalised).map_err(bad)?;
