@@ -182,8 +182,9 @@ mod tests {
         assert_eq!(states, &["c=RECEIVED"]);
         assert_eq!(c.evicted.len(), 1);
         assert_eq!(c.evicted[0].id, "a");
-        assert_eq!(c.evicted[0].task.state, api::TaskState::Success);
-        assert_eq!(c.evicted[0].task.name.as_deref(), Some("tasks.add"));
+        let gone = s.read().evicted_task(&c.evicted[0]);
+        assert_eq!(gone.state, api::TaskState::Success);
+        assert_eq!(gone.name.as_deref(), Some("tasks.add"));
     }
 
     #[test]

@@ -4,12 +4,15 @@
 //! reference put in a set; slot references are reused after eviction, so
 //! they are turned into ids once per take, while the slots still hold the
 //! marked tasks. Tasks evicted meanwhile are not found that way: their
-//! records are kept at eviction (moved, not copied) and reported apart.
+//! records are kept at eviction (moved, not copied) and reported apart, as
+//! they were; a subscriber that wants one as Flower renders it asks
+//! [`super::State::evicted_task`], under its read lock, so nobody pays for
+//! the conversion under the write lock or when no subscriber reads them.
 
 use hashbrown::HashSet;
 
 use super::ids::IdText;
-use super::tasks::SlotRef;
+use super::tasks::{SlotRef, Task};
 
 /// A task's id as the state stores it: canonical UUIDs inline, so taking
 /// one out of the state costs no allocation.
@@ -48,9 +51,8 @@ impl PartialEq<&str> for TaskId {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evicted {
     pub id: TaskId,
-    /// Its record as it was when evicted (`root`, `parent` and `children`
-    /// name only the tasks still retained when the marks were taken).
-    pub task: api::Task,
+    /// Its record as it was when evicted.
+    pub(super) record: Task,
 }
 
 /// What changed since the previous [`super::State::take_changes`].

@@ -158,10 +158,10 @@ impl State {
             .collect();
         let evicted = gone
             .unwrap_or_default()
-            .iter()
-            .map(|t| Evicted {
-                id: TaskId::new(t.id.clone()),
-                task: self.view(t).to_api(),
+            .into_iter()
+            .map(|record| Evicted {
+                id: TaskId::new(record.id.clone()),
+                record,
             })
             .collect();
         Changes {
@@ -170,6 +170,12 @@ impl State {
             workers: marks.workers,
             overflow,
         }
+    }
+
+    /// An evicted task as `/api/task/info` would have shown it (`root`,
+    /// `parent` and `children` name only the tasks retained now).
+    pub fn evicted_task(&self, evicted: &Evicted) -> api::Task {
+        self.view(&evicted.record).to_api()
     }
 
     /// Dashboard (`/ws`): the changed tasks still retained.

@@ -19,7 +19,7 @@ pub fn opt(v: f64) -> Option<f64> {
 /// One retained task. `size_of::<Task>()` is 408 bytes on x86_64 (checked by
 /// a test); strings beyond that are args/kwargs/result/exception/traceback
 /// and eta/expires, held as Celery sent them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Task {
     pub id: IdText,
     pub root_id: Option<IdText>,

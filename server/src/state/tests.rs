@@ -840,12 +840,12 @@ fn changes_name_tasks_by_id_and_report_what_was_evicted() {
     let c = s.take_changes();
     assert_eq!(c.tasks, ["c"]);
     assert_eq!(c.evicted.len(), 1);
-    let gone = &c.evicted[0];
-    assert_eq!(gone.id, uuid);
-    assert_eq!(gone.task.uuid, uuid);
-    assert_eq!(gone.task.state, TaskState::Success);
-    assert_eq!(gone.task.name.as_deref(), Some("tasks.add"));
-    assert_eq!(gone.task.worker.as_deref(), Some("w1@vm"));
+    assert_eq!(c.evicted[0].id, uuid);
+    let gone = s.evicted_task(&c.evicted[0]);
+    assert_eq!(gone.uuid, uuid);
+    assert_eq!(gone.state, TaskState::Success);
+    assert_eq!(gone.name.as_deref(), Some("tasks.add"));
+    assert_eq!(gone.worker.as_deref(), Some("w1@vm"));
     assert_eq!(s.evicted_tasks(), 1);
 }
 
