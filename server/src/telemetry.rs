@@ -171,19 +171,13 @@ impl SourceStatus {
                     self.truncated.inc_by(truncated);
                 }
             }
+            // `ALL` lists each enum in declaration order, so a reason's
+            // discriminant is its counter's index.
             SourceEvent::Malformed { reason, count } => {
-                let i = MalformedReason::ALL
-                    .iter()
-                    .position(|r| *r == reason)
-                    .unwrap_or(0);
-                self.malformed[i].inc_by(count);
+                self.malformed[reason as usize].inc_by(count);
             }
             SourceEvent::Dropped { reason, count } => {
-                let i = DropReason::ALL
-                    .iter()
-                    .position(|r| *r == reason)
-                    .unwrap_or(DropReason::ALL.len() - 1);
-                self.dropped[i].inc_by(count);
+                self.dropped[reason as usize].inc_by(count);
             }
         }
     }
@@ -283,6 +277,16 @@ mod tests {
         );
         s.emit(SourceEvent::Lost);
         assert_eq!(metrics.broker_connected.get(), 0);
+    }
+
+    #[test]
+    fn each_reason_sits_at_its_discriminant_in_all() {
+        for (i, r) in MalformedReason::ALL.into_iter().enumerate() {
+            assert_eq!(r as usize, i, "{r:?}");
+        }
+        for (i, r) in DropReason::ALL.into_iter().enumerate() {
+            assert_eq!(r as usize, i, "{r:?}");
+        }
     }
 
     #[test]
