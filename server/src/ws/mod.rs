@@ -76,8 +76,9 @@ impl Hub {
         }
     }
 
-    /// A tick with the hub as the only subscriber: takes the change marks
-    /// itself, so it must not run beside a feed that does.
+    /// A tick with the hub as the only subscriber, for tests: takes the
+    /// change marks itself, which a running feed does instead.
+    #[cfg(test)]
     pub fn publish(&self, state: &parking_lot::RwLock<State>) {
         let changes = crate::feed::take(state);
         let state = StateReader::new(state);
