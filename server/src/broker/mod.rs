@@ -100,7 +100,7 @@ pub struct WorkerQueues {
     pub processes: u64,
 }
 
-/// AppState between the poller (writer) and readers.
+/// Shared between the poller (writer) and readers.
 #[derive(Debug, Default)]
 pub struct BrokerStats {
     snapshot: RwLock<Arc<Snapshot>>,
@@ -184,8 +184,7 @@ pub struct Poller {
 impl Poller {
     /// Polls until shutdown.
     pub async fn run(self, mut client: impl QueueSource, mut shutdown: Shutdown) {
-        let interval = self.interval;
-        let mut ticker = tokio::time::interval(interval);
+        let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut previous: Option<Source> = None;
         let mut errors = [0u64; 2];
