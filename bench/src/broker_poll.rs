@@ -67,7 +67,7 @@ async fn run_in(settings: &Settings, vhost: &str) -> Result<Vec<PollResult>> {
     let url = format!("{}/{}", settings.amqp.trim_end_matches('/'), vhost);
     // celeriac derives the management API from the broker URL, as in
     // production (same host and credentials, port 15672).
-    let api = celeriac::transport::amqp::ManagementApi::new(&url, &Default::default())?
+    let api = celeriac::transport::amqp::ManagementApi::new(&url, None)?
         .context("no management API derived from the broker URL")?;
     let mut results = Vec::new();
     let mut declared = 0;

@@ -62,16 +62,6 @@ impl StateArgs {
     }
 }
 
-impl Default for StateArgs {
-    fn default() -> Self {
-        StateArgs {
-            max_tasks: DEFAULT_MAX_TASKS,
-            max_workers: DEFAULT_MAX_WORKERS,
-            purge_offline_workers: None,
-        }
-    }
-}
-
 /// What the state owner writes and who it tells.
 pub struct Owner {
     pub state: Arc<RwLock<State>>,

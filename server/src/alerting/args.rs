@@ -19,12 +19,3 @@ pub struct AlertingArgs {
           value_parser = parse_interval)]
     pub alerts_interval: f64,
 }
-
-impl Default for AlertingArgs {
-    fn default() -> Self {
-        AlertingArgs {
-            alerts: None,
-            alerts_interval: 5.0,
-        }
-    }
-}

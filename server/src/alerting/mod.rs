@@ -389,7 +389,7 @@ mod tests {
 
     #[test]
     fn alerting_is_off_without_a_file() {
-        let a = Alerting::new(&AlertingArgs::default());
+        let a = Alerting::new(&crate::test_args::parse::<AlertingArgs>(&[]));
         assert!(!a.enabled());
         let r = a.response();
         assert!(!r.enabled && r.rules.is_empty());

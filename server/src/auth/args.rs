@@ -4,7 +4,7 @@ use clap::ArgAction;
 
 use super::{parse_credential, parse_token, parse_users_file, Credential, Secret, UsersFile};
 
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct AuthArgs {
     /// An operator `USER:PASSWORD` (repeatable; comma-separated in the
     /// environment).

@@ -4,7 +4,7 @@
 /// so, and RabbitMQ's own stats are sampled every 5 s.
 pub const DEFAULT_POLL_INTERVAL_SECS: u64 = 5;
 
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct QueueStatsArgs {
     /// RabbitMQ management API for queue statistics, e.g.
     /// `http://user:password@rabbit:15672/api/`. Default: the broker's host

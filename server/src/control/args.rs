@@ -28,12 +28,3 @@ impl ControlArgs {
         Duration::from_millis(self.inspect_timeout)
     }
 }
-
-impl Default for ControlArgs {
-    fn default() -> Self {
-        ControlArgs {
-            inspect_timeout: DEFAULT_INSPECT_TIMEOUT_MS,
-            inspect_interval: DEFAULT_INSPECT_INTERVAL_SECS,
-        }
-    }
-}

@@ -82,18 +82,3 @@ impl IngestArgs {
         mask_password(&self.broker)
     }
 }
-
-impl Default for IngestArgs {
-    fn default() -> Self {
-        IngestArgs {
-            broker: DEFAULT_BROKER.to_string(),
-            enable_events: true,
-            enable_events_interval: DEFAULT_ENABLE_EVENTS_INTERVAL_SECS,
-            events_queue: None,
-            events_ttl: DEFAULT_EVENTS_TTL_SECS,
-            events_max_length: DEFAULT_EVENTS_MAX_LENGTH,
-            prefetch: DEFAULT_PREFETCH,
-            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
-        }
-    }
-}

@@ -51,17 +51,3 @@ pub struct MetricsArgs {
           num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub statsd_tags: bool,
 }
-
-impl Default for MetricsArgs {
-    fn default() -> Self {
-        MetricsArgs {
-            max_task_names: DEFAULT_MAX_TASK_NAMES,
-            runtime_buckets: Buckets::runtime_default(),
-            queue_wait_buckets: Buckets::queue_wait_default(),
-            flower_metrics: false,
-            statsd: None,
-            statsd_prefix: DEFAULT_STATSD_PREFIX.to_string(),
-            statsd_tags: false,
-        }
-    }
-}

@@ -20,7 +20,6 @@ use std::time::Duration;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 
-use crate::broker::QueueStatsArgs;
 use crate::broker::{wanted, QueueStat};
 use crate::mask::mask_password;
 
@@ -110,11 +109,11 @@ struct Rate {
 impl ManagementApi {
     /// From `--broker-api`, or derived from `--broker` (same host and
     /// credentials, port 15672, as Flower does). `None` for `off`.
-    pub fn new(broker: &str, args: &QueueStatsArgs) -> Result<Option<ManagementApi>, ApiError> {
+    pub fn new(broker: &str, broker_api: Option<&str>) -> Result<Option<ManagementApi>, ApiError> {
         let amqp = super::parse_broker_url(broker)
             .map_err(|e| ApiError::BadUrl(mask_password(broker), e.to_string()))?;
         let vhost = amqp.vhost.clone();
-        let (base, user, password) = match args.broker_api.as_deref() {
+        let (base, user, password) = match broker_api {
             Some("off" | "none" | "") => return Ok(None),
             Some(url) => split_credentials(url, &amqp.authority.userinfo)?,
             None => {
@@ -330,7 +329,8 @@ mod tests {
 
     /// The API as `--broker` and the queue statistics flags make it.
     fn management(broker: &str, flags: &[&str]) -> Result<Option<ManagementApi>, ApiError> {
-        ManagementApi::new(broker, &crate::test_args::parse(flags))
+        let args: crate::broker::QueueStatsArgs = crate::test_args::parse(flags);
+        ManagementApi::new(broker, args.broker_api.as_deref())
     }
 
     const BROKER: &str = crate::ingest::DEFAULT_BROKER;

@@ -16,7 +16,7 @@ pub struct QueueStats {
 
 impl QueueStats {
     pub fn new(amqp: &Amqp, args: &QueueStatsArgs) -> QueueStats {
-        let api = match ManagementApi::new(&amqp.url, args) {
+        let api = match ManagementApi::new(&amqp.url, args.broker_api.as_deref()) {
             Ok(api) => api,
             Err(e) => {
                 tracing::warn!("queue statistics: {e}; using the AMQP fallback only");
