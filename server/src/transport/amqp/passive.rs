@@ -18,14 +18,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Prober {
-    uri: Option<AMQPUri>,
+    uri: AMQPUri,
     connection: Option<Connection>,
 }
 
 impl Prober {
-    pub fn new(broker: &str) -> Prober {
+    pub fn new(uri: AMQPUri) -> Prober {
         Prober {
-            uri: super::parse_broker_url(broker).ok(),
+            uri,
             connection: None,
         }
     }
@@ -37,7 +37,7 @@ impl Prober {
             }
             self.connection = None;
         }
-        let uri = self.uri.clone().ok_or("invalid broker URL")?;
+        let uri = self.uri.clone();
         let properties =
             ConnectionProperties::default().with_connection_name("celeriac queue stats".into());
         let conn = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_uri(uri, properties))

@@ -25,7 +25,7 @@ impl QueueStats {
         };
         QueueStats {
             api,
-            prober: Prober::new(&amqp.url),
+            prober: Prober::new(amqp.uri()),
             only: args.queues.clone(),
         }
     }
