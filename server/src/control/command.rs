@@ -11,7 +11,9 @@ use serde_json::{json, Map, Value};
 
 use super::form::{self, Pairs, Rejection};
 use super::judge::{Judge, Text};
+use super::InspectCache;
 use crate::mailbox::{Matcher, Request, Target};
+use crate::state::State;
 
 /// The workers celeriac knows when a request arrives.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -25,6 +27,20 @@ pub struct Roster {
 }
 
 impl Roster {
+    /// The workers `state` knows at `now`, plus those only `inspect` has
+    /// heard from.
+    pub fn of(state: &State, inspect: &InspectCache, now: f64) -> Roster {
+        let mut roster = Roster::default();
+        for w in state.workers(now) {
+            if w.status {
+                roster.alive.push(w.hostname.clone());
+            }
+            roster.known.insert(w.hostname);
+        }
+        roster.known.extend(inspect.names());
+        roster
+    }
+
     /// `worker`, when it is known.
     pub fn known(&self, worker: &str) -> Result<String, Rejection> {
         if self.known.contains(worker) {

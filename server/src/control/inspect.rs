@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 use crate::mailbox::{ControlError, Request, Target};
 use parking_lot::RwLock;
 
+use super::command::Roster;
 use super::Ops;
 use crate::broker::BrokerStats;
 use crate::clock;
@@ -124,14 +125,8 @@ pub async fn refresh<M: Mailbox>(
     let (target, expect) = match workername {
         Some(w) => (Target::Workers(vec![w.to_string()]), None),
         None => {
-            let alive: Vec<String> = state
-                .read()
-                .workers(clock::now())
-                .into_iter()
-                .filter(|w| w.status)
-                .map(|w| w.hostname)
-                .collect();
-            (Target::All, Some(alive))
+            let roster = Roster::of(&state.read(), &ops.inspect, clock::now());
+            (Target::All, Some(roster.alive))
         }
     };
     let mut methods: Vec<&str> = WORKER_METHODS.map(Command::as_str).to_vec();

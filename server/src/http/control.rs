@@ -104,16 +104,7 @@ fn form_params(query: Option<String>, body: &Bytes) -> Result<Params, HttpError>
 
 /// The workers known from events and inspect replies, and the live ones.
 fn roster(shared: &AppState) -> Roster {
-    let workers = shared.state.read().workers(clock::now());
-    let mut roster = Roster::default();
-    for w in workers {
-        if w.status {
-            roster.alive.push(w.hostname.clone());
-        }
-        roster.known.insert(w.hostname);
-    }
-    roster.known.extend(shared.ops.inspect.names());
-    roster
+    Roster::of(&shared.state.read(), &shared.ops.inspect, clock::now())
 }
 
 fn controller<'a>(shared: &'a AppState, who: &'a Principal) -> Controller<'a, ControlClient> {
