@@ -267,7 +267,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 /// line to stdout, and a graceful stop on SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     init_tracing(&config.log)?;
-    let config_broker = config.ingest.broker_masked();
     let running = start(config).await?;
     let url = running.url();
     {
@@ -276,8 +275,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         writeln!(out, "celeriac listening on {url}").context("writing to stdout")?;
         out.flush().context("writing to stdout")?;
     }
+    let brokers: Vec<&str> = running.app.sources.iter().map(|s| s.name()).collect();
     tracing::info!(
-        broker = %config_broker,
+        broker = %brokers.join(", "),
         "celeriac {} listening on {url}",
         env!("CARGO_PKG_VERSION")
     );

@@ -5,8 +5,6 @@ use std::time::Duration;
 
 use clap::ArgAction;
 
-use crate::mask::mask_password;
-
 pub const DEFAULT_BROKER: &str = "amqp://guest:guest@localhost:5672//";
 /// Celery's own default is 5 s, which makes a monitor that lags for 5 s lose
 /// events silently. Ten minutes covers any burst celeriac can drain (1M
@@ -69,16 +67,7 @@ pub struct IngestArgs {
 }
 
 impl IngestArgs {
-    pub fn events_ttl(&self) -> Duration {
-        Duration::from_secs(self.events_ttl)
-    }
-
     pub fn enable_events_interval(&self) -> Duration {
         Duration::from_secs(self.enable_events_interval)
-    }
-
-    /// The broker URL with its password replaced by `********`, for logs.
-    pub fn broker_masked(&self) -> String {
-        mask_password(&self.broker)
     }
 }

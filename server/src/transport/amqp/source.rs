@@ -140,7 +140,7 @@ pub async fn run(
     mut sender: BatchSender,
     mut shutdown: Shutdown,
 ) {
-    let broker = args.broker_masked();
+    let broker = status.name().to_string();
     // Names the per-process queues for the life of this process, not of one
     // connection: after a connection drop celeriac consumes the same queue
     // again, with what was published meanwhile.
