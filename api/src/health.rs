@@ -15,6 +15,34 @@ pub struct Readiness {
     /// Queue statistics: detail only, they never make celeriac unready
     /// (events still flow without them).
     pub broker_stats: BrokerStatsDetail,
+    /// The history store; null with `--db none`. Ready waits for it to be
+    /// loaded back into memory, not for it to be up: a store that goes down
+    /// later only delays writes.
+    #[serde(default)]
+    pub history: Option<HistoryDetail>,
+}
+
+/// The history store's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryDetail {
+    /// `sqlite` or `postgres`.
+    pub backend: String,
+    /// The file, or the server without its password.
+    pub location: String,
+    /// The last attempt to reach the store worked.
+    pub up: bool,
+    /// Its tasks were loaded back into memory at start-up (or when it
+    /// first came up).
+    pub loaded: bool,
+    /// Changed tasks waiting to be written.
+    pub backlog: u64,
+    /// Changes dropped because the backlog was full, since start.
+    pub dropped: u64,
+    /// Epoch seconds of the last successful write.
+    pub last_write_at: Option<f64>,
+    /// The last failure, and when (kept after recovery).
+    pub last_error: Option<String>,
+    pub last_error_at: Option<f64>,
 }
 
 /// Where queue depths come from and whether that works.
@@ -71,8 +99,9 @@ mod tests {
                     amqp: 0,
                 },
             },
+            history: None,
         };
-        let text = r#"{"ready":false,"consuming":false,"last_event_at":null,"last_error":"connection refused","broker_stats":{"source":"amqp","working":true,"up":{"management":false,"amqp":true},"last_success_at":1.5,"last_error":null,"last_error_at":null,"errors":{"management":2,"amqp":0}}}"#;
+        let text = r#"{"ready":false,"consuming":false,"last_event_at":null,"last_error":"connection refused","broker_stats":{"source":"amqp","working":true,"up":{"management":false,"amqp":true},"last_success_at":1.5,"last_error":null,"last_error_at":null,"errors":{"management":2,"amqp":0}},"history":null}"#;
         assert_eq!(serde_json::to_string(&r).unwrap(), text);
         assert_eq!(serde_json::from_str::<Readiness>(text).unwrap(), r);
     }

@@ -12,6 +12,7 @@ use parking_lot::RwLock;
 use crate::alerting::{Alerting, Watched};
 use crate::broker::BrokerStats;
 use crate::control::Ops;
+use crate::history::History;
 use crate::metrics::{MetricsArgs, Scrape, SelfMetrics};
 use crate::state::State;
 use crate::telemetry::{any_consuming, first_error, LastEvent, SourceStatus};
@@ -28,6 +29,8 @@ pub struct AppState {
     pub ops: Arc<Ops<ControlClient>>,
     pub broker: Arc<BrokerStats>,
     pub alerting: Arc<Alerting>,
+    /// The history store; `None` with `--db none`.
+    pub history: Option<Arc<History>>,
     /// Where every route is served (`--url-prefix`).
     pub url_prefix: String,
     /// How `/metrics` renders (buckets, name cardinality, Flower's names).

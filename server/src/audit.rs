@@ -11,8 +11,12 @@ pub const AUDIT_CAPACITY: usize = 1000;
 /// One entry, as `GET /api/audit` sends it.
 pub use api::control::AuditEntry;
 
+/// Where entries go beyond memory (the history store).
+pub type Sink = Box<dyn Fn(&AuditEntry) + Send + Sync>;
+
 pub struct Audit {
     entries: parking_lot::Mutex<(u64, VecDeque<AuditEntry>)>,
+    sink: std::sync::OnceLock<Sink>,
 }
 
 impl Default for Audit {
@@ -25,6 +29,25 @@ impl Audit {
     pub fn new() -> Audit {
         Audit {
             entries: parking_lot::Mutex::new((0, VecDeque::new())),
+            sink: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Sends every entry recorded from now on to `sink` too (once).
+    pub fn set_sink(&self, sink: Sink) {
+        let _ = self.sink.set(sink);
+    }
+
+    /// Puts back entries a store kept (newest first, as `recent` gives
+    /// them); ids continue after the newest.
+    pub fn restore(&self, newest_first: Vec<AuditEntry>) {
+        let mut guard = self.entries.lock();
+        for e in newest_first.into_iter().rev() {
+            guard.0 = guard.0.max(e.id);
+            if guard.1.len() == AUDIT_CAPACITY {
+                guard.1.pop_front();
+            }
+            guard.1.push_back(e);
         }
     }
 
@@ -40,6 +63,9 @@ impl Audit {
             guard.1.push_back(entry.clone());
             guard.0
         };
+        if let Some(sink) = self.sink.get() {
+            sink(&entry);
+        }
         tracing::info!(
             target: "celeriac::audit",
             id,

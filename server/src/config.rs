@@ -16,6 +16,7 @@ use crate::alerting::AlertingArgs;
 use crate::auth::AuthArgs;
 use crate::broker::QueueStatsArgs;
 use crate::control::ControlArgs;
+use crate::history::HistoryArgs;
 use crate::http::HttpArgs;
 use crate::ingest::IngestArgs;
 use crate::metrics::MetricsArgs;
@@ -61,6 +62,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub alerting: AlertingArgs,
+
+    #[command(flatten)]
+    pub history: HistoryArgs,
 
     /// A TOML file with any of the options above (keys as the flag names).
     #[arg(long, env = "CELERIAC_CONFIG", value_name = "FILE")]
@@ -406,6 +410,32 @@ mod tests {
                 "alerts-interval",
                 Some("CELERIAC_ALERTS_INTERVAL"),
                 &["5s"],
+            ),
+            ("data_dir", "data-dir", Some("CELERIAC_DATA_DIR"), &[]),
+            ("db", "db", Some("CELERIAC_DB"), &[]),
+            (
+                "db_backlog",
+                "db-backlog",
+                Some("CELERIAC_DB_BACKLOG"),
+                &["1000000"],
+            ),
+            (
+                "history_retention",
+                "history-retention",
+                Some("CELERIAC_HISTORY_RETENTION"),
+                &["14d"],
+            ),
+            (
+                "history_failed_retention",
+                "history-failed-retention",
+                Some("CELERIAC_HISTORY_FAILED_RETENTION"),
+                &["30d"],
+            ),
+            (
+                "history_max_tasks",
+                "history-max-tasks",
+                Some("CELERIAC_HISTORY_MAX_TASKS"),
+                &[],
             ),
             ("config", "config", Some("CELERIAC_CONFIG"), &[]),
         ];

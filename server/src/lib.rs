@@ -10,6 +10,7 @@ pub mod config;
 pub mod control;
 pub mod events;
 pub mod feed;
+pub mod history;
 pub mod http;
 pub mod ingest;
 pub mod mailbox;
@@ -101,6 +102,7 @@ impl Running {
 /// `start` builds it (benchmarks build one without starting anything).
 pub fn assemble(config: &Config, transport: &Transport) -> AppState {
     let metrics = Arc::new(SelfMetrics::new());
+    let history = history::History::new(&config.history, &metrics.registry).map(Arc::new);
     let source = Arc::new(SourceStatus::new(transport.masked_url(), &metrics));
     let sources: Arc<[Arc<SourceStatus>]> = Arc::from([source]);
     AppState {
@@ -117,17 +119,22 @@ pub fn assemble(config: &Config, transport: &Transport) -> AppState {
         )),
         broker: Arc::default(),
         alerting: Arc::new(alerting::Alerting::new(&config.alerting)),
+        history,
         url_prefix: config.http.url_prefix.clone(),
         exporter: config.metrics.clone(),
     }
 }
 
 /// The application state as `start` would build it from these flags, for
-/// unit tests of the modules that read it.
+/// unit tests of the modules that read it. No history store unless the
+/// flags name one: unit tests keep nothing on disk.
 #[cfg(test)]
 pub(crate) fn test_app(flags: &[&str]) -> AppState {
-    let config = Config::load_from(std::iter::once("celeriac").chain(flags.iter().copied()))
-        .expect("valid flags");
+    let memory_only = (!flags.contains(&"--db")).then_some(["--db", "none"]);
+    let args = std::iter::once("celeriac")
+        .chain(memory_only.into_iter().flatten())
+        .chain(flags.iter().copied());
+    let config = Config::load_from(args).expect("valid flags");
     let transport = Transport::from_url(&config.ingest.broker).expect("valid broker URL");
     assemble(&config, &transport)
 }
@@ -137,6 +144,12 @@ pub(crate) fn test_app(flags: &[&str]) -> AppState {
 fn subscribers(app: &AppState) -> Feed {
     let mut feed = Feed::default();
     feed.subscribe(ws::Dashboard(app.dashboard.clone()));
+    if let Some(history) = &app.history {
+        feed.subscribe(history::writer::HistoryFeed {
+            history: history.clone(),
+            evicted_seen: app.state.read().evicted_tasks(),
+        });
+    }
     feed
 }
 
@@ -173,9 +186,23 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             format!("http://{addr}{}/alerts", app.url_prefix),
         )
         .context("--alerts")?;
+    // History goes back into memory before ingest starts, so the first
+    // events merge into the loaded tasks.
+    if let Some(h) = &app.history {
+        open_history(h, &app).await?;
+    }
     let (trigger, shutdown) = ShutdownTrigger::new();
     let (sender, receiver) = ingest::batch_channel(ingest::BATCH_CHANNEL_CAPACITY);
     let mut tasks = JoinSet::new();
+
+    if let Some(h) = app.history.clone() {
+        let (state, audit) = (app.state.clone(), app.ops.audit.clone());
+        let sd = shutdown.clone();
+        tasks.spawn(async move {
+            history::writer::run(h, state, audit, sd).await;
+            "history writer"
+        });
+    }
 
     let owner = owner::Owner {
         state: app.state.clone(),
@@ -261,6 +288,38 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         trigger,
         tasks,
     })
+}
+
+/// Opens the history store and loads it into memory. A store that cannot
+/// work as configured (a file that cannot be created, a schema from a
+/// newer celeriac) stops start-up; a server that does not answer yet does
+/// not: the writer keeps trying, and loads it when it comes.
+async fn open_history(h: &Arc<history::History>, app: &AppState) -> anyhow::Result<()> {
+    use history::StoreError;
+    tracing::info!(store = %h.target.describe(), "history store");
+    let sink = h.clone();
+    app.ops
+        .audit
+        .set_sink(Box::new(move |entry| sink.record_audit(entry)));
+    let opened = tokio::time::timeout(history::store::STATEMENT_TIMEOUT * 2, h.open()).await;
+    let store = match opened {
+        Ok(Ok(store)) => store,
+        Ok(Err(e @ (StoreError::Sql { .. } | StoreError::Timeout(_))))
+            if matches!(h.target, history::Target::Postgres(_)) =>
+        {
+            tracing::warn!(error = %e, "history store unavailable at start-up; will keep trying");
+            return Ok(());
+        }
+        Ok(Err(e)) => return Err(e).context("--db"),
+        Err(_) => {
+            tracing::warn!("history store did not answer at start-up; will keep trying");
+            return Ok(());
+        }
+    };
+    h.load(&store, &app.state, &app.ops.audit)
+        .await
+        .context("loading history")?;
+    Ok(())
 }
 
 /// The whole program after configuration: logs to stderr, the listening

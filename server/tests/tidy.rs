@@ -123,7 +123,7 @@ const LAYERS: &[&[&str]] = &[
     &["telemetry"],
     &["ingest"],
     // Brokers, remote control, the state owner and the state's consumers.
-    &["transport", "control", "owner", "ws", "alerting"],
+    &["transport", "control", "owner", "ws", "alerting", "history"],
     // Composition: what HTTP handlers read, HTTP, the command line.
     &["app"],
     &["http"],

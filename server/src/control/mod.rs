@@ -45,7 +45,7 @@ pub struct Ops<M> {
     pub pidbox: M,
     pub inspect: InspectCache,
     pub auth: Auth,
-    pub audit: Audit,
+    pub audit: std::sync::Arc<Audit>,
 }
 
 impl<M: Mailbox> Ops<M> {
@@ -54,7 +54,7 @@ impl<M: Mailbox> Ops<M> {
             pidbox,
             inspect: InspectCache::new(),
             auth: Auth::from_args(auth),
-            audit: Audit::new(),
+            audit: std::sync::Arc::new(Audit::new()),
         }
     }
 }

@@ -14,6 +14,7 @@ use super::errors::HttpError;
 use super::params::{self, Params};
 use crate::app::AppState;
 use crate::clock;
+use crate::history::reader;
 use crate::query::TaskQuery;
 
 /// Serialises `(key, value)` pairs as one JSON object, in iteration order: Flower's
@@ -99,19 +100,54 @@ pub async fn tasks(
     let query = TaskQuery::from_params(&params)?;
     // Selecting, sorting and serialising up to every retained task is
     // CPU-bound for tens of milliseconds; keep it off the async workers.
-    tokio::task::spawn_blocking(move || {
-        let page: Vec<api::Task> = {
+    let history = shared.history.clone();
+    let (query, memory, beyond) = {
+        let shared = shared.clone();
+        tokio::task::spawn_blocking(move || {
             let state = shared.state.read();
-            query
+            let beyond = history.as_ref().is_some_and(|h| h.reaches_beyond(&state));
+            // With history, memory gives its best `offset + limit` and the
+            // page is cut after merging.
+            let mut first = query.clone();
+            if beyond {
+                first.offset = 0;
+                first.limit = query.limit.map(|l| l.saturating_add(query.offset));
+            }
+            let page: Vec<api::Task> = first
                 .run(state.tasks())
                 .into_iter()
                 .map(|t| t.to_api())
-                .collect()
-        };
-        json_response(&OrderedObject(page.iter().map(|t| (t.uuid.as_str(), t))))
-    })
-    .await
-    .map_err(|e| HttpError::internal(format!("task listing failed: {e}")))
+                .collect();
+            (query, page, beyond)
+        })
+        .await
+        .map_err(|e| HttpError::internal(format!("task listing failed: {e}")))?
+    };
+    let page = match shared.history.as_deref().and_then(|h| h.store()) {
+        Some(store) if !reader::memory_suffices(beyond, &query, memory.len()) => {
+            match reader::tasks(&store, &shared.state, &query, memory.clone()).await {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(error = %e, "history unavailable; answering from memory");
+                    cut(memory, &query, beyond)
+                }
+            }
+        }
+        _ => cut(memory, &query, beyond),
+    };
+    Ok(json_response(&OrderedObject(
+        page.iter().map(|t| (t.uuid.as_str(), t)),
+    )))
+}
+
+/// Memory's answer as the page: already cut unless it was fetched from
+/// offset 0 to be merged with history.
+fn cut(memory: Vec<api::Task>, query: &TaskQuery, from_zero: bool) -> Vec<api::Task> {
+    if from_zero {
+        memory.into_iter().skip(query.offset).collect()
+    } else {
+        memory
+    }
 }
 
 /// `GET /api/task/info/{uuid}`.
@@ -119,7 +155,12 @@ pub async fn task_info(
     State(shared): State<Arc<AppState>>,
     Path(uuid): Path<String>,
 ) -> Result<Response, HttpError> {
-    let task = shared.state.read().task(&uuid).map(|t| t.to_api());
+    let task = reader::task(shared.history.as_deref(), &shared.state, &uuid)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "history unavailable; answering from memory");
+            None
+        });
     match task {
         Some(t) => Ok(json_response(&t)),
         None => Err(HttpError::not_found(format!("Unknown task '{uuid}'"))),

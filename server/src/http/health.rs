@@ -40,18 +40,22 @@ fn broker_stats(shared: &AppState) -> BrokerStatsDetail {
     }
 }
 
-/// Ready while events are being consumed: a monitor that hears nothing
-/// serves stale data, and load balancers should prefer a replica that hears.
+/// Ready while events are being consumed and history (when kept) is back
+/// in memory: a monitor that hears nothing serves stale data, and load
+/// balancers should prefer a replica that hears and remembers.
 pub async fn readyz(State(shared): State<Arc<AppState>>) -> impl IntoResponse {
     let consuming = shared.consuming();
+    let history = shared.history.as_ref().map(|h| h.detail());
+    let ready = consuming && history.as_ref().is_none_or(|h| h.loaded);
     let body = Readiness {
-        ready: consuming,
+        ready,
         consuming,
         last_event_at: shared.last_event_at(),
         last_error: shared.last_error(),
         broker_stats: broker_stats(&shared),
+        history,
     };
-    let status = if consuming {
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -9,7 +9,8 @@
 //! - qualifiers `name:`, `worker:`, `args:`, `kwargs:`, `result:` are
 //!   case-insensitive substrings, `state:` is exact, `kwargs:key=value` an
 //!   exact item of the kwargs dict; a bare term is a substring of any of
-//!   uuid, name, state, worker, args, kwargs, result;
+//!   uuid, name, state, worker, args, kwargs, result and, beyond Flower,
+//!   exception and traceback (what a post-mortem searches for);
 //! - `NOT` and a leading `-` are refused rather than silently ignored;
 //! - substring terms need 3 characters, so a stray letter cannot turn a
 //!   search into a full scan that matches everything.
@@ -123,6 +124,18 @@ impl Search {
     pub fn matches(&self, t: &TaskView<'_>) -> bool {
         self.root.matches(t)
     }
+
+    /// Text that every matching task holds somewhere (lowercased): what a
+    /// substring index can narrow a search to before `matches` decides.
+    /// Empty when no term is required (an `or` at the top, say). Only
+    /// ASCII needles of three characters or more, which any trigram index
+    /// folds the way `matches` does.
+    pub fn required_substrings(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.root.required(&mut out);
+        out.retain(|n| n.is_ascii() && n.len() >= MIN_SUBSTRING_LENGTH);
+        out
+    }
 }
 
 impl Node {
@@ -132,6 +145,18 @@ impl Node {
             Node::Term(term) => term.matches(t),
             Node::And(children) => children.iter().all(|c| c.matches(t)),
             Node::Or(children) => children.iter().any(|c| c.matches(t)),
+        }
+    }
+
+    fn required<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            Node::All | Node::Or(_) => {}
+            Node::Term(Term::Substring(_, needle)) => out.push(needle.as_str()),
+            Node::Term(Term::KwargsItem { required, .. }) => {
+                out.extend(required.iter().map(|n| n.as_str()))
+            }
+            Node::Term(Term::State(_)) => {}
+            Node::And(children) => children.iter().for_each(|c| c.required(out)),
         }
     }
 
@@ -171,7 +196,7 @@ impl Term {
                         .flatten()
                         .any(|h| needle.is_in(h))
                     || needle.is_in(t.state.as_str())
-                    || [t.args, t.kwargs, t.result]
+                    || [t.args, t.kwargs, t.result, t.exception, t.traceback]
                         .into_iter()
                         .flatten()
                         .any(|h| needle.is_in(h))

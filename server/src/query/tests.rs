@@ -354,8 +354,10 @@ fn dates_are_utc() {
 fn search() {
     let s = |q: &'static str| [("search", q)];
     check(&s("boom"), "t2");
-    // Flower does not search `exception`.
-    check(&s("kaput"), "");
+    // Beyond Flower, which does not: a bare term searches the exception
+    // and traceback too (what a post-mortem looks for).
+    check(&s("kaput"), "t2");
+    check(&s("result:kaput"), "");
     check(&s("result:100"), "t6");
     check(&s("100"), "t6");
     check(&s("kwargs:y=99"), "t3");

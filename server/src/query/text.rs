@@ -23,7 +23,6 @@ impl Needle {
     }
 
     /// The lowercased needle.
-    #[cfg(test)]
     pub fn as_str(&self) -> &str {
         &self.folded
     }

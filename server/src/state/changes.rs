@@ -53,6 +53,9 @@ pub struct Evicted {
     pub id: TaskId,
     /// Its record as it was when evicted.
     pub(super) record: Task,
+    /// An event changed it since the previous take: a consumer that keeps
+    /// up with `tasks` has not seen its last state.
+    pub changed: bool,
 }
 
 /// What changed since the previous [`super::State::take_changes`].

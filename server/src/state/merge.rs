@@ -35,6 +35,22 @@ pub fn precedence(s: StateCode) -> u8 {
     }
 }
 
+/// The precedence of a state as the API names it (lower wins), for
+/// stores that merge records by the same rules.
+pub fn rank(state: &TaskState) -> u8 {
+    match state {
+        TaskState::Success => 0,
+        TaskState::Failure => 1,
+        TaskState::Custom(_) => 2,
+        TaskState::Revoked => 3,
+        TaskState::Started => 4,
+        TaskState::Received => 5,
+        TaskState::Rejected => 6,
+        TaskState::Retry => 7,
+        TaskState::Pending => 8,
+    }
+}
+
 /// What `Task.event` does with an event that would move the task from
 /// `current` to `new`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +118,20 @@ mod tests {
         {
             assert_eq!(c.builtin_index(), Some(i));
         }
+    }
+
+    #[test]
+    fn the_api_states_rank_as_their_codes() {
+        for (i, code) in [
+            Pending, Received, Started, Success, Failure, Retry, Revoked, Rejected,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            assert_eq!(rank(&BUILTIN_STATES[i]), precedence(code));
+        }
+        let custom = TaskState::Custom("PROGRESS".into());
+        assert_eq!(rank(&custom), 2);
     }
 
     #[test]

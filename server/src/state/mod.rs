@@ -41,6 +41,13 @@ pub use aggregates::{
     QUEUE_WAIT_BUCKETS, RUNTIME_BUCKETS, UNKNOWN_EXCEPTION,
 };
 pub use changes::{Changes, Evicted, TaskId};
+pub use merge::rank as state_rank;
+
+/// A task id for tests of the change feed's consumers.
+#[cfg(test)]
+pub fn test_task_id(id: &str) -> TaskId {
+    TaskId::new(IdText::new(id))
+}
 pub use view::TaskView;
 
 use aggregates::{Aggregates, Count};
@@ -159,8 +166,9 @@ impl State {
         let evicted = gone
             .unwrap_or_default()
             .into_iter()
-            .map(|record| Evicted {
+            .map(|(slot, record)| Evicted {
                 id: TaskId::new(record.id.clone()),
+                changed: marks.tasks.contains(&slot),
                 record,
             })
             .collect();
@@ -176,6 +184,65 @@ impl State {
     /// `parent` and `children` name only the tasks retained now).
     pub fn evicted_task(&self, evicted: &Evicted) -> api::Task {
         self.view(&evicted.record).to_api()
+    }
+
+    /// The ids of every retained task, oldest-created first.
+    pub fn task_ids(&self) -> impl Iterator<Item = TaskId> + '_ {
+        self.tasks.iter().map(|(_, t)| TaskId::new(t.id.clone()))
+    }
+
+    /// Puts back a task as a store kept it (history, at start-up), unless
+    /// an event already made it known. Not an event: no counters move and
+    /// no change is marked, since the store already has it.
+    pub fn restore(&mut self, t: &api::Task) {
+        if self.tasks.find(&t.uuid).is_some() {
+            return;
+        }
+        let state = self.custom_state(t.state.as_str());
+        let (r, _) = self.tasks.get_or_create(&t.uuid);
+        let strings = &mut self.strings;
+        let Some(task) = self.tasks.get_mut(r) else {
+            return;
+        };
+        let mut sym = |s: &Option<String>| s.as_deref().map(|s| strings.intern(s));
+        task.state = state;
+        task.name = sym(&t.name);
+        task.name_from_sent = t.sent.is_some();
+        task.worker = sym(&t.worker);
+        task.client = sym(&t.client);
+        task.queue = sym(&t.queue);
+        task.exchange = sym(&t.exchange);
+        task.routing_key = sym(&t.routing_key);
+        let time = |v: Option<f64>| v.unwrap_or(tasks::NONE);
+        task.sent = time(t.sent);
+        task.received = time(t.received);
+        task.started = time(t.started);
+        task.succeeded = time(t.succeeded);
+        task.failed = time(t.failed);
+        task.retried = time(t.retried);
+        task.revoked = time(t.revoked);
+        task.rejected = time(t.rejected);
+        task.timestamp = time(t.timestamp);
+        task.runtime = time(t.runtime);
+        task.clock = t.clock;
+        task.retries = t.retries;
+        let text = |v: &Option<String>| v.as_deref().map(Box::from);
+        task.args = text(&t.args);
+        task.kwargs = text(&t.kwargs);
+        task.result = text(&t.result);
+        task.exception = text(&t.exception);
+        task.traceback = text(&t.traceback);
+        task.eta = text(&t.eta);
+        task.expires = text(&t.expires);
+        task.root_id = t.root_id.as_deref().map(IdText::new);
+        task.parent_id = t.parent_id.as_deref().map(IdText::new);
+        let name = task.name;
+        if t.parent_id.is_some() {
+            self.tasks.link_parent(r);
+        }
+        if let Some(n) = name {
+            self.task_types.insert(n);
+        }
     }
 
     /// Dashboard (`/ws`): the changed tasks still retained.

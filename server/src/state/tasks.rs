@@ -129,7 +129,7 @@ pub struct Tasks {
     /// The records evicted since the last [`Tasks::take_evicted`], at most
     /// `max` of them; `None` once there were more (the change feed then
     /// overflows, and keeping them would double what is retained).
-    gone: Option<Vec<Task>>,
+    gone: Option<Vec<(SlotRef, Task)>>,
 }
 
 impl Tasks {
@@ -158,9 +158,9 @@ impl Tasks {
         self.evicted
     }
 
-    /// The records evicted since the last call, oldest first; `None` when
-    /// more than `max` were, and were let go.
-    pub fn take_evicted(&mut self) -> Option<Vec<Task>> {
+    /// The records evicted since the last call, oldest first, with the
+    /// slot each was in; `None` when more than `max` were, and were let go.
+    pub fn take_evicted(&mut self) -> Option<Vec<(SlotRef, Task)>> {
         self.gone.replace(Vec::new())
     }
 
@@ -264,7 +264,7 @@ impl Tasks {
             self.evicted += 1;
             if let Some(gone) = &mut self.gone {
                 if gone.len() < self.max {
-                    gone.push(task);
+                    gone.push((r, task));
                 } else {
                     self.gone = None;
                 }

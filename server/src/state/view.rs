@@ -47,7 +47,47 @@ pub struct TaskView<'a> {
     pub children: Vec<&'a str>,
 }
 
-impl TaskView<'_> {
+impl<'a> TaskView<'a> {
+    /// A view of a record that is not in memory (one read from history),
+    /// so the same queries run over it.
+    pub fn of_api(t: &'a api::Task) -> TaskView<'a> {
+        let s = |x: &'a Option<String>| x.as_deref();
+        TaskView {
+            uuid: &t.uuid,
+            name: s(&t.name),
+            state: &t.state,
+            sent: t.sent,
+            received: t.received,
+            started: t.started,
+            succeeded: t.succeeded,
+            failed: t.failed,
+            retried: t.retried,
+            revoked: t.revoked,
+            rejected: t.rejected,
+            timestamp: t.timestamp,
+            args: s(&t.args),
+            kwargs: s(&t.kwargs),
+            eta: s(&t.eta),
+            expires: s(&t.expires),
+            retries: t.retries,
+            result: s(&t.result),
+            exception: s(&t.exception),
+            traceback: s(&t.traceback),
+            runtime: t.runtime,
+            exchange: s(&t.exchange),
+            routing_key: s(&t.routing_key),
+            queue: s(&t.queue),
+            clock: t.clock,
+            client: s(&t.client),
+            worker: s(&t.worker),
+            root_id: s(&t.root_id),
+            parent_id: s(&t.parent_id),
+            root: s(&t.root),
+            parent: s(&t.parent),
+            children: t.children.iter().map(String::as_str).collect(),
+        }
+    }
+
     /// Flower's `Task.as_dict()` shape.
     pub fn to_api(&self) -> api::Task {
         let s = |x: Option<&str>| x.map(str::to_owned);

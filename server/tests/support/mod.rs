@@ -28,6 +28,7 @@ pub use rustix::process::Signal;
 use serde_json::Value;
 
 pub mod events;
+pub mod postgres;
 
 pub const CELERY_APP_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/celery_app");
 
@@ -627,6 +628,9 @@ impl Celeriac {
             .args(["--broker", broker, "--port", "0"])
             .args(extra)
             .env("CELERIAC_LOG", "info,celeriac=debug")
+            // History (on by default) goes in the test's own directory; a
+            // test that names a store with --db overrides this.
+            .env("CELERIAC_DATA_DIR", log_dir.join("data"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
