@@ -19,7 +19,7 @@ pub mod store;
 pub mod target;
 pub mod writer;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use api::control::AuditEntry;
@@ -52,6 +52,8 @@ pub struct History {
     /// A worker changed since workers were last written.
     pub(crate) workers_changed: AtomicBool,
     pub(crate) wake: Notify,
+    /// Tasks the writer took from the backlog and has not written yet.
+    pub(crate) inflight: AtomicU64,
     /// The store held at least as many tasks as memory when loaded, so
     /// it may hold more.
     fuller: AtomicBool,
@@ -80,6 +82,7 @@ impl History {
             audit: Mutex::new(Default::default()),
             workers_changed: AtomicBool::new(false),
             wake: Notify::new(),
+            inflight: AtomicU64::new(0),
             fuller: AtomicBool::new(false),
             status: Mutex::new(Status::default()),
             metrics: HistoryMetrics::new(registry),
@@ -191,6 +194,7 @@ impl History {
             let b = self.backlog.lock();
             (b.len() as u64, b.dropped())
         };
+        let backlog = backlog + self.inflight.load(Ordering::Relaxed);
         api::health::HistoryDetail {
             backend: self.target.backend().into(),
             location: self.target.describe(),
@@ -202,6 +206,12 @@ impl History {
             last_error: s.last_error,
             last_error_at: s.last_error_at,
         }
+    }
+
+    /// Sets the backlog gauge: waiting plus taken but not written.
+    pub(crate) fn show_backlog(&self, waiting: usize) {
+        let total = waiting as u64 + self.inflight.load(Ordering::Relaxed);
+        self.metrics.backlog.set(total.min(i64::MAX as u64) as i64);
     }
 
     /// Marks that a worker changed (written with the next batch).

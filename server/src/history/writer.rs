@@ -81,7 +81,7 @@ impl Subscriber for HistoryFeed {
         }
         self.evicted_seen = evicted_now;
         h.metrics.dropped.inc_by(backlog.dropped() - before);
-        h.metrics.backlog.set(backlog.len() as i64);
+        h.show_backlog(backlog.len());
         let waiting = !backlog.is_empty();
         drop(backlog);
         if waiting {
@@ -183,6 +183,9 @@ impl Writer {
             if self.inflight.is_empty() {
                 break;
             }
+            let h = &self.history;
+            h.inflight
+                .store(self.inflight.len() as u64, Ordering::Relaxed);
             let started = Instant::now();
             store.upsert(&self.inflight).await?;
             let h = &self.history;
@@ -192,6 +195,8 @@ impl Writer {
             h.metrics.written.inc_by(self.inflight.len() as u64);
             h.succeeded(Some(now()));
             self.inflight.clear();
+            h.inflight.store(0, Ordering::Relaxed);
+            h.show_backlog(h.backlog.lock().len());
         }
         if self.history.workers_changed.load(Ordering::Relaxed)
             && self.last_workers.elapsed() >= WORKERS_EVERY
@@ -227,7 +232,10 @@ impl Writer {
         let state = self.state.read();
         let mut backlog = self.history.backlog.lock();
         let taken = backlog.take(BATCH);
-        self.history.metrics.backlog.set(backlog.len() as i64);
+        self.history
+            .inflight
+            .store(taken.len() as u64, Ordering::Relaxed);
+        self.history.show_backlog(backlog.len());
         drop(backlog);
         let seen = now();
         taken
