@@ -81,7 +81,12 @@ impl Owner {
         feed_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = shutdown.fired() => return,
+                _ = shutdown.fired() => {
+                    // The last changes still reach the subscribers (history
+                    // writes them on its way out).
+                    self.feed.publish(&self.state, now());
+                    return;
+                }
                 batch = batches.recv() => match batch {
                     Some(batch) => {
                         self.apply_batch(&batch);

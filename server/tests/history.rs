@@ -161,6 +161,28 @@ fn search_and_paging_reach_tasks_evicted_from_memory() {
     assert!(stamps.windows(2).all(|w| w[0] >= w[1]), "{stamps:?}");
     assert_eq!(page.last(), Some(&failed));
     assert_eq!(listed(&c, "limit=2&offset=4"), page[4..]);
+
+    // The export streams the same tasks, history included.
+    let (status, ndjson) = c.get("/api/tasks/export");
+    assert_eq!(status, 200);
+    let exported: Vec<String> = ndjson
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["uuid"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(exported, page);
+    let (_, csv) = c.get("/api/tasks/export?format=csv&state=FAILURE");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("uuid,name,state,"), "{csv}");
+    assert!(
+        lines[1].starts_with(&format!("{failed},tasks.fail,FAILURE,")),
+        "{csv}"
+    );
+    assert!(csv.contains("raise ValueError(msg)"), "{csv}");
 }
 
 #[test]

@@ -11,6 +11,7 @@
 
 pub mod args;
 pub mod backlog;
+pub mod export;
 pub mod plan;
 pub mod reader;
 pub mod record;

@@ -128,6 +128,113 @@ async fn scan(store: &Store, q: &TaskQuery, need: usize) -> Result<Vec<api::Task
     Ok(out)
 }
 
+/// Tasks per page of an export.
+pub const EXPORT_PAGE: usize = 1_000;
+
+/// Every task a query matches, newest first, a page at a time: from the
+/// store when there is one (each row replaced by memory's newer record of
+/// the task when memory holds it), else from memory. Tasks changed in the
+/// last moment and not written yet are not in a store's export.
+pub struct Export {
+    query: TaskQuery,
+    source: ExportSource,
+    /// Tasks still to hand out (`limit`), and to skip first (`offset`).
+    left: usize,
+    skip: usize,
+}
+
+enum ExportSource {
+    Memory(std::vec::IntoIter<api::Task>),
+    Store {
+        store: Store,
+        plan: Plan,
+        after: Option<(f64, String)>,
+        done: bool,
+    },
+}
+
+impl Export {
+    pub fn new(history: Option<&History>, state: &RwLock<State>, q: TaskQuery) -> Export {
+        let left = q.limit.unwrap_or(usize::MAX);
+        let skip = q.offset;
+        let source = match history.and_then(History::store) {
+            Some(store) => ExportSource::Store {
+                plan: Plan::of(&q, store.dialect()),
+                store,
+                after: None,
+                done: false,
+            },
+            None => {
+                let mut all = q.clone();
+                all.limit = None;
+                all.offset = 0;
+                let tasks: Vec<api::Task> = {
+                    let s = state.read();
+                    all.run(s.tasks()).into_iter().map(|t| t.to_api()).collect()
+                };
+                ExportSource::Memory(tasks.into_iter())
+            }
+        };
+        Export {
+            query: q,
+            source,
+            left,
+            skip,
+        }
+    }
+
+    /// The next page; `None` once every task was handed out.
+    pub async fn next_page(
+        &mut self,
+        state: &RwLock<State>,
+    ) -> Result<Option<Vec<api::Task>>, StoreError> {
+        while self.left > 0 {
+            let page = match &mut self.source {
+                ExportSource::Memory(it) => it.by_ref().take(EXPORT_PAGE).collect::<Vec<_>>(),
+                ExportSource::Store { done: true, .. } => Vec::new(),
+                ExportSource::Store {
+                    store,
+                    plan,
+                    after,
+                    done,
+                } => {
+                    let key = after.as_ref().map(|(ts, id)| (*ts, id.as_str()));
+                    let rows = bounded(
+                        "exporting history",
+                        store.scan_after(plan, key, EXPORT_PAGE),
+                    )
+                    .await?;
+                    *done = rows.len() < EXPORT_PAGE;
+                    *after = rows
+                        .last()
+                        .map(|t| (t.timestamp.unwrap_or(0.0), t.uuid.clone()));
+                    let s = state.read();
+                    rows.into_iter()
+                        .map(|t| s.task(&t.uuid).map(|v| v.to_api()).unwrap_or(t))
+                        .filter(|t| self.query.matches(&TaskView::of_api(t)))
+                        .collect()
+                }
+            };
+            let exhausted = match &self.source {
+                ExportSource::Memory(it) => it.len() == 0,
+                ExportSource::Store { done, .. } => *done,
+            };
+            let skipped = page.len().min(self.skip);
+            self.skip -= skipped;
+            let mut page: Vec<api::Task> = page.into_iter().skip(skipped).collect();
+            page.truncate(self.left);
+            self.left -= page.len();
+            if !page.is_empty() {
+                return Ok(Some(page));
+            }
+            if exhausted {
+                break;
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// Runs a store query within the statement timeout (SQLite has none of
 /// its own).
 async fn bounded<T>(

@@ -436,6 +436,61 @@ impl Store {
         })
     }
 
+    /// Up to `limit` rows `plan` selects, newest first (Flower's default
+    /// order), strictly after `after` (the `(timestamp or 0, uuid)` of the
+    /// last row of the previous page): a walk over any number of rows at
+    /// constant cost per page.
+    pub async fn scan_after(
+        &self,
+        plan: &Plan,
+        after: Option<(f64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<api::Task>> {
+        let n = plan.params.len();
+        let mut conditions = plan.conditions.clone();
+        if after.is_some() {
+            conditions.push(format!(
+                "(coalesce(timestamp, 0) < ${a} OR (coalesce(timestamp, 0) = ${a} AND uuid < ${b}))",
+                a = n + 1,
+                b = n + 2
+            ));
+        }
+        let where_clause = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let select = format!(
+            "SELECT {} FROM tasks {where_clause} ORDER BY coalesce(timestamp, 0) DESC, uuid DESC \
+             LIMIT ${}",
+            TASK_COLUMNS.join(", "),
+            n + if after.is_some() { 3 } else { 1 }
+        );
+        with_pool!(&self.pool, p => {
+            let mut q = sqlx::query(AssertSqlSafe(select.as_str()));
+            for param in &plan.params {
+                q = bind_param!(q, param);
+            }
+            if let Some((ts, uuid)) = after {
+                q = q.bind(ts).bind(uuid.to_owned());
+            }
+            let rows = q
+                .bind(limit as i64)
+                .fetch_all(p)
+                .await
+                .map_err(sql("exporting history"))?;
+            rows.iter()
+                .map(|row| -> std::result::Result<api::Task, sqlx::Error> {
+                    let mut t = task_of_row!(row);
+                    t.root = t.root_id.clone();
+                    t.parent = t.parent_id.clone().filter(|p| *p != t.uuid);
+                    Ok(t)
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(sql("exporting history"))
+        })
+    }
+
     /// Tasks stored.
     pub async fn count(&self) -> Result<u64> {
         with_pool!(&self.pool, p => {

@@ -38,6 +38,8 @@ const TRIM_EVERY: Duration = Duration::from_secs(60);
 const TRIM_BATCH: u64 = 5_000;
 /// Workers are written at most this often.
 const WORKERS_EVERY: Duration = Duration::from_secs(5);
+/// How long the writer waits at shutdown for the owner's last feed tick.
+const LAST_TICK: Duration = Duration::from_millis(100);
 /// How long shutdown waits for the backlog to be written.
 const FLUSH_ON_SHUTDOWN: Duration = Duration::from_secs(3);
 
@@ -134,6 +136,8 @@ pub async fn run(
         }
     }
     let flush = async {
+        // The owner tells its last changes on the way out; let it.
+        tokio::time::sleep(LAST_TICK).await;
         while writer.has_work() {
             if writer.step().await.is_err() {
                 break;

@@ -6,6 +6,7 @@ mod assets;
 mod auth;
 mod control;
 mod errors;
+mod export;
 mod flower;
 mod health;
 mod metrics;
@@ -37,6 +38,7 @@ pub fn router(shared: Arc<AppState>) -> Router {
         .route("/ws", get(ws::handler)) // the dashboard's live feed
         .route("/api/workers", get(flower::workers))
         .route("/api/tasks", get(flower::tasks))
+        .route("/api/tasks/export", get(export::export))
         .route("/api/task/types", get(flower::task_types))
         .route("/api/task/info/{uuid}", get(flower::task_info))
         .route("/api/queues/length", get(queues::length))

@@ -222,6 +222,52 @@ async fn tasks_come_in_the_querys_order() {
 }
 
 #[tokio::test]
+async fn export_streams_what_the_listing_shows_as_ndjson_or_csv() {
+    let shared = shared_with(mixed_stream(), &[]);
+    let listing: Vec<String> = get(&shared, "/api/tasks?limit=5&offset=1")
+        .await
+        .entries()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+
+    let r = get(&shared, "/api/tasks/export?limit=5&offset=1").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.content_type, "application/x-ndjson");
+    let lines: Vec<Value> = r
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<&str> = lines.iter().map(|t| t["uuid"].as_str().unwrap()).collect();
+    assert_eq!(ids, listing);
+
+    let r = get(&shared, "/api/tasks/export?format=csv&state=FAILURE").await;
+    assert_eq!(r.content_type, "text/csv; charset=utf-8");
+    let mut csv = csv::Reader::from_reader(r.body.as_bytes());
+    let header = csv.headers().unwrap().clone();
+    let state = header.iter().position(|h| h == "state").unwrap();
+    let rows: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
+    let failures = get(&shared, "/api/tasks?state=FAILURE")
+        .await
+        .entries()
+        .len();
+    assert!(failures > 0);
+    assert_eq!(rows.len(), failures);
+    assert!(rows.iter().all(|r| &r[state] == "FAILURE"));
+
+    for (uri, param) in [
+        ("/api/tasks/export?format=xml", "format"),
+        ("/api/tasks/export?sort_by=name", "sort_by"),
+        ("/api/tasks/export?limit=x", "limit"),
+    ] {
+        let r = get(&shared, uri).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(r.error().parameter.as_deref(), Some(param), "{uri}");
+    }
+}
+
+#[tokio::test]
 async fn tasks_bad_params_are_400_naming_the_parameter() {
     let shared = shared_with(scenarios(&["success"]), &[]);
     for (uri, param) in [
