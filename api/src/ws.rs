@@ -108,6 +108,10 @@ pub struct Ingest {
     /// Tasks the server retains (the snapshot may carry fewer).
     pub tasks_retained: u64,
     pub tasks_evicted: u64,
+    /// When the counters behind the per-type figures started (celeriac's
+    /// start; tasks loaded back from history are not counted again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counting_since: Option<f64>,
 }
 
 /// One websocket message.

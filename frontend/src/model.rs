@@ -286,6 +286,96 @@ impl Filter {
         }
         v
     }
+
+    /// The same filters as `/api/tasks` parameters, to search the server's
+    /// history (which reaches beyond what this browser holds): one page of
+    /// `limit` from `offset`, newest first. The search becomes one quoted
+    /// term; the server needs at least 3 characters, so a shorter one is
+    /// refused here with the reason.
+    pub fn history_params(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<(&'static str, String)>, String> {
+        let mut v = vec![("limit", limit.to_string()), ("offset", offset.to_string())];
+        if let Some(s) = &self.state {
+            v.push(("state", s.clone()));
+        }
+        if let Some(s) = &self.name {
+            v.push(("taskname", s.clone()));
+        }
+        if let Some(s) = &self.worker {
+            v.push(("workername", s.clone()));
+        }
+        let search = self.search.trim();
+        if !search.is_empty() {
+            if search.chars().count() < 3 {
+                return Err("History search needs at least 3 characters.".into());
+            }
+            let quoted = search.replace('\\', "\\\\").replace('"', "\\\"");
+            v.push(("search", format!("\"{quoted}\"")));
+        }
+        // The server's bounds are whole minutes: widen them, never narrow.
+        if let Some(t) = self.from {
+            v.push(("received_start", flower_minute(t)));
+        }
+        if let Some(t) = self.to {
+            v.push(("received_end", flower_minute(t + 59.0)));
+        }
+        Ok(v)
+    }
+}
+
+/// `/api/tasks`' answer (`{uuid: task}`) as a list in the order the
+/// server wrote it (a JSON object's order is the listing's order).
+pub fn parse_listing(json: &str) -> Result<Vec<api::Task>, String> {
+    struct Listing(Vec<api::Task>);
+    impl<'de> serde::Deserialize<'de> for Listing {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Listing, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Listing;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an object of tasks by uuid")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Listing, A::Error> {
+                    let mut out = Vec::new();
+                    while let Some((_, task)) = map.next_entry::<String, api::Task>()? {
+                        out.push(task);
+                    }
+                    Ok(Listing(out))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    serde_json::from_str::<Listing>(json)
+        .map(|l| l.0)
+        .map_err(|e| format!("unexpected answer from /api/tasks: {e}"))
+}
+
+/// Epoch seconds as `/api/tasks` reads times: `YYYY-MM-DD HH:MM`, UTC.
+pub fn flower_minute(secs: f64) -> String {
+    let secs = secs.floor() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        rem / 3_600,
+        rem % 3_600 / 60
+    )
 }
 
 /// When a task was created, as far as known.

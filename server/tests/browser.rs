@@ -40,6 +40,8 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_celeriac"))
             .args(["--broker", broker, "--port", &port.to_string()])
             .args(["--url-prefix", PREFIX])
+            // History in the test's directory, kept across the restart.
+            .env("CELERIAC_DATA_DIR", log.with_file_name("data"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(err)

@@ -241,6 +241,10 @@ fn config(vhost: &Vhost, extra: &[&str]) -> Config {
         "0",
         "--enable-events-interval",
         "1",
+        // What reaches the state here comes from the broker alone, not from
+        // a history store.
+        "--db",
+        "none",
     ];
     args.extend_from_slice(extra);
     Config::load_from(args).expect("valid config")

@@ -326,7 +326,12 @@ pub fn TaskTypes() -> impl IntoView {
                     }).collect_view()}
                 </tbody>
             </table>
-            <p class="hint">"Counts cover every task seen since celeriac started; runtimes are histogram bucket bounds."</p>
+            <p class="hint" data-testid="counting-since">{move || {
+                let since = m.with(|m| m.ingest.counting_since)
+                    .map(|t| format!(" ({})", super::util::absolute(t)))
+                    .unwrap_or_default();
+                format!("Counts cover every task seen since celeriac started{since}; tasks loaded back from history are not counted again. Runtimes are histogram bucket bounds.")
+            }}</p>
             <super::control::TypeLimits/>
         </Show>
     }

@@ -215,6 +215,109 @@ pub fn Tasks() -> impl IntoView {
                 "{} tasks in this browser (most recent; the server retains {}).",
                 m.task_count(), m.ingest.tasks_retained))}</p>
         </Show>
+        <History filter=filter/>
+    }
+}
+
+/// Rows of a history page.
+const HISTORY_PAGE: usize = 50;
+
+async fn fetch_history(pairs: Vec<(&'static str, String)>) -> Result<Vec<api::Task>, String> {
+    let url = with_query(&href("/api/tasks"), &pairs);
+    let resp = gloo_net::http::Request::get(&url)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let body = resp.text().await.map_err(|e| e.to_string())?;
+    if !resp.ok() {
+        let reason = serde_json::from_str::<api::ApiError>(&body)
+            .map(|e| e.error)
+            .unwrap_or(body);
+        return Err(format!("the server answered {}: {reason}", resp.status()));
+    }
+    crate::model::parse_listing(&body)
+}
+
+/// The server's history for the page's filters, a page at a time: every
+/// stored task they match, including those this browser never saw or the
+/// server no longer holds in memory. Rows this browser does not hold are
+/// marked.
+#[component]
+fn History(filter: Memo<Filter>) -> impl IntoView {
+    let m = expect_context::<RwSignal<Model>>();
+    let offset = RwSignal::new(0usize);
+    let result: RwSignal<Option<Result<Vec<api::Task>, String>>> = RwSignal::new(None);
+    let busy = RwSignal::new(false);
+    // New filters make the old results stale.
+    Effect::new(move |_| {
+        filter.track();
+        offset.set(0);
+        result.set(None);
+    });
+    let load = move |from: usize| match filter.get_untracked().history_params(from, HISTORY_PAGE) {
+        Err(e) => result.set(Some(Err(e))),
+        Ok(pairs) => {
+            offset.set(from);
+            busy.set(true);
+            leptos::task::spawn_local(async move {
+                let r = fetch_history(pairs).await;
+                result.set(Some(r));
+                busy.set(false);
+            });
+        }
+    };
+    let rows = move || {
+        match result.get() {
+        None => ().into_any(),
+        Some(Err(e)) => view! { <p class="dim" data-testid="history-error">{e}</p> }.into_any(),
+        Some(Ok(tasks)) if tasks.is_empty() => {
+            view! { <p class="dim" data-testid="history-empty">"No stored task matches these filters."</p> }.into_any()
+        }
+        Some(Ok(tasks)) => {
+            let (n, full) = (tasks.len(), tasks.len() == HISTORY_PAGE);
+            let from = offset.get_untracked();
+            view! {
+                <table data-testid="history-rows">
+                    <thead><tr><th>"task"</th><th>"uuid"</th><th>"state"</th><th>"worker"</th><th>"updated"</th><th>"args"</th><th></th></tr></thead>
+                    <tbody>
+                        {tasks.into_iter().map(|t| {
+                            let live = m.with_untracked(|m| m.task(&t.uuid).is_some());
+                            let source = if live { "live" } else { "history" };
+                            view! {
+                                <tr data-uuid=t.uuid.clone() data-state=t.state.as_str().to_owned() data-source=source>
+                                    <td>{t.name.clone().unwrap_or_else(|| "?".into())}</td>
+                                    <td class="mono"><a href=href(&format!("/tasks/{}", t.uuid))>{t.uuid.chars().take(8).collect::<String>()}</a></td>
+                                    <td><span class=state_class(&t.state)>{t.state.as_str().to_owned()}</span></td>
+                                    <td>{t.worker.clone()}</td>
+                                    <td><Ago t=t.timestamp/></td>
+                                    <td class="mono clip">{t.args.clone()}</td>
+                                    <td>{(!live).then(|| view! { <span class="badge" title="Not in this browser's live table: read from the server's history">"history"</span> })}</td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+                <p>
+                    {(from > 0).then(|| view! { <button type="button" on:click=move |_| load(from.saturating_sub(HISTORY_PAGE))>"← newer"</button> })}
+                     " " {format!("{}–{}", from + 1, from + n)} " "
+                    {full.then(|| view! { <button type="button" data-testid="history-older" on:click=move |_| load(from + HISTORY_PAGE)>"older →"</button> })}
+                </p>
+            }
+            .into_any()
+        }
+    }
+    };
+    view! {
+        <section class="history" data-testid="history">
+            <h2>"History"</h2>
+            <p class="hint">"Every stored task these filters match, newest first, including those no longer live here (restarts and evictions included). "
+                <a href=move || with_query(&href("/api/tasks/export"), &filter.get().history_params(0, usize::MAX).unwrap_or_default()
+                    .into_iter().filter(|(k, _)| *k != "limit" && *k != "offset").collect::<Vec<_>>())
+                   download="tasks.ndjson">"Export as NDJSON"</a>"."</p>
+            <button type="button" data-testid="history-search" disabled=move || busy.get() on:click=move |_| load(0)>
+                {move || if busy.get() { "searching…" } else { "Search history" }}</button>
+            {rows}
+        </section>
     }
 }
 

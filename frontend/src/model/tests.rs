@@ -213,3 +213,56 @@ fn humane_times() {
     assert_eq!(duration(2.5), "2.50 s");
     assert_eq!(duration(200.0), "3 min 20 s");
 }
+
+#[test]
+fn flower_minutes_are_utc_dates() {
+    assert_eq!(flower_minute(0.0), "1970-01-01 00:00");
+    // The example of the server's own tests.
+    assert_eq!(flower_minute(1_795_425_060.0), "2026-11-23 09:11");
+    assert_eq!(flower_minute(951_782_400.0 + 59.9), "2000-02-29 00:00");
+    assert_eq!(flower_minute(1_704_424_020.0), "2024-01-05 03:07");
+}
+
+#[test]
+fn history_params_carry_the_filters_as_the_api_names_them() {
+    let f = Filter::from_pairs([
+        ("state", "FAILURE"),
+        ("name", "tasks.add"),
+        ("worker", "w1@h"),
+        ("q", "say \"hi\""),
+        ("from", "1795425060"),
+    ]);
+    let p = f.history_params(100, 50).unwrap();
+    let get = |k: &str| p.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("limit"), Some("50"));
+    assert_eq!(get("offset"), Some("100"));
+    assert_eq!(get("state"), Some("FAILURE"));
+    assert_eq!(get("taskname"), Some("tasks.add"));
+    assert_eq!(get("workername"), Some("w1@h"));
+    assert_eq!(get("search"), Some("\"say \\\"hi\\\"\""));
+    assert_eq!(get("received_start"), Some("2026-11-23 09:11"));
+    assert_eq!(get("received_end"), None);
+    let short = Filter::from_pairs([("q", "ab")]);
+    assert!(short
+        .history_params(0, 10)
+        .unwrap_err()
+        .contains("3 characters"));
+}
+
+#[test]
+fn a_listing_keeps_the_servers_order() {
+    let task = |id: &str| {
+        serde_json::json!({"uuid": id, "name": "tasks.add", "state": "SUCCESS", "received": null,
+            "sent": null, "started": null, "rejected": null, "succeeded": 2.0, "failed": null,
+            "retried": null, "revoked": null, "args": "(1, 2)", "kwargs": "{}", "eta": null,
+            "expires": null, "retries": 0, "result": "3", "exception": null, "timestamp": 2.0,
+            "runtime": 0.1, "traceback": null, "exchange": null, "routing_key": null, "clock": 1,
+            "client": null, "root": null, "root_id": null, "parent": null, "parent_id": null,
+            "children": [], "worker": "w1@h"})
+    };
+    let body = format!(r#"{{"zz": {}, "aa": {}}}"#, task("zz"), task("aa"));
+    let tasks = parse_listing(&body).unwrap();
+    let ids: Vec<&str> = tasks.iter().map(|t| t.uuid.as_str()).collect();
+    assert_eq!(ids, ["zz", "aa"]);
+    assert!(parse_listing("[]").is_err());
+}

@@ -43,6 +43,8 @@ pub struct Hub {
     /// What the dashboard shows of the event sources.
     sources: Arc<[Arc<SourceStatus>]>,
     telemetry: DashboardTelemetry,
+    /// When the state's counters started.
+    started: f64,
 }
 
 #[derive(Default)]
@@ -73,6 +75,7 @@ impl Hub {
             inner: Mutex::new(Publisher::default()),
             sources,
             telemetry,
+            started: now(),
         }
     }
 
@@ -195,6 +198,7 @@ impl Hub {
             last_error: first_error(&self.sources),
             tasks_retained: state.task_count() as u64,
             tasks_evicted: state.evicted_tasks(),
+            counting_since: Some(self.started),
         }
     }
 }

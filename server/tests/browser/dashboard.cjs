@@ -99,6 +99,12 @@ async function live(browser, shot, pageOut) {
       return r.length === 1 && r[0].dataset.uuid === id;
     }, failed, { timeout: T });
     check(true, 'search by exception substring finds the failed task');
+    // The server's history, searched with the same filters.
+    await page.click('[data-testid=history-search]');
+    await page.waitForSelector(`[data-testid=history-rows] tr[data-uuid="${failed}"]`, { timeout: T });
+    const historyRows = await page.$$eval('[data-testid=history-rows] tbody tr', (els) => els.map((e) => e.dataset.uuid));
+    check(historyRows.length === 1 && historyRows[0] === failed, 'history search finds the failed task on the server');
+    await shot('tasks-history');
     await page.fill('input[name=q]', adds[0].slice(0, 13));
     await page.waitForFunction((id) => {
       const r = [...document.querySelectorAll('.scroller [data-uuid]')];
@@ -163,6 +169,8 @@ async function live(browser, shot, pageOut) {
     const [after] = await send('add', [40, 2]);
     await page.waitForSelector(`[data-uuid="${after}"][data-state="SUCCESS"]`, { timeout: T });
     check(await page.evaluate(() => window.__noReload) === 7, 'after the restart new tasks stream in, no reload');
+    await page.waitForSelector(`.scroller [data-uuid="${failed}"][data-state="FAILURE"]`, { timeout: T });
+    check(true, 'tasks from before the restart are back, from history');
     await shot('after-restart');
     check(await page.isVisible('[data-testid=noauth]'), 'the banner is still there on every page');
   }
