@@ -29,6 +29,7 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
 use tokio::sync::Notify;
 
 use crate::clock::now;
+use crate::metrics::register;
 use crate::state::State;
 
 pub use args::HistoryArgs;
@@ -235,32 +236,23 @@ pub struct HistoryMetrics {
 impl HistoryMetrics {
     fn new(registry: &Registry) -> HistoryMetrics {
         let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
+            register(registry, IntCounter::new(name, help).expect("valid metric"))
         };
         let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric");
-            g
+            register(registry, IntGauge::new(name, help).expect("valid metric"))
         };
-        let write_seconds = Histogram::with_opts(
-            HistogramOpts::new(
-                "celeriac_history_write_seconds",
-                "Time to write one batch of tasks to the history store",
-            )
-            .buckets(vec![
-                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
+        let buckets = vec![
+            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
+        let write_seconds = HistogramOpts::new(
+            "celeriac_history_write_seconds",
+            "Time to write one batch of tasks to the history store",
         )
-        .expect("valid metric");
-        registry
-            .register(Box::new(write_seconds.clone()))
-            .expect("unique metric");
+        .buckets(buckets);
+        let write_seconds = register(
+            registry,
+            Histogram::with_opts(write_seconds).expect("valid metric"),
+        );
         HistoryMetrics {
             backlog: gauge(
                 "celeriac_history_backlog",

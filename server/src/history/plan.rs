@@ -86,6 +86,34 @@ impl Plan {
             .push(condition.replacen('$', &format!("${n}"), 1));
     }
 
+    /// The same selection, in Flower's default order (newest first).
+    pub fn newest_first(&self) -> Plan {
+        Plan {
+            order_by: NEWEST_FIRST.into(),
+            ..self.clone()
+        }
+    }
+
+    /// The same selection newest first, strictly after a row whose
+    /// `(timestamp or 0, uuid)` is `(timestamp, uuid)`: the next page of a
+    /// walk that costs the same whatever page it is on.
+    pub fn after(&self, timestamp: f64, uuid: &str) -> Plan {
+        let mut plan = self.newest_first();
+        let n = plan.params.len();
+        plan.params.extend([
+            Param::Real(timestamp),
+            Param::Real(timestamp),
+            Param::Text(uuid.to_owned()),
+        ]);
+        plan.conditions.push(format!(
+            "(coalesce(timestamp, 0) < ${} OR (coalesce(timestamp, 0) = ${} AND uuid < ${}))",
+            n + 1,
+            n + 2,
+            n + 3
+        ));
+        plan
+    }
+
     pub fn where_clause(&self) -> String {
         if self.conditions.is_empty() {
             String::new()
@@ -95,12 +123,15 @@ impl Plan {
     }
 }
 
+/// Flower's default order: the newest state change first.
+const NEWEST_FIRST: &str = "coalesce(timestamp, 0) DESC, uuid DESC";
+
 /// `query::TaskQuery::run`'s order in SQL. Missing values sort first
 /// ascending and last descending in both databases (their own defaults
 /// differ, hence the explicit `IS NULL` keys); the uuid breaks ties.
 fn order_by(q: &TaskQuery) -> String {
     let Some(sort) = q.sort_by else {
-        return "coalesce(timestamp, 0) DESC, uuid DESC".into();
+        return NEWEST_FIRST.into();
     };
     let (key, nullable) = match sort.field {
         SortField::Name => ("lower(name)", true),
@@ -186,6 +217,24 @@ mod tests {
         // An OR cannot be narrowed by a conjunction: every row is a candidate.
         let p = plan(&[("search", "boom OR kaput")], Dialect::Sqlite);
         assert!(p.conditions.is_empty());
+    }
+
+    #[test]
+    fn the_next_page_starts_after_the_last_row() {
+        let p = plan(
+            &[("state", "SUCCESS"), ("sort_by", "name")],
+            Dialect::Sqlite,
+        )
+        .after(5.0, "u1");
+        assert_eq!(
+            p.where_clause(),
+            "WHERE state = $1 AND (coalesce(timestamp, 0) < $2 OR (coalesce(timestamp, 0) = $3 AND uuid < $4))"
+        );
+        assert_eq!(
+            p.params[1..],
+            [Param::Real(5.0), Param::Real(5.0), Param::Text("u1".into())]
+        );
+        assert_eq!(p.order_by, NEWEST_FIRST);
     }
 
     #[test]

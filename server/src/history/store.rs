@@ -374,9 +374,7 @@ impl Store {
                 .fetch_all(p)
                 .await
                 .map_err(sql("reading a task's children"))?;
-            task.root = task.root_id.clone();
-            task.parent = task.parent_id.clone().filter(|p| *p != task.uuid);
-            Ok(Some(task))
+            Ok(Some(linked(task)))
         })
     }
 
@@ -426,69 +424,27 @@ impl Store {
                 .map_err(sql("searching history"))?;
             rows.iter()
                 .map(|row| -> std::result::Result<api::Task, sqlx::Error> {
-                    let mut t = task_of_row!(row);
-                    t.root = t.root_id.clone();
-                    t.parent = t.parent_id.clone().filter(|p| *p != t.uuid);
-                    Ok(t)
+                    Ok(linked(task_of_row!(row)))
                 })
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(sql("searching history"))
         })
     }
 
-    /// Up to `limit` rows `plan` selects, newest first (Flower's default
-    /// order), strictly after `after` (the `(timestamp or 0, uuid)` of the
-    /// last row of the previous page): a walk over any number of rows at
-    /// constant cost per page.
+    /// Up to `limit` rows `plan` selects, newest first, strictly after
+    /// `after` (the `(timestamp or 0, uuid)` of the last row of the
+    /// previous page): a walk over any number of rows at constant cost per
+    /// page.
     pub async fn scan_after(
         &self,
         plan: &Plan,
         after: Option<(f64, &str)>,
         limit: usize,
     ) -> Result<Vec<api::Task>> {
-        let n = plan.params.len();
-        let mut conditions = plan.conditions.clone();
-        if after.is_some() {
-            conditions.push(format!(
-                "(coalesce(timestamp, 0) < ${a} OR (coalesce(timestamp, 0) = ${a} AND uuid < ${b}))",
-                a = n + 1,
-                b = n + 2
-            ));
+        match after {
+            Some((ts, uuid)) => self.scan(&plan.after(ts, uuid), 0, limit).await,
+            None => self.scan(&plan.newest_first(), 0, limit).await,
         }
-        let where_clause = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
-        let select = format!(
-            "SELECT {} FROM tasks {where_clause} ORDER BY coalesce(timestamp, 0) DESC, uuid DESC \
-             LIMIT ${}",
-            TASK_COLUMNS.join(", "),
-            n + if after.is_some() { 3 } else { 1 }
-        );
-        with_pool!(&self.pool, p => {
-            let mut q = sqlx::query(AssertSqlSafe(select.as_str()));
-            for param in &plan.params {
-                q = bind_param!(q, param);
-            }
-            if let Some((ts, uuid)) = after {
-                q = q.bind(ts).bind(uuid.to_owned());
-            }
-            let rows = q
-                .bind(limit as i64)
-                .fetch_all(p)
-                .await
-                .map_err(sql("exporting history"))?;
-            rows.iter()
-                .map(|row| -> std::result::Result<api::Task, sqlx::Error> {
-                    let mut t = task_of_row!(row);
-                    t.root = t.root_id.clone();
-                    t.parent = t.parent_id.clone().filter(|p| *p != t.uuid);
-                    Ok(t)
-                })
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(sql("exporting history"))
-        })
     }
 
     /// Tasks stored.
@@ -635,6 +591,14 @@ impl Store {
     pub async fn close(&self) {
         with_pool!(&self.pool, p => p.close().await)
     }
+}
+
+/// `root` and `parent` as `/api/task/info` names them: the store holds
+/// every task, so the ids it knows are the links.
+fn linked(mut t: api::Task) -> api::Task {
+    t.root = t.root_id.clone();
+    t.parent = t.parent_id.clone().filter(|p| *p != t.uuid);
+    t
 }
 
 fn greatest(d: Dialect) -> &'static str {

@@ -14,7 +14,7 @@ pub use broker::write_queues;
 pub use buckets::{parse_buckets, Buckets};
 
 pub use celery::write_workers;
-pub use self_metrics::{SelfMetrics, LAG_BUCKETS};
+pub use self_metrics::{register, SelfMetrics, LAG_BUCKETS};
 pub use task_page::{write_task_series, TaskPage};
 
 use std::sync::atomic::{AtomicUsize, Ordering};

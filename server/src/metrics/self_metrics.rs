@@ -10,6 +10,18 @@ pub const LAG_BUCKETS: [f64; 14] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
+/// Registers `metric` (names are constants: a clash is a programming
+/// error) and hands it back.
+pub fn register<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> M {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric");
+    metric
+}
+
 pub struct SelfMetrics {
     pub registry: Registry,
     /// Events applied to the state (a `task.multi` message counts each element).
@@ -43,25 +55,17 @@ impl SelfMetrics {
     pub fn new() -> SelfMetrics {
         let registry = Registry::new();
         let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
+            register(
+                &registry,
+                IntCounter::new(name, help).expect("valid metric"),
+            )
         };
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
+            register(&registry, c)
         };
         let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric");
-            g
+            register(&registry, IntGauge::new(name, help).expect("valid metric"))
         };
         let events_ingested = counter(
             "celeriac_events_ingested_total",
