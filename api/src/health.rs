@@ -34,7 +34,8 @@ pub struct HistoryDetail {
     /// Its tasks were loaded back into memory at start-up (or when it
     /// first came up).
     pub loaded: bool,
-    /// Changed tasks waiting to be written.
+    /// Changed tasks (the batch being written included) and audit entries
+    /// waiting to be written.
     pub backlog: u64,
     /// Changes dropped because the backlog was full, since start.
     pub dropped: u64,

@@ -121,6 +121,36 @@ fn failed_tasks_survive_a_restart_in_the_embedded_store() {
 }
 
 #[test]
+fn the_audit_log_survives_a_restart() {
+    let vhost = TestVhost::new("audit-restart");
+    let rules = vhost.log_dir.join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "rules:\n  - name: Few\n    kind: workers_online\n    below: 1\n",
+    )
+    .unwrap();
+    let args = ["--alerts", rules.to_str().unwrap()];
+    let first = start(&vhost, &args);
+    // Reloading the rules is a control action: audited.
+    let (status, body) = first.post("/api/alerts/reload", None);
+    assert_eq!(status, 200, "{body}");
+    eventually("the audit entry to be written", WRITE_TIMEOUT, || {
+        let h = history(&first);
+        (h["backlog"] == 0
+            && h["last_error"].is_null()
+            && first.get_json("/api/audit")["entries"].as_array()?.len() == 1)
+            .then_some(())
+    });
+    drop(first);
+
+    let second = start(&vhost, &args);
+    let audit = second.get_json("/api/audit");
+    let entries = audit["entries"].as_array().expect("an array of entries");
+    assert_eq!(entries.len(), 1, "{audit:#}");
+    assert_eq!(entries[0]["command"], "alerts_reload");
+}
+
+#[test]
 fn failed_tasks_survive_a_restart_in_postgres() {
     let db = TestDb::new("restart");
     survive_a_restart("restart-pg", &["--db", &db.url]);

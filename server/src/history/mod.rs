@@ -196,7 +196,9 @@ impl History {
             let b = self.backlog.lock();
             (b.len() as u64, b.dropped())
         };
-        let backlog = backlog + self.inflight.load(Ordering::Relaxed);
+        let backlog = backlog
+            + self.inflight.load(Ordering::Relaxed)
+            + self.audit.lock().len() as u64;
         api::health::HistoryDetail {
             backend: self.target.backend().into(),
             location: self.target.describe(),
