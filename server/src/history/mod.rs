@@ -196,9 +196,8 @@ impl History {
             let b = self.backlog.lock();
             (b.len() as u64, b.dropped())
         };
-        let backlog = backlog
-            + self.inflight.load(Ordering::Relaxed)
-            + self.audit.lock().len() as u64;
+        let backlog =
+            backlog + self.inflight.load(Ordering::Relaxed) + self.audit.lock().len() as u64;
         api::health::HistoryDetail {
             backend: self.target.backend().into(),
             location: self.target.describe(),
