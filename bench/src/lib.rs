@@ -10,6 +10,7 @@ pub mod metrics_render; // /metrics render at 1000 workers x 200 names
 pub mod mgmt;
 pub mod monitor;
 pub mod noop;
+pub mod pg; // throwaway PostgreSQL databases for the history figures
 pub mod procs;
 pub mod report;
 pub mod scenarios;

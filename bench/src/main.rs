@@ -97,6 +97,12 @@ struct BenchArgs {
     /// Where child processes' output goes [default: target/bench-logs/<pid>].
     #[arg(long)]
     logs: Option<PathBuf>,
+
+    /// PostgreSQL server for the drain with history in PostgreSQL; a
+    /// throwaway database is made on it per round (skipped when psql or the
+    /// server is unavailable).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+    postgres: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -296,6 +302,7 @@ async fn bench(args: BenchArgs) -> Result<()> {
         flower_tasks: pick(args.flower_tasks, 100_000, 5_000),
         channels: args.channels.max(1),
         confirms: args.confirms,
+        postgres: args.postgres.clone(),
     };
     println!(
         "celeriac-bench: {} CPUs, load average {}, celeriac {}, logs in {}",

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::scenarios::{mib, us_per, Results};
+use crate::scenarios::{mib, us_per, Backend, DrainResult, Drained, Results};
 
 /// `1234567` → `1,234,567`.
 pub fn fmt_int(n: u64) -> String {
@@ -157,6 +157,7 @@ pub fn render(results: &Results) -> String {
             "",
             "",
         ]);
+        history_drain_rows(&mut t, d, c);
         if let Some((got, of)) = d.celeriac_short {
             t.row([
                 "drain",
@@ -308,6 +309,89 @@ pub fn render(results: &Results) -> String {
         ]);
     }
 
+    table(&t, &results.notes)
+}
+
+/// The drains by celeriac with history, against celeriac without.
+fn history_drain_rows(t: &mut Table, d: &DrainResult, off: Option<&Drained>) {
+    let off_rate = off.map_or(f64::NAN, |c| c.events_per_sec());
+    let off_cpu = off.map_or(f64::NAN, |c| c.cpu_us_per_event());
+    let off_tasks = match (off, d.preload) {
+        (Some(c), Some(p)) => crate::loadgen::per_sec(p.tasks, c.wall),
+        _ => f64::NAN,
+    };
+    let secs =
+        |d: Option<std::time::Duration>| d.map_or("–".to_owned(), |d| fmt_f(d.as_secs_f64(), 1));
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(h) = d.with_history(backend) else {
+            continue;
+        };
+        let name = backend.name();
+        let rate = h.drained.events_per_sec();
+        t.row([
+            "drain",
+            &format!("drain rate, history in {name} (events/s)"),
+            &fmt_rate(rate),
+            &format!("{} (history off)", fmt_rate(off_rate)),
+            &pct(rate, off_rate),
+            "≥ 95% of history off",
+        ]);
+        let cpu = h.drained.cpu_us_per_event();
+        t.row([
+            "drain",
+            &format!("CPU per event, history in {name} (µs)"),
+            &fmt_f(cpu, 2),
+            &format!("{} (history off)", fmt_f(off_cpu, 2)),
+            &times(cpu, off_cpu),
+            "",
+        ]);
+        let all = h.cpu_us_per_event_caught_up();
+        t.row([
+            "drain",
+            &format!("CPU per event until {name} caught up (µs)"),
+            &fmt_f(all, 2),
+            &format!("{} (history off)", fmt_f(off_cpu, 2)),
+            &times(all, off_cpu),
+            "",
+        ]);
+        if h.server_cpu.is_some() {
+            let with_server = h.cpu_us_per_event_with_server();
+            t.row([
+                "drain",
+                &format!("CPU per event until {name} caught up, celeriac + server (µs)"),
+                &fmt_f(with_server, 2),
+                &format!("{} (history off)", fmt_f(off_cpu, 2)),
+                &times(with_server, off_cpu),
+                "",
+            ]);
+        }
+        let write = h.write_rate();
+        t.row([
+            "drain",
+            &format!("history write rate, {name} (tasks/s)"),
+            &fmt_rate(write),
+            &format!("{} (drain's task rate, history off)", fmt_rate(off_tasks)),
+            &pct(write, off_tasks),
+            "keeps up with the drain's task rate (~20,000 tasks/s here)",
+        ]);
+        t.row([
+            "drain",
+            &format!("spawn → last event / {name} caught up (s)"),
+            &format!(
+                "{} / {}",
+                fmt_f(h.drained.wall.as_secs_f64(), 1),
+                secs(h.caught_up)
+            ),
+            &off.map_or("–".to_owned(), |c| {
+                format!("{} (history off)", fmt_f(c.wall.as_secs_f64(), 1))
+            }),
+            "",
+            "",
+        ]);
+    }
+}
+
+fn table(t: &Table, notes: &[String]) -> String {
     let header = [
         "scenario",
         "figure",
@@ -336,7 +420,7 @@ pub fn render(results: &Results) -> String {
     for row in &t.rows {
         line(row, &mut out);
     }
-    for note in &results.notes {
+    for note in notes {
         let _ = writeln!(out, "\nnote: {note}");
     }
     out
