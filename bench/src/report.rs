@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::history::{HistoryResult, WARM_TASKS};
 use crate::scenarios::{mib, us_per, Backend, DrainResult, Drained, Results};
 
 /// `1234567` → `1,234,567`.
@@ -168,6 +169,9 @@ pub fn render(results: &Results) -> String {
                 "all",
             ]);
         }
+    }
+    if let Some(h) = &results.history {
+        history_rows(&mut t, h);
     }
     if results.live.is_some() || results.flower_live.is_some() {
         let (c, f) = (results.live.as_ref(), results.flower_live.as_ref());
@@ -389,6 +393,80 @@ fn history_drain_rows(t: &mut Table, d: &DrainResult, off: Option<&Drained>) {
             "",
         ]);
     }
+}
+
+/// The history scenario: the store written, on disk, restarted, queried.
+fn history_rows(t: &mut Table, h: &HistoryResult) {
+    t.row([
+        "history",
+        "tasks stored (SQLite)",
+        &fmt_int(h.tasks),
+        "",
+        "",
+        "goals stated at 10,000,000",
+    ]);
+    t.row([
+        "history",
+        "bulk write rate (tasks/s, 5,000 per transaction)",
+        &fmt_rate(h.write_rate()),
+        &format!("{} s of writes", fmt_f(h.write.as_secs_f64(), 1)),
+        "",
+        "",
+    ]);
+    t.row([
+        "history",
+        "disk per task (bytes, database + WAL)",
+        &fmt_f(h.bytes_per_task(), 0),
+        &format!("{:.1} MiB in all", mib(h.disk_bytes)),
+        "",
+        "",
+    ]);
+    t.row([
+        "history",
+        &format!("restart warm-up, --max-tasks {} (s)", fmt_int(WARM_TASKS)),
+        &fmt_f(h.warmup.as_secs_f64(), 2),
+        &format!(
+            "{} tasks loaded in {} s (its log)",
+            h.loaded.map_or("?".to_owned(), fmt_int),
+            h.load_seconds.map_or("?".to_owned(), |s| fmt_f(s, 2))
+        ),
+        "",
+        "seconds, not minutes",
+    ]);
+    for (figure, q, goal) in [
+        (
+            "filtered listing (name + FAILURE, limit 100), median (ms)",
+            &h.filtered,
+            "≤ 20 ms at 10M stored",
+        ),
+        (
+            "substring search (one old task), median (ms)",
+            &h.search,
+            "≤ 200 ms at 10M stored",
+        ),
+    ] {
+        let rows = if q.right {
+            format!("{} rows", q.rows)
+        } else {
+            format!("{} rows, {} expected", q.rows, q.expected)
+        };
+        t.row([
+            "history",
+            figure,
+            &fmt_f(q.median.as_secs_f64() * 1e3, 1),
+            &format!("first {} ms; {rows}", fmt_f(q.first.as_secs_f64() * 1e3, 1)),
+            "",
+            goal,
+        ]);
+    }
+    t.row([
+        "history",
+        "task records written back after the restart",
+        &fmt_int(h.rewritten),
+        "",
+        "",
+        "",
+    ]);
 }
 
 fn table(t: &Table, notes: &[String]) -> String {

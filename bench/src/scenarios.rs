@@ -52,6 +52,8 @@ pub struct Settings {
     pub confirms: bool,
     /// The PostgreSQL server for the drain with history in PostgreSQL.
     pub postgres: String,
+    /// Tasks written into the store of the history scenario.
+    pub history_tasks: u64,
 }
 
 impl Settings {
@@ -310,6 +312,7 @@ pub struct Results {
     pub celeriac_retained: Option<MemoryResult>,
     pub flower_retained: Option<MemoryResult>,
     pub dashboard: Option<crate::dashboard::DashboardResult>,
+    pub history: Option<crate::history::HistoryResult>,
     pub notes: Vec<String>,
 }
 
