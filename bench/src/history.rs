@@ -47,6 +47,8 @@ const WORKERS: usize = 16;
 /// `WARM_TASKS` (and a margin) carry it, so memory holds none of them and
 /// the filtered listing is the store's to answer.
 pub const RETIRED: &str = "legacy.tasks.rebuild_search_index";
+/// A task name no task has.
+const NO_SUCH_NAME: &str = "legacy.tasks.never_sent";
 /// A function name in exactly one old task's traceback.
 pub const NEEDLE: &str = "reconcile_mismatched_ledger_entry";
 
@@ -65,6 +67,9 @@ pub struct HistoryResult {
     pub loaded: Option<u64>,
     pub load_seconds: Option<f64>,
     pub filtered: Query,
+    /// The same listing for a name no task has: memory's scan, the
+    /// store's empty answer and HTTP, without the rows.
+    pub filtered_none: Query,
     pub search: Query,
     /// Task records celeriac wrote to the store between its start and the
     /// end of the queries (it had nothing new to write).
@@ -165,7 +170,7 @@ async fn run_with(settings: &Settings, path: &Path) -> Result<HistoryResult> {
     let vhost = settings.vhost("history").await?;
     let outcome = restart(settings, &vhost, path, tasks, &gen).await;
     settings.drop_vhost(&vhost).await;
-    let (warmup, loaded, load_seconds, filtered, search, rewritten) = outcome?;
+    let (warmup, loaded, load_seconds, [filtered, filtered_none, search], rewritten) = outcome?;
     Ok(HistoryResult {
         tasks,
         write,
@@ -174,12 +179,13 @@ async fn run_with(settings: &Settings, path: &Path) -> Result<HistoryResult> {
         loaded,
         load_seconds,
         filtered,
+        filtered_none,
         search,
         rewritten,
     })
 }
 
-type Restarted = (Duration, Option<u64>, Option<f64>, Query, Query, u64);
+type Restarted = (Duration, Option<u64>, Option<f64>, [Query; 3], u64);
 
 /// celeriac started on the store: the warm-up, then the two queries.
 async fn restart(
@@ -233,6 +239,12 @@ async fn restart(
     })
     .await?;
     report(&filtered);
+    let path = format!("/api/tasks?limit=100&taskname={NO_SUCH_NAME}&state=FAILURE");
+    step(&format!(
+        "timing GET {path} ({SAMPLES} requests; no task has that name) ..."
+    ));
+    let filtered_none = time_query(&celeriac, &path, 0, |_| false).await?;
+    report(&filtered_none);
 
     step(&format!(
         "timing GET /api/tasks?limit=100&search={NEEDLE} ({SAMPLES} requests; one task of {}, stored {:.1} days ago) ...",
@@ -256,7 +268,13 @@ async fn restart(
             fmt_int(rewritten)
         ));
     }
-    Ok((warmup, loaded, load_seconds, filtered, search, rewritten))
+    Ok((
+        warmup,
+        loaded,
+        load_seconds,
+        [filtered, filtered_none, search],
+        rewritten,
+    ))
 }
 
 async fn time_query(
