@@ -97,6 +97,17 @@ struct BenchArgs {
     /// Where child processes' output goes [default: target/bench-logs/<pid>].
     #[arg(long)]
     logs: Option<PathBuf>,
+
+    /// PostgreSQL server for the drain with history in PostgreSQL; a
+    /// throwaway database is made on it per round (skipped when psql or the
+    /// server is unavailable).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+    postgres: String,
+
+    /// Tasks written into the store of the history scenario (the issue's
+    /// goals are stated at 10,000,000) [default: 1,000,000; --quick 250,000].
+    #[arg(long)]
+    history_tasks: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -113,6 +124,8 @@ enum Scenario {
     Metrics,
     /// One poll of queue statistics with 3,000 and 10,000 queues (real RabbitMQ).
     BrokerPoll,
+    /// The history store: bulk writes, disk per task, restart warm-up, queries beyond memory.
+    History,
     All,
 }
 
@@ -296,6 +309,8 @@ async fn bench(args: BenchArgs) -> Result<()> {
         flower_tasks: pick(args.flower_tasks, 100_000, 5_000),
         channels: args.channels.max(1),
         confirms: args.confirms,
+        postgres: args.postgres.clone(),
+        history_tasks: pick(args.history_tasks, bench::history::DEFAULT_TASKS, 250_000),
     };
     println!(
         "celeriac-bench: {} CPUs, load average {}, celeriac {}, logs in {}",
@@ -397,6 +412,16 @@ async fn run(settings: &Settings, scenario: Scenario, results: &mut Results) -> 
         step("scenario drain");
         if let Err(e) = scenarios::drain(settings, results).await {
             results.note(format!("drain: {e:#}"));
+        }
+    }
+    if wants(Scenario::History) {
+        step(&format!(
+            "scenario history ({} tasks in SQLite)",
+            fmt_int(settings.history_tasks)
+        ));
+        match bench::history::run(settings).await {
+            Ok(r) => results.history = Some(r),
+            Err(e) => results.note(format!("history: {e:#}")),
         }
     }
     if wants(Scenario::Live) || wants(Scenario::Flower) {

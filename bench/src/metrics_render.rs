@@ -161,7 +161,8 @@ pub fn run_shape(workers: usize, names: usize, per_worker: usize) -> anyhow::Res
     let t = Instant::now();
     let mut cluster = build(workers, names, per_worker);
     let build_time = t.elapsed();
-    let config = celeriac::config::Config::load_from(["celeriac"])
+    // Memory only, as the earlier figures were.
+    let config = celeriac::config::Config::load_from(["celeriac", "--db", "none"])
         .map_err(|e| anyhow::anyhow!("config: {e}"))?;
     let transport = celeriac::transport::Transport::from_url(&config.ingest.broker)?;
     let shared = celeriac::assemble(&config, &transport);

@@ -56,12 +56,25 @@ pub struct Settled {
 
 impl Monitor {
     /// Starts celeriac against `broker` and waits for its
-    /// `celeriac listening on http://IP:PORT` line.
+    /// `celeriac listening on http://IP:PORT` line. Memory only (`--db
+    /// none`) unless `args` name a history store.
     pub async fn start_celeriac(
         binary: &Path,
         broker: &str,
         args: &[String],
         log: &Path,
+    ) -> Result<Monitor> {
+        Monitor::start_celeriac_within(binary, broker, args, log, Duration::from_secs(60)).await
+    }
+
+    /// [`Monitor::start_celeriac`], waiting up to `timeout` for the line (a
+    /// store to load delays it).
+    pub async fn start_celeriac_within(
+        binary: &Path,
+        broker: &str,
+        args: &[String],
+        log: &Path,
+        timeout: Duration,
     ) -> Result<Monitor> {
         if !binary.exists() {
             bail!(
@@ -70,14 +83,16 @@ impl Monitor {
             );
         }
         let mut command = Command::new(binary);
-        command
-            .arg("--broker")
-            .arg(broker)
-            .args(["--port", "0"])
-            .args(args);
+        command.arg("--broker").arg(broker).args(["--port", "0"]);
+        if !names_a_store(args) {
+            // History is on by default; the figures are memory-only unless
+            // a scenario asks for a store, and nothing lands in $HOME.
+            command.args(["--db", "none"]);
+        }
+        command.args(args);
         let mut process = Managed::spawn("celeriac", command, log)?;
         let base = process
-            .wait_for_line(Duration::from_secs(60), |line| {
+            .wait_for_line(timeout, |line| {
                 line.trim()
                     .strip_prefix("celeriac listening on ")
                     .map(|u| u.trim_end_matches('/').to_owned())
@@ -222,12 +237,35 @@ impl Monitor {
         }
     }
 
+    /// The history writer's gauges (celeriac with a store only).
+    pub async fn history(&self) -> Result<HistoryGauges> {
+        let text = self.metrics().await?;
+        let read = |name: &str| {
+            metric_sum(&text, name, None)
+                .map(|v| v.max(0.0) as u64)
+                .with_context(|| format!("celeriac /metrics has no {name} (history off?)"))
+        };
+        Ok(HistoryGauges {
+            backlog: read("celeriac_history_backlog")?,
+            written: read("celeriac_history_written_total")?,
+            write_errors: read("celeriac_history_write_errors_total")?,
+            dropped: read("celeriac_history_dropped_total")?,
+        })
+    }
+
     /// Median time of `GET /api/tasks?limit=100` over `n` requests, and the
     /// size of the last body.
     pub async fn tasks_api_median(&self, n: usize) -> Result<(Duration, usize)> {
-        let url = format!("{}/api/tasks?limit=100", self.base);
+        let (times, body) = self.get_timed("/api/tasks?limit=100", n).await?;
+        Ok((median(times), body.len()))
+    }
+
+    /// `GET {path}` `n` times (at least once): each request's time to the
+    /// last byte of the body, in order, and the last body.
+    pub async fn get_timed(&self, path: &str, n: usize) -> Result<(Vec<Duration>, Vec<u8>)> {
+        let url = format!("{}{path}", self.base);
         let mut times = Vec::with_capacity(n);
-        let mut size = 0;
+        let mut last = Vec::new();
         for _ in 0..n.max(1) {
             let start = Instant::now();
             let response = self
@@ -245,11 +283,33 @@ impl Monitor {
             if !status.is_success() {
                 bail!("GET {url}: {status}");
             }
-            size = body.len();
+            last = body.to_vec();
         }
-        times.sort();
-        Ok((times[times.len() / 2], size))
+        Ok((times, last))
     }
+}
+
+/// The history writer's progress, from celeriac's /metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HistoryGauges {
+    /// Tasks waiting to be written, the batch in flight included.
+    pub backlog: u64,
+    /// Task records written so far.
+    pub written: u64,
+    pub write_errors: u64,
+    pub dropped: u64,
+}
+
+/// The median of `times` (of an even count, the upper middle).
+pub fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times.get(times.len() / 2).copied().unwrap_or_default()
+}
+
+/// Whether celeriac's arguments choose a history store (`--db X` or
+/// `--db=X`, not `--db-backlog`).
+fn names_a_store(args: &[String]) -> bool {
+    args.iter().any(|a| a == "--db" || a.starts_with("--db="))
 }
 
 fn http_client() -> Result<Client> {
@@ -313,6 +373,15 @@ flower_events_created{task="tasks.add",type="task-sent",worker="gen1@bench"} 1.7
             Some(10.0)
         );
         assert_eq!(metric_sum(FLOWER, "flower_nope", None), None);
+    }
+
+    #[test]
+    fn a_store_is_named_by_db_alone() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(names_a_store(&args(&["--max-tasks", "5", "--db", "none"])));
+        assert!(names_a_store(&args(&["--db=sqlite:/tmp/h.db"])));
+        assert!(!names_a_store(&args(&["--db-backlog", "10"])));
+        assert!(!names_a_store(&args(&[])));
     }
 
     #[test]

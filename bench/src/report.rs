@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use crate::scenarios::{mib, us_per, Results};
+use crate::history::{HistoryResult, WARM_TASKS};
+use crate::scenarios::{mib, us_per, Backend, DrainResult, Drained, Results};
 
 /// `1234567` → `1,234,567`.
 pub fn fmt_int(n: u64) -> String {
@@ -157,6 +158,7 @@ pub fn render(results: &Results) -> String {
             "",
             "",
         ]);
+        history_drain_rows(&mut t, d, c);
         if let Some((got, of)) = d.celeriac_short {
             t.row([
                 "drain",
@@ -167,6 +169,9 @@ pub fn render(results: &Results) -> String {
                 "all",
             ]);
         }
+    }
+    if let Some(h) = &results.history {
+        history_rows(&mut t, h);
     }
     if results.live.is_some() || results.flower_live.is_some() {
         let (c, f) = (results.live.as_ref(), results.flower_live.as_ref());
@@ -308,6 +313,172 @@ pub fn render(results: &Results) -> String {
         ]);
     }
 
+    table(&t, &results.notes)
+}
+
+/// The drains by celeriac with history, against celeriac without.
+fn history_drain_rows(t: &mut Table, d: &DrainResult, off: Option<&Drained>) {
+    let off_rate = off.map_or(f64::NAN, |c| c.events_per_sec());
+    let off_cpu = off.map_or(f64::NAN, |c| c.cpu_us_per_event());
+    let off_tasks = match (off, d.preload) {
+        (Some(c), Some(p)) => crate::loadgen::per_sec(p.tasks, c.wall),
+        _ => f64::NAN,
+    };
+    let secs =
+        |d: Option<std::time::Duration>| d.map_or("–".to_owned(), |d| fmt_f(d.as_secs_f64(), 1));
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(h) = d.with_history(backend) else {
+            continue;
+        };
+        let name = backend.name();
+        let rate = h.drained.events_per_sec();
+        t.row([
+            "drain",
+            &format!("drain rate, history in {name} (events/s)"),
+            &fmt_rate(rate),
+            &format!("{} (history off)", fmt_rate(off_rate)),
+            &pct(rate, off_rate),
+            "≥ 95% of history off",
+        ]);
+        let cpu = h.drained.cpu_us_per_event();
+        t.row([
+            "drain",
+            &format!("CPU per event, history in {name} (µs)"),
+            &fmt_f(cpu, 2),
+            &format!("{} (history off)", fmt_f(off_cpu, 2)),
+            &times(cpu, off_cpu),
+            "",
+        ]);
+        let all = h.cpu_us_per_event_caught_up();
+        t.row([
+            "drain",
+            &format!("CPU per event until {name} caught up (µs)"),
+            &fmt_f(all, 2),
+            &format!("{} (history off)", fmt_f(off_cpu, 2)),
+            &times(all, off_cpu),
+            "",
+        ]);
+        if h.server_cpu.is_some() {
+            let with_server = h.cpu_us_per_event_with_server();
+            t.row([
+                "drain",
+                &format!("CPU per event until {name} caught up, celeriac + server (µs)"),
+                &fmt_f(with_server, 2),
+                &format!("{} (history off)", fmt_f(off_cpu, 2)),
+                &times(with_server, off_cpu),
+                "",
+            ]);
+        }
+        let write = h.write_rate();
+        t.row([
+            "drain",
+            &format!("history write rate, {name} (tasks/s)"),
+            &fmt_rate(write),
+            &format!("{} (drain's task rate, history off)", fmt_rate(off_tasks)),
+            &pct(write, off_tasks),
+            "keeps up with the drain's task rate (~20,000 tasks/s here)",
+        ]);
+        t.row([
+            "drain",
+            &format!("spawn → last event / {name} caught up (s)"),
+            &format!(
+                "{} / {}",
+                fmt_f(h.drained.wall.as_secs_f64(), 1),
+                secs(h.caught_up)
+            ),
+            &off.map_or("–".to_owned(), |c| {
+                format!("{} (history off)", fmt_f(c.wall.as_secs_f64(), 1))
+            }),
+            "",
+            "",
+        ]);
+    }
+}
+
+/// The history scenario: the store written, on disk, restarted, queried.
+fn history_rows(t: &mut Table, h: &HistoryResult) {
+    t.row([
+        "history",
+        "tasks stored (SQLite)",
+        &fmt_int(h.tasks),
+        "",
+        "",
+        "goals stated at 10,000,000",
+    ]);
+    t.row([
+        "history",
+        "bulk write rate (tasks/s, 5,000 per transaction)",
+        &fmt_rate(h.write_rate()),
+        &format!("{} s of writes", fmt_f(h.write.as_secs_f64(), 1)),
+        "",
+        "",
+    ]);
+    t.row([
+        "history",
+        "disk per task (bytes, database + WAL)",
+        &fmt_f(h.bytes_per_task(), 0),
+        &format!("{:.1} MiB in all", mib(h.disk_bytes)),
+        "",
+        "",
+    ]);
+    t.row([
+        "history",
+        &format!("restart warm-up, --max-tasks {} (s)", fmt_int(WARM_TASKS)),
+        &fmt_f(h.warmup.as_secs_f64(), 2),
+        &format!(
+            "{} tasks loaded in {} s (its log)",
+            h.loaded.map_or("?".to_owned(), fmt_int),
+            h.load_seconds.map_or("?".to_owned(), |s| fmt_f(s, 2))
+        ),
+        "",
+        "seconds, not minutes",
+    ]);
+    let none = format!(
+        "; a name no task has: {} ms",
+        fmt_f(h.filtered_none.median.as_secs_f64() * 1e3, 1)
+    );
+    for (figure, q, goal, extra) in [
+        (
+            "filtered listing (name + FAILURE, limit 100), median (ms)",
+            &h.filtered,
+            "≤ 20 ms at 10M stored",
+            none.as_str(),
+        ),
+        (
+            "substring search (one old task), median (ms)",
+            &h.search,
+            "≤ 200 ms at 10M stored",
+            "",
+        ),
+    ] {
+        let rows = if q.right {
+            format!("{} rows", q.rows)
+        } else {
+            format!("{} rows, {} expected", q.rows, q.expected)
+        };
+        t.row([
+            "history",
+            figure,
+            &fmt_f(q.median.as_secs_f64() * 1e3, 1),
+            &format!(
+                "first {} ms; {rows}{extra}",
+                fmt_f(q.first.as_secs_f64() * 1e3, 1)
+            ),
+            "",
+            goal,
+        ]);
+    }
+    t.row([
+        "history",
+        "task records written back after the restart",
+        &fmt_int(h.rewritten),
+        "",
+        "",
+        "",
+    ]);
+}
+
+fn table(t: &Table, notes: &[String]) -> String {
     let header = [
         "scenario",
         "figure",
@@ -336,7 +507,7 @@ pub fn render(results: &Results) -> String {
     for row in &t.rows {
         line(row, &mut out);
     }
-    for note in &results.notes {
+    for note in notes {
         let _ = writeln!(out, "\nnote: {note}");
     }
     out

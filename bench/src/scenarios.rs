@@ -1,8 +1,9 @@
 //! The scenarios, each in a fresh vhost: drain (a preloaded backlog, no-op
-//! consumer vs celeriac), live (publish flat out, count what was lost),
-//! memory (RSS per retained task), and Flower side by side.
+//! consumer vs celeriac, without and with a history store), live (publish
+//! flat out, count what was lost), memory (RSS per retained task), and
+//! Flower side by side.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,8 +13,9 @@ use lapin::{Connection, ConnectionProperties};
 
 use crate::loadgen::{self, Plan, Published, EVENTS_PER_TASK};
 use crate::mgmt::{Mgmt, VHOST_PREFIX};
-use crate::monitor::{Counter, Kind, Monitor};
+use crate::monitor::{Counter, HistoryGauges, Kind, Monitor};
 use crate::noop::{NoopReport, REPORT_PREFIX};
+use crate::pg;
 use crate::procs::Managed;
 use crate::report::{fmt_int, fmt_signed};
 
@@ -28,6 +30,9 @@ const NOOP_ACK_EVERY: u64 = 500;
 /// Requests per monitor when timing `GET /api/tasks?limit=100`; the median
 /// is reported.
 const API_SAMPLES: usize = 20;
+/// A history writer whose written count has not moved for this long has
+/// stalled.
+const HISTORY_QUIET: Duration = Duration::from_secs(60);
 
 pub struct Settings {
     /// AMQP URL without a vhost, e.g. `amqp://guest:guest@127.0.0.1:5672`.
@@ -45,14 +50,18 @@ pub struct Settings {
     pub flower_tasks: u64,
     pub channels: usize,
     pub confirms: bool,
+    /// The PostgreSQL server for the drain with history in PostgreSQL.
+    pub postgres: String,
+    /// Tasks written into the store of the history scenario.
+    pub history_tasks: u64,
 }
 
 impl Settings {
-    fn url(&self, vhost: &str) -> String {
+    pub fn url(&self, vhost: &str) -> String {
         format!("{}/{}", self.amqp.trim_end_matches('/'), vhost)
     }
 
-    fn log(&self, name: &str) -> PathBuf {
+    pub fn log(&self, name: &str) -> PathBuf {
         self.logs.join(format!("{name}.log"))
     }
 
@@ -62,7 +71,7 @@ impl Settings {
         plan
     }
 
-    async fn vhost(&self, scenario: &str) -> Result<String> {
+    pub async fn vhost(&self, scenario: &str) -> Result<String> {
         let name = format!("{VHOST_PREFIX}{}-{scenario}", std::process::id());
         // A leftover of an earlier failure in this same process.
         self.mgmt.delete_vhost(&name).await?;
@@ -70,7 +79,7 @@ impl Settings {
         Ok(name)
     }
 
-    async fn drop_vhost(&self, name: &str) {
+    pub async fn drop_vhost(&self, name: &str) {
         if let Err(e) = self.mgmt.delete_vhost(name).await {
             eprintln!("warning: could not delete vhost {name}: {e:#}");
         }
@@ -112,6 +121,74 @@ pub fn us_per(cpu: Duration, events: u64) -> f64 {
     }
 }
 
+/// Where the celeriac of a drain with history keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A drain by celeriac with a history store: the drain itself (until every
+/// event is applied), then when the store had every task.
+#[derive(Clone, Copy, Debug)]
+pub struct HistoryDrained {
+    pub drained: Drained,
+    /// Tasks preloaded (what the store must end up holding).
+    pub tasks: u64,
+    /// Spawn → the backlog empty with at least `tasks` records written;
+    /// `None` when the writer never got there.
+    pub caught_up: Option<Duration>,
+    /// celeriac's CPU time at that moment.
+    pub cpu_caught_up: Duration,
+    /// Task records written by then (a task written before its last event
+    /// is written again).
+    pub written: u64,
+    /// CPU the local PostgreSQL server's processes used from spawn until
+    /// caught up (PostgreSQL only: celeriac's own CPU leaves it out).
+    pub server_cpu: Option<Duration>,
+}
+
+impl HistoryDrained {
+    /// The sustained write rate: tasks over the whole time from spawn
+    /// until the store held them all.
+    pub fn write_rate(&self) -> f64 {
+        self.caught_up
+            .map_or(f64::NAN, |d| loadgen::per_sec(self.tasks, d))
+    }
+
+    /// CPU per event until history caught up (the writer's work included).
+    pub fn cpu_us_per_event_caught_up(&self) -> f64 {
+        match self.caught_up {
+            Some(_) => us_per(self.cpu_caught_up, self.drained.events),
+            None => f64::NAN,
+        }
+    }
+
+    /// The same with the database server's CPU added (PostgreSQL).
+    pub fn cpu_us_per_event_with_server(&self) -> f64 {
+        match (self.caught_up, self.server_cpu) {
+            (Some(_), Some(server)) => us_per(self.cpu_caught_up + server, self.drained.events),
+            _ => f64::NAN,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct DrainResult {
     /// The last backlog (all rounds publish the same number of tasks).
@@ -120,6 +197,9 @@ pub struct DrainResult {
     pub celeriac_runs: Vec<Drained>,
     /// celeriac stopped short of the backlog (events it applied, of how many).
     pub celeriac_short: Option<(u64, u64)>,
+    /// celeriac with history in SQLite, then in PostgreSQL, per round.
+    pub sqlite_runs: Vec<HistoryDrained>,
+    pub postgres_runs: Vec<HistoryDrained>,
 }
 
 impl DrainResult {
@@ -129,6 +209,13 @@ impl DrainResult {
 
     pub fn celeriac(&self) -> Option<Drained> {
         median(&self.celeriac_runs)
+    }
+
+    pub fn with_history(&self, backend: Backend) -> Option<HistoryDrained> {
+        median_history(match backend {
+            Backend::Sqlite => &self.sqlite_runs,
+            Backend::Postgres => &self.postgres_runs,
+        })
     }
 }
 
@@ -153,6 +240,23 @@ fn median(runs: &[Drained]) -> Option<Drained> {
         messages: first.messages,
         wall: pick(runs.iter().map(|r| scaled(r.wall, r)).collect()),
         cpu: pick(runs.iter().map(|r| scaled(r.cpu, r)).collect()),
+    })
+}
+
+/// The drain figures as [`median`] takes them; the catch-up time and CPU
+/// are the medians of the runs that caught up.
+fn median_history(runs: &[HistoryDrained]) -> Option<HistoryDrained> {
+    let first = runs.first()?;
+    let drained: Vec<Drained> = runs.iter().map(|r| r.drained).collect();
+    let caught: Vec<&HistoryDrained> = runs.iter().filter(|r| r.caught_up.is_some()).collect();
+    let pick = |v: Vec<Duration>| (!v.is_empty()).then(|| crate::monitor::median(v));
+    Some(HistoryDrained {
+        drained: median(&drained)?,
+        tasks: first.tasks,
+        caught_up: pick(caught.iter().filter_map(|r| r.caught_up).collect()),
+        cpu_caught_up: pick(caught.iter().map(|r| r.cpu_caught_up).collect()).unwrap_or_default(),
+        written: first.written,
+        server_cpu: pick(caught.iter().filter_map(|r| r.server_cpu).collect()),
     })
 }
 
@@ -208,6 +312,7 @@ pub struct Results {
     pub celeriac_retained: Option<MemoryResult>,
     pub flower_retained: Option<MemoryResult>,
     pub dashboard: Option<crate::dashboard::DashboardResult>,
+    pub history: Option<crate::history::HistoryResult>,
     pub notes: Vec<String>,
 }
 
@@ -240,7 +345,8 @@ fn refused_note(p: &Published) -> String {
 }
 
 /// Scenario 2: a preloaded backlog drained by the no-op consumer, then
-/// (refilled) by celeriac.
+/// (refilled each time) by celeriac without history, with history in
+/// SQLite, and with history in PostgreSQL.
 pub async fn drain(settings: &Settings, results: &mut Results) -> Result<()> {
     let vhost = settings.vhost("drain").await?;
     let mut result = DrainResult::default();
@@ -275,8 +381,23 @@ async fn drain_in(
     )
     .await?;
 
-    // Rounds alternate the two consumers so that a change in the box's load
-    // during the run weighs on both alike.
+    let postgres = pg::Server::new(&settings.postgres);
+    let postgres = match postgres.check() {
+        Ok(version) => {
+            detail(&format!("PostgreSQL {version} at {}", postgres.describe()));
+            if let Err(e) = postgres.drop_stale() {
+                eprintln!("warning: could not drop databases of earlier runs: {e:#}");
+            }
+            Some(postgres)
+        }
+        Err(e) => {
+            results.note(format!("drain with history in PostgreSQL skipped: {e:#}"));
+            None
+        }
+    };
+
+    // Rounds alternate the consumers so that a change in the box's load
+    // during the run weighs on all alike.
     let rounds = settings.drain_rounds.max(1);
     for round in 1..=rounds {
         let of = if rounds > 1 {
@@ -308,12 +429,83 @@ async fn drain_in(
         check_depth(&channel, backlog.messages).await?;
 
         step(&format!("draining with celeriac --events-queue{of} ..."));
-        let drained =
-            celeriac_drain(settings, &url, backlog, max_length, round, result, results).await?;
+        let log = format!("drain-celeriac-{round}");
+        let (drained, _) =
+            celeriac_drain(settings, &url, backlog, max_length, &log, None, results).await?;
         report_drained(&drained);
         result.celeriac_runs.push(drained);
-        if result.celeriac_short.is_some() {
+        if drained.events < backlog.events {
+            result.celeriac_short = Some((drained.events, backlog.events));
             break;
+        }
+
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            if backend == Backend::Postgres && postgres.is_none() {
+                continue;
+            }
+            step(&format!(
+                "refilling {} events{of} ...",
+                fmt_int(tasks * EVENTS_PER_TASK)
+            ));
+            let backlog = preload(settings, &url, tasks).await?;
+            check_depth(&channel, backlog.messages).await?;
+            step(&format!(
+                "draining with celeriac --events-queue, history in {}{of} ...",
+                backend.name()
+            ));
+            let run = match backend {
+                Backend::Sqlite => {
+                    let path = settings.logs.join(format!("drain-history-{round}.db"));
+                    remove_sqlite(&path);
+                    let db = format!("sqlite:{}", path.display());
+                    let run = history_drain(
+                        settings, &url, backlog, max_length, round, backend, &db, results,
+                    )
+                    .await;
+                    let bytes = sqlite_bytes(&path);
+                    remove_sqlite(&path);
+                    let run = run?;
+                    detail(&format!(
+                        "store: {:.1} MiB, {:.0} bytes per task",
+                        mib(bytes),
+                        bytes as f64 / backlog.tasks.max(1) as f64
+                    ));
+                    run
+                }
+                Backend::Postgres => {
+                    let made = postgres
+                        .as_ref()
+                        .map(|p| p.create(&format!("drain_{round}")))
+                        .transpose();
+                    let database = match made {
+                        Ok(Some(d)) => d,
+                        Ok(None) => continue,
+                        Err(e) => {
+                            results.note(format!(
+                                "drain with history in PostgreSQL, round {round}, skipped: {e:#}"
+                            ));
+                            continue;
+                        }
+                    };
+                    // The database is dropped when `database` goes, after
+                    // celeriac has stopped.
+                    history_drain(
+                        settings,
+                        &url,
+                        backlog,
+                        max_length,
+                        round,
+                        backend,
+                        &database.url,
+                        results,
+                    )
+                    .await?
+                }
+            };
+            match backend {
+                Backend::Sqlite => result.sqlite_runs.push(run),
+                Backend::Postgres => result.postgres_runs.push(run),
+            }
         }
     }
     let _ = connection.close(200, "drained".into()).await;
@@ -330,16 +522,79 @@ fn report_drained(d: &Drained) {
     ));
 }
 
-async fn celeriac_drain(
+/// A drain by celeriac with its history in `db` (a `--db` value): the drain
+/// figures, then how long the store took to hold every task.
+#[allow(clippy::too_many_arguments)] // one call site per backend, all of them needed
+async fn history_drain(
     settings: &Settings,
     url: &str,
     backlog: Published,
     max_length: u64,
     round: u32,
-    result: &mut DrainResult,
+    backend: Backend,
+    db: &str,
     results: &mut Results,
-) -> Result<Drained> {
-    let args = vec![
+) -> Result<HistoryDrained> {
+    let log = format!("drain-history-{}-{round}", backend.label());
+    let (drained, caught) =
+        celeriac_drain(settings, url, backlog, max_length, &log, Some(db), results).await?;
+    report_drained(&drained);
+    let mut run = HistoryDrained {
+        drained,
+        tasks: backlog.tasks,
+        caught_up: None,
+        cpu_caught_up: Duration::ZERO,
+        written: 0,
+        server_cpu: None,
+    };
+    if let Some(c) = caught {
+        run.caught_up = Some(c.after);
+        run.cpu_caught_up = c.cpu;
+        run.written = c.gauges.written;
+        run.server_cpu = c.server_cpu;
+        detail(&format!(
+            "history caught up {:.1} s after spawn ({:.1} s after the last event): {} tasks/s, \
+             {} records written, {:.2} µs CPU per event in all",
+            c.after.as_secs_f64(),
+            c.after.saturating_sub(drained.wall).as_secs_f64(),
+            fmt_int(run.write_rate() as u64),
+            fmt_int(c.gauges.written),
+            run.cpu_us_per_event_caught_up()
+        ));
+        if let Some(server) = c.server_cpu {
+            detail(&format!(
+                "PostgreSQL server processes: {:.2} s CPU meanwhile, {:.2} µs per event",
+                server.as_secs_f64(),
+                us_per(server, drained.events)
+            ));
+        }
+    }
+    Ok(run)
+}
+
+/// When a history store held every task of a drain.
+struct CaughtUp {
+    /// Since celeriac was spawned.
+    after: Duration,
+    cpu: Duration,
+    gauges: HistoryGauges,
+    /// The local PostgreSQL server's CPU since spawn (PostgreSQL only).
+    server_cpu: Option<Duration>,
+}
+
+/// celeriac draining `backlog` with `--db none` (`db` None) or a store;
+/// with a store, once every event is applied, waits for the history
+/// writer to catch up.
+async fn celeriac_drain(
+    settings: &Settings,
+    url: &str,
+    backlog: Published,
+    max_length: u64,
+    log: &str,
+    db: Option<&str>,
+    results: &mut Results,
+) -> Result<(Drained, Option<CaughtUp>)> {
+    let mut args = vec![
         "--events-queue".to_owned(),
         DRAIN_QUEUE.to_owned(),
         "--events-ttl".to_owned(),
@@ -353,13 +608,14 @@ async fn celeriac_drain(
         "--prefetch".to_owned(),
         PREFETCH.to_string(),
     ];
-    let mut celeriac = Monitor::start_celeriac(
-        &settings.celeriac,
-        url,
-        &args,
-        &settings.log(&format!("drain-celeriac-{round}")),
-    )
-    .await?;
+    if let Some(db) = db {
+        args.extend(["--db".to_owned(), db.to_owned()]);
+    }
+    let server_before = db
+        .filter(|d| d.starts_with("postgres"))
+        .map(|_| pg::server_cpu());
+    let mut celeriac =
+        Monitor::start_celeriac(&settings.celeriac, url, &args, &settings.log(log)).await?;
     let spawned = celeriac.process.started();
     let settled = celeriac
         .wait_settled(
@@ -370,9 +626,19 @@ async fn celeriac_drain(
             Duration::from_secs(1_800),
         )
         .await?;
+    let caught = match db {
+        Some(_) if settled.reached => wait_caught_up(&mut celeriac, backlog.tasks, results)
+            .await?
+            .map(|(at, cpu, gauges)| CaughtUp {
+                after: at - spawned,
+                cpu,
+                gauges,
+                server_cpu: server_before.map(|b| pg::server_cpu().saturating_sub(b)),
+            }),
+        _ => None,
+    };
     celeriac.process.stop(Duration::from_secs(5));
     if !settled.reached {
-        result.celeriac_short = Some((settled.value, backlog.events));
         results.note(format!(
             "celeriac applied {} of {} events, then stalled; see {}",
             fmt_int(settled.value),
@@ -380,12 +646,83 @@ async fn celeriac_drain(
             celeriac.process.log().display()
         ));
     }
-    Ok(Drained {
+    let drained = Drained {
         events: settled.value,
         messages: backlog.messages,
         wall: settled.at - spawned,
         cpu: settled.cpu,
-    })
+    };
+    Ok((drained, caught))
+}
+
+/// Polls celeriac's /metrics until the history backlog is empty and at
+/// least `tasks` records were written: when, the CPU time then, and the
+/// gauges. `None` (with a note) when writing stalls.
+async fn wait_caught_up(
+    celeriac: &mut Monitor,
+    tasks: u64,
+    results: &mut Results,
+) -> Result<Option<(Instant, Duration, HistoryGauges)>> {
+    let start = Instant::now();
+    let mut last = celeriac.history().await?;
+    let mut moved = Instant::now();
+    loop {
+        let gauges = celeriac.history().await?;
+        if gauges.backlog == 0 && gauges.written >= tasks {
+            let (at, cpu) = (Instant::now(), celeriac.cpu_time()?);
+            if gauges.write_errors > 0 || gauges.dropped > 0 {
+                results.note(format!(
+                    "history: {} write errors, {} changes dropped; see {}",
+                    fmt_int(gauges.write_errors),
+                    fmt_int(gauges.dropped),
+                    celeriac.process.log().display()
+                ));
+            }
+            return Ok(Some((at, cpu, gauges)));
+        }
+        if gauges.written != last.written {
+            moved = Instant::now();
+        }
+        last = gauges;
+        if moved.elapsed() >= HISTORY_QUIET || start.elapsed() >= Duration::from_secs(1_800) {
+            results.note(format!(
+                "history never caught up: {} of {} tasks written, backlog {}, {} write errors, \
+                 {} dropped; see {}",
+                fmt_int(gauges.written),
+                fmt_int(tasks),
+                fmt_int(gauges.backlog),
+                fmt_int(gauges.write_errors),
+                fmt_int(gauges.dropped),
+                celeriac.process.log().display()
+            ));
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        celeriac.process.ensure_running()?;
+    }
+}
+
+/// A SQLite store's size on disk: the database and its write-ahead log.
+pub fn sqlite_bytes(path: &Path) -> u64 {
+    let size = |p: PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
+    size(path.to_owned()) + size(sidecar(path, "-wal"))
+}
+
+/// Deletes a SQLite store and its `-wal` and `-shm` files.
+pub fn remove_sqlite(path: &Path) {
+    for p in [
+        path.to_owned(),
+        sidecar(path, "-wal"),
+        sidecar(path, "-shm"),
+    ] {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 /// Waits until the queue holds exactly what was published. Routing into the
