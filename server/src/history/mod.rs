@@ -185,10 +185,6 @@ impl History {
         self.status.lock().loaded
     }
 
-    pub(crate) fn set_loaded(&self) {
-        self.status.lock().loaded = true;
-    }
-
     /// What `/readyz` says about the store.
     pub fn detail(&self) -> api::health::HistoryDetail {
         let s = self.status.lock().clone();

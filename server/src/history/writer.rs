@@ -223,7 +223,6 @@ impl Writer {
         let store = self.history.open().await?;
         if !self.history.loaded() {
             self.history.load(&store, &self.state, &self.audit).await?;
-            self.history.set_loaded();
         }
         Ok(store)
     }
