@@ -72,6 +72,9 @@ pub struct BrokerStatsDetail {
 pub struct Ups<T = bool> {
     pub management: T,
     pub amqp: T,
+    /// Absent in answers of celeriac before it spoke Redis.
+    #[serde(default)]
+    pub redis: T,
 }
 
 #[cfg(test)]
@@ -91,6 +94,7 @@ mod tests {
                 up: Ups {
                     management: false,
                     amqp: true,
+                    redis: false,
                 },
                 last_success_at: Some(1.5),
                 last_error: None,
@@ -98,6 +102,7 @@ mod tests {
                 errors: Ups {
                     management: 2,
                     amqp: 0,
+                    redis: 0,
                 },
             },
             history: None,

@@ -11,6 +11,8 @@ pub enum QueueSource {
     Management,
     /// Passive `queue.declare` over AMQP.
     Amqp,
+    /// `LLEN` of each queue's lists on Redis.
+    Redis,
 }
 
 /// `GET /api/queues/length`.

@@ -103,7 +103,11 @@ impl Running {
 pub fn assemble(config: &Config, transport: &Transport) -> AppState {
     let metrics = Arc::new(SelfMetrics::new());
     let history = history::History::new(&config.history, &metrics.registry).map(Arc::new);
-    let source = Arc::new(SourceStatus::new(transport.masked_url(), &metrics));
+    let source = Arc::new(SourceStatus::new(
+        transport.masked_url(),
+        transport.acks(),
+        &metrics,
+    ));
     let sources: Arc<[Arc<SourceStatus>]> = Arc::from([source]);
     AppState {
         state: Arc::new(RwLock::new(State::new(

@@ -76,6 +76,9 @@ pub enum SourceEvent<'a> {
     Malformed { reason: MalformedReason, count: u64 },
     /// Events the broker dropped before celeriac could read them.
     Dropped { reason: DropReason, count: u64 },
+    /// A source that cannot acknowledge is subscribed again after
+    /// `seconds` without a subscription, in which events were lost.
+    Gap { seconds: f64 },
 }
 
 /// One event source's health and counters. Each source has its own, so two
@@ -92,12 +95,17 @@ pub struct SourceStatus {
     truncated: IntCounter,
     malformed: [IntCounter; MalformedReason::ALL.len()],
     dropped: [IntCounter; DropReason::ALL.len()],
+    /// Only for sources that cannot acknowledge: one that can never has a
+    /// gap, and a series that is always 0 would say nothing.
+    gap_seconds: Option<prometheus::Counter>,
 }
 
 impl SourceStatus {
-    /// Resolves (and so creates at 0) every series this source counts into.
-    pub fn new(name: String, metrics: &SelfMetrics) -> SourceStatus {
+    /// Resolves (and so creates at 0) every series this source counts into;
+    /// `acks` says whether the source acknowledges what it consumes.
+    pub fn new(name: String, acks: bool, metrics: &SelfMetrics) -> SourceStatus {
         SourceStatus {
+            gap_seconds: (!acks).then(|| metrics.events_gap_seconds.with_label_values(&[&name])),
             name,
             consuming: AtomicBool::new(false),
             last_error: Mutex::new(None),
@@ -179,6 +187,15 @@ impl SourceStatus {
             SourceEvent::Dropped { reason, count } => {
                 self.dropped[reason as usize].inc_by(count);
             }
+            SourceEvent::Gap { seconds } => {
+                if let Some(gap) = &self.gap_seconds {
+                    gap.inc_by(seconds.max(0.0));
+                }
+                tracing::warn!(
+                    broker = %self.name,
+                    "events published in the {seconds:.1}s without a subscription are lost"
+                );
+            }
         }
     }
 }
@@ -246,7 +263,7 @@ mod tests {
     #[test]
     fn a_source_event_counts_and_updates_health_together() {
         let metrics = SelfMetrics::new();
-        let s = SourceStatus::new("amqp://h//".into(), &metrics);
+        let s = SourceStatus::new("amqp://h//".into(), true, &metrics);
         s.emit(SourceEvent::Retrying {
             reason: "refused",
             delay: Duration::from_millis(500),
@@ -292,7 +309,7 @@ mod tests {
     #[test]
     fn every_label_exists_before_anything_happens() {
         let metrics = SelfMetrics::new();
-        let _s = SourceStatus::new("x".into(), &metrics);
+        let _s = SourceStatus::new("x".into(), true, &metrics);
         let text = {
             let mut out = Vec::new();
             let encoder = prometheus::TextEncoder::new();

@@ -149,7 +149,12 @@ fn test() -> Result<()> {
 fn prepare_and_check() -> Result<Vec<(&'static str, String)>> {
     rabbit::ensure_running()?;
     rabbit::ensure_management()?;
-    let python = venv::ensure(&[venv::CELERY, venv::AIOSMTPD])?; // aiosmtpd: email notifier test
+    let python = venv::ensure(&[
+        venv::CELERY,
+        venv::AIOSMTPD, // the email notifier test
+        venv::REDIS,    // workers on a Redis broker
+        venv::PACKAGING,
+    ])?;
     prometheus::ensure()?; // metrics / Grafana tests, Alertmanager for the notifier tests
                            // Dashboard: built first, so clippy and the tests embed it; the browser
                            // test drives Debian's Chromium with playwright-core from these tools.

@@ -17,6 +17,10 @@ pub const CELERY: Pin = ("celery", "5.7.0");
 pub const FLOWER: Pin = ("flower", "2.2.0");
 /// The SMTP server the email notifier test delivers to.
 pub const AIOSMTPD: Pin = ("aiosmtpd", "1.4.6");
+/// kombu's Redis transport, for workers on a Redis broker (kombu 5.7 wants
+/// redis-py 6.1 or later, and imports `packaging` to check it).
+pub const REDIS: Pin = ("redis", "6.4.0");
+pub const PACKAGING: Pin = ("packaging", "25.0");
 
 /// Written once `python -m venv` has finished, so an interrupted creation is
 /// redone instead of leaving a venv without pip.

@@ -28,15 +28,21 @@ pub enum Source {
     Management,
     /// Passive `queue.declare` over AMQP.
     Amqp,
+    /// `LLEN` of each queue's lists on Redis.
+    Redis,
 }
 
+/// One value per source, indexed as [`Source::ALL`].
+pub type PerSource<T> = [T; Source::ALL.len()];
+
 impl Source {
-    pub const ALL: [Source; 2] = [Source::Management, Source::Amqp];
+    pub const ALL: [Source; 3] = [Source::Management, Source::Amqp, Source::Redis];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Management => "management",
             Source::Amqp => "amqp",
+            Source::Redis => "redis",
         }
     }
 }
@@ -75,9 +81,9 @@ pub struct Snapshot {
     /// Sorted by name.
     pub queues: Vec<QueueStat>,
     /// Whether the last attempt of each source worked (`Source::ALL` order).
-    pub up: [bool; 2],
+    pub up: PerSource<bool>,
     /// Failed polls per source.
-    pub errors: [u64; 2],
+    pub errors: PerSource<u64>,
     /// How long the last poll took, seconds.
     pub duration: f64,
     /// Why the last failing source failed.
@@ -153,8 +159,8 @@ pub fn wanted(name: &str, only: &[String]) -> bool {
 #[derive(Debug, Default)]
 pub struct QueuePoll {
     pub result: Option<(Source, Vec<QueueStat>)>,
-    pub up: [bool; 2],
-    pub failed: [bool; 2],
+    pub up: PerSource<bool>,
+    pub failed: PerSource<bool>,
     pub last_error: Option<String>,
 }
 
@@ -187,7 +193,7 @@ impl Poller {
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut previous: Option<Source> = None;
-        let mut errors = [0u64; 2];
+        let mut errors: PerSource<u64> = Default::default();
         let mut last_names: BTreeSet<String> = BTreeSet::new();
         loop {
             tokio::select! {

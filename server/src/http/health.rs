@@ -29,6 +29,7 @@ fn broker_stats(shared: &AppState) -> BrokerStatsDetail {
         up: Ups {
             management: snap.up[0],
             amqp: snap.up[1],
+            redis: snap.up[2],
         },
         last_success_at: snap.last_success_at,
         last_error: snap.last_error.clone(),
@@ -36,6 +37,7 @@ fn broker_stats(shared: &AppState) -> BrokerStatsDetail {
         errors: Ups {
             management: snap.errors[0],
             amqp: snap.errors[1],
+            redis: snap.errors[2],
         },
     }
 }

@@ -22,6 +22,7 @@ pub(super) fn wire_source(source: Source) -> QueueSource {
     match source {
         Source::Management => QueueSource::Management,
         Source::Amqp => QueueSource::Amqp,
+        Source::Redis => QueueSource::Redis,
     }
 }
 

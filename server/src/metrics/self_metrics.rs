@@ -2,7 +2,9 @@
 //! what was ingested, what was malformed or dropped, how far
 //! behind the events are, and whether the broker connection is up.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    CounterVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 /// Ingest lag buckets (seconds): sub-millisecond on a healthy box, minutes
 /// when a backlog is being drained.
@@ -33,6 +35,9 @@ pub struct SelfMetrics {
     /// Events lost before we could apply them, by reason (e.g. the broker
     /// expired or overflowed them).
     pub events_dropped: IntCounterVec,
+    /// Seconds a source that cannot acknowledge (Redis pub/sub) was not
+    /// subscribed after having been: events published then are lost.
+    pub events_gap_seconds: CounterVec,
     /// String fields cut to their cap (hostile or broken producers).
     pub fields_truncated: IntCounter,
     /// now − event timestamp, observed per applied event.
@@ -85,6 +90,18 @@ impl SelfMetrics {
             "Events lost before celeriac could apply them",
             &["reason"],
         );
+        let events_gap_seconds = register(
+            &registry,
+            CounterVec::new(
+                Opts::new(
+                    "celeriac_events_gap_seconds_total",
+                    "Seconds an event source that cannot acknowledge was not subscribed \
+                     after a loss; events published meanwhile are lost",
+                ),
+                &["source"],
+            )
+            .expect("valid metric"),
+        );
         let fields_truncated = counter(
             "celeriac_event_fields_truncated_total",
             "Event string fields cut to their size cap",
@@ -128,6 +145,7 @@ impl SelfMetrics {
             messages_received,
             events_malformed,
             events_dropped,
+            events_gap_seconds,
             fields_truncated,
             ingest_lag,
             broker_connected,

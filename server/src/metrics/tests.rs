@@ -276,7 +276,7 @@ fn queue_wait_prefetch_queues_and_flower_families_render() {
             deliver_rate: Some(0.0),
             idle_since: None,
         }],
-        up: [true, false],
+        up: [true, false, false],
         ..Default::default()
     });
     shared.broker.set_worker_queues(

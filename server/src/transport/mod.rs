@@ -11,6 +11,8 @@
 //! [`Transport::from_url`], the one place a broker URL's scheme is read.
 
 pub mod amqp;
+mod backoff;
+pub mod redis;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +23,8 @@ use crate::mailbox::{ControlError, Mailbox, Outcome, Request};
 use crate::mask::mask_password;
 use crate::shutdown::Shutdown;
 use crate::telemetry::SourceStatus;
+
+pub use backoff::Backoff;
 
 /// A broker URL celeriac cannot use.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +37,7 @@ pub enum TransportError {
 #[derive(Debug, Clone)]
 pub enum Transport {
     Amqp(amqp::Amqp),
+    Redis(self::redis::Redis),
 }
 
 impl Transport {
@@ -47,9 +52,12 @@ impl Transport {
         if scheme.is_empty() || amqp::amqp_scheme(&scheme).is_some() {
             return amqp::Amqp::new(url).map(Transport::Amqp);
         }
+        if self::redis::redis_scheme(&scheme).is_some() {
+            return self::redis::Redis::new(url).map(Transport::Redis);
+        }
         Err(TransportError::BadUrl {
             url: mask_password(url),
-            reason: format!("unsupported scheme `{scheme}` (celeriac speaks AMQP)"),
+            reason: format!("unsupported scheme `{scheme}` (celeriac speaks AMQP and Redis)"),
         })
     }
 
@@ -60,6 +68,7 @@ impl Transport {
     pub fn acks(&self) -> bool {
         match self {
             Transport::Amqp(_) => true,
+            Transport::Redis(_) => false,
         }
     }
 
@@ -67,6 +76,7 @@ impl Transport {
     pub fn masked_url(&self) -> String {
         match self {
             Transport::Amqp(a) => a.masked_url(),
+            Transport::Redis(r) => r.masked_url(),
         }
     }
 
@@ -81,6 +91,9 @@ impl Transport {
     ) {
         match self {
             Transport::Amqp(a) => amqp::run(status, a.uri(), args, sender, shutdown).await,
+            Transport::Redis(r) => {
+                self::redis::run(status, r.clone(), args, sender, shutdown).await
+            }
         }
     }
 
@@ -88,6 +101,9 @@ impl Transport {
     pub fn control(&self, default_timeout: Duration) -> ControlClient {
         match self {
             Transport::Amqp(a) => ControlClient::Amqp(amqp::Pidbox::new(a.uri(), default_timeout)),
+            Transport::Redis(r) => {
+                ControlClient::Redis(self::redis::Pidbox::new(r.clone(), default_timeout))
+            }
         }
     }
 
@@ -95,6 +111,7 @@ impl Transport {
     pub fn queue_stats(&self, args: &QueueStatsArgs) -> QueueStatsClient {
         match self {
             Transport::Amqp(a) => QueueStatsClient::Amqp(amqp::QueueStats::new(a, args)),
+            Transport::Redis(r) => QueueStatsClient::Redis(self::redis::QueueStats::new(r, args)),
         }
     }
 }
@@ -102,6 +119,7 @@ impl Transport {
 /// Sends pidbox requests and collects the replies.
 pub enum ControlClient {
     Amqp(amqp::Pidbox),
+    Redis(self::redis::Pidbox),
 }
 
 /// Sends `request` and, when it wants replies, collects them until every
@@ -110,6 +128,7 @@ impl Mailbox for ControlClient {
     async fn call(&self, request: &Request) -> Result<Outcome, ControlError> {
         match self {
             ControlClient::Amqp(p) => p.call(request).await,
+            ControlClient::Redis(p) => p.call(request).await,
         }
     }
 }
@@ -117,18 +136,21 @@ impl Mailbox for ControlClient {
 /// Polls queue statistics.
 pub enum QueueStatsClient {
     Amqp(amqp::QueueStats),
+    Redis(self::redis::QueueStats),
 }
 
 impl QueueSource for QueueStatsClient {
     async fn poll(&mut self, known_queues: impl FnOnce() -> Vec<String> + Send) -> QueuePoll {
         match self {
             QueueStatsClient::Amqp(q) => q.poll(known_queues).await,
+            QueueStatsClient::Redis(q) => q.poll(known_queues).await,
         }
     }
 
     async fn close(self) {
         match self {
             QueueStatsClient::Amqp(q) => q.close().await,
+            QueueStatsClient::Redis(q) => q.close().await,
         }
     }
 }
@@ -150,10 +172,20 @@ mod tests {
                 "{url}"
             );
         }
-        let err = Transport::from_url("redis://:secret@localhost:6379/0")
+        for url in [
+            "redis://:secret@localhost:6379/0",
+            "rediss://h/1",
+            "redis+socket:///s",
+        ] {
+            let t = Transport::from_url(url).unwrap();
+            assert!(matches!(t, Transport::Redis(_)), "{url}");
+            assert!(!t.acks(), "pub/sub does not acknowledge");
+            assert!(!t.masked_url().contains("secret"));
+        }
+        let err = Transport::from_url("sqs://:secret@h/")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("redis") && !err.contains("secret"), "{err}");
+        assert!(err.contains("sqs") && !err.contains("secret"), "{err}");
         assert!(Transport::from_url("localhost").is_err());
         assert!(Transport::from_url("amqp://h//").unwrap().acks());
     }

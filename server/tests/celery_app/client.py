@@ -1,6 +1,6 @@
 """Sends and revokes tasks for the Rust integration tests.
 
-    client.py send <task> <args-json> [--countdown N] [--expires N] [--queue Q] [--count N]
+    client.py send <task> <args-json> [--countdown N] [--expires N] [--queue Q] [--priority N] [--count N]
     client.py revoke <id> [--terminate] [--signal SIGTERM]
 
 `send` prints a JSON array of the new task ids on stdout; `revoke` prints
@@ -28,6 +28,8 @@ def send(opts):
         options["expires"] = opts.expires
     if opts.queue is not None:
         options["queue"] = opts.queue
+    if opts.priority is not None:
+        options["priority"] = opts.priority
     ids = [task.apply_async(args, **options).id for _ in range(opts.count)]
     # Closing the pools ends the AMQP connections cleanly, so the task-sent
     # events are flushed before the process exits.
@@ -50,6 +52,7 @@ def main():
     p.add_argument("--countdown", type=float)
     p.add_argument("--expires", type=float)
     p.add_argument("--queue")
+    p.add_argument("--priority", type=int)
     p.add_argument("--count", type=int, default=1)
     p.set_defaults(func=send)
 

@@ -12,6 +12,9 @@
 //! - `CELERIAC_TEST_AMQP`: broker URL without vhost (default guest@127.0.0.1:5672).
 //! - `CELERIAC_TEST_MGMT`: management API URL with credentials
 //!   (default `http://guest:guest@127.0.0.1:15672`).
+//! - `CELERIAC_TEST_REDIS`: Redis URL without a database number (default
+//!   `redis://127.0.0.1:6379`); a test on Redis takes a database of its own
+//!   ([`TestVhost::redis`]).
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
@@ -29,6 +32,7 @@ use serde_json::Value;
 
 pub mod events;
 pub mod postgres;
+mod redis_support;
 
 pub const CELERY_APP_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/celery_app");
 
@@ -52,6 +56,8 @@ pub struct Settings {
     /// `amqp://user:pass@host:port`, without the vhost.
     pub amqp: String,
     pub mgmt: Mgmt,
+    /// `redis://host:port`, without the database.
+    pub redis: String,
 }
 
 /// The test settings; panics with instructions when the venv is missing, so
@@ -79,10 +85,15 @@ pub fn settings() -> &'static Settings {
             .to_string();
         let mgmt = std::env::var("CELERIAC_TEST_MGMT")
             .unwrap_or_else(|_| "http://guest:guest@127.0.0.1:15672".into());
+        let redis = std::env::var("CELERIAC_TEST_REDIS")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+            .trim_end_matches('/')
+            .to_string();
         Settings {
             python,
             amqp,
             mgmt: Mgmt::new(&mgmt),
+            redis,
         }
     })
 }
@@ -270,6 +281,8 @@ pub struct TestVhost {
     pub name: String,
     pub log_dir: PathBuf,
     users: Mutex<Vec<String>>,
+    /// On Redis: the database this test holds instead of a vhost.
+    redis_db: Option<u32>,
 }
 
 impl TestVhost {
@@ -295,16 +308,51 @@ impl TestVhost {
             name,
             log_dir,
             users: Mutex::new(Vec::new()),
+            redis_db: None,
         }
     }
 
-    pub fn create(&self) {
-        settings().mgmt.create_vhost(&self.name);
+    /// A test on Redis: a database of its own (1 to 15, held through a lock
+    /// key in database 0 while the test runs), empty at the start and
+    /// emptied at the end. Workers, clients and celeriac all use
+    /// [`amqp_url`](Self::amqp_url), which is then its Redis URL.
+    pub fn redis(test: &str) -> TestVhost {
+        let mut vhost = TestVhost::unborn(test);
+        let db = redis_support::claim_db(&vhost.name);
+        vhost.redis_db = Some(db);
+        redis_support::flush(db);
+        vhost
     }
 
-    /// The broker URL for this vhost, as the default (guest) user.
+    pub fn create(&self) {
+        if self.redis_db.is_none() {
+            settings().mgmt.create_vhost(&self.name);
+        }
+    }
+
+    /// The broker URL for this test: its vhost as the default (guest) user,
+    /// or its Redis database.
     pub fn amqp_url(&self) -> String {
-        format!("{}/{}", settings().amqp, self.name)
+        match self.redis_db {
+            Some(db) => format!("{}/{db}", settings().redis),
+            None => format!("{}/{}", settings().amqp, self.name),
+        }
+    }
+
+    /// The Redis database of a test made by [`redis`](Self::redis).
+    pub fn redis_db(&self) -> Option<u32> {
+        self.redis_db
+    }
+
+    /// A connection to this test's Redis database.
+    pub fn redis_connection(&self) -> redis::Connection {
+        redis_support::connect(self.redis_db.expect("a Redis test"))
+    }
+
+    /// Closes every connection to this test's Redis database (celeriac's and
+    /// the workers'), as a Redis restart would, without touching other tests.
+    pub fn kill_redis_clients(&self) -> usize {
+        redis_support::kill_clients(self.redis_db.expect("a Redis test"))
     }
 
     /// Creates a user with full access to this vhost only (deleted with the
@@ -406,6 +454,11 @@ impl TestVhost {
 
 impl Drop for TestVhost {
     fn drop(&mut self) {
+        if let Some(db) = self.redis_db {
+            redis_support::flush(db);
+            redis_support::release_db(db, &self.name);
+            return;
+        }
         let mgmt = &settings().mgmt;
         mgmt.delete_vhost(&self.name);
         for user in self.users.lock().unwrap_or_else(|e| e.into_inner()).iter() {

@@ -26,7 +26,7 @@ mod topology;
 pub use management::{ManagementApi, QueueTotals};
 pub use pidbox::Pidbox;
 pub use queue_stats::QueueStats;
-pub use source::{amqp_scheme, parse_broker_url, run, Backoff};
+pub use source::{amqp_scheme, parse_broker_url, run};
 pub use topology::{DLX_EXCHANGE, EVENT_EXCHANGE, PIDBOX_EXCHANGE};
 
 /// Why a connection attempt or an established session failed.

@@ -1,0 +1,172 @@
+//! Queue depth on Redis (docs/celery-protocol.md §8.2): a queue is one list
+//! per priority step (`name`, then `name\x06\x16{3,6,9}`), so its depth is
+//! the sum of their `LLEN`s, all asked in one pipelined round trip. Queues
+//! are found in kombu's binding sets (`_kombu.binding.<exchange>`) and among
+//! those the cluster is known to use.
+//!
+//! Messages a worker prefetched sit in kombu's `unacked` hash, not in the
+//! lists, and are not attributed to a queue: `messages_unacknowledged` and
+//! `consumers` stay unknown.
+
+use std::collections::BTreeSet;
+
+use redis::aio::MultiplexedConnection;
+use redis::AsyncCommands;
+
+use super::pidbox::SEP;
+use super::Redis;
+use crate::broker::{wanted, QueuePoll, QueueStat, QueueStatsArgs, Source};
+
+/// kombu's default `priority_steps` beyond 0, each a list of its own.
+const PRIORITY_STEPS: [u8; 3] = [3, 6, 9];
+/// Enough for any real cluster; a runaway binding table is cut here.
+const MAX_QUEUES: usize = 10_000;
+const SOURCE: usize = 2;
+
+pub struct QueueStats {
+    redis: Redis,
+    conn: Option<MultiplexedConnection>,
+    only: Vec<String>,
+}
+
+impl QueueStats {
+    pub fn new(redis: &Redis, args: &QueueStatsArgs) -> QueueStats {
+        debug_assert_eq!(Source::ALL[SOURCE], Source::Redis);
+        QueueStats {
+            redis: redis.clone(),
+            conn: None,
+            only: args.queues.clone(),
+        }
+    }
+
+    pub async fn poll(&mut self, known_queues: impl FnOnce() -> Vec<String>) -> QueuePoll {
+        let mut poll = QueuePoll::default();
+        match self.poll_once(known_queues).await {
+            Ok(queues) => {
+                poll.up[SOURCE] = true;
+                poll.result = Some((Source::Redis, queues));
+            }
+            Err(e) => {
+                self.conn = None;
+                poll.failed[SOURCE] = true;
+                poll.last_error = Some(format!("Redis: {e}"));
+            }
+        }
+        poll
+    }
+
+    async fn poll_once(
+        &mut self,
+        known_queues: impl FnOnce() -> Vec<String>,
+    ) -> redis::RedisResult<Vec<QueueStat>> {
+        let conn = match &mut self.conn {
+            Some(c) => c,
+            None => self.conn.insert(self.redis.commands().await?),
+        };
+        let names: Vec<String> = if self.only.is_empty() {
+            let mut names: BTreeSet<String> = bound_queues(conn).await?;
+            names.extend(known_queues());
+            names
+                .into_iter()
+                .filter(|n| wanted(n, &[]))
+                .take(MAX_QUEUES)
+                .collect()
+        } else {
+            self.only.clone()
+        };
+        let mut pipe = redis::pipe();
+        for name in &names {
+            for key in priority_lists(name) {
+                pipe.llen(key);
+            }
+        }
+        let lengths: Vec<u64> = pipe.query_async(conn).await?;
+        let per_queue = 1 + PRIORITY_STEPS.len();
+        Ok(names
+            .into_iter()
+            .zip(lengths.chunks(per_queue))
+            .map(|(name, lens)| {
+                let ready: u64 = lens.iter().sum();
+                QueueStat {
+                    name,
+                    messages: Some(ready),
+                    messages_ready: ready,
+                    ..QueueStat::default()
+                }
+            })
+            .collect())
+    }
+
+    pub async fn close(self) {}
+}
+
+/// The lists that hold one queue's messages, priority 0 first.
+fn priority_lists(queue: &str) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(queue.to_string()).chain(
+        PRIORITY_STEPS
+            .iter()
+            .map(move |step| format!("{queue}{SEP}{step}")),
+    )
+}
+
+/// Every queue bound to an exchange, from kombu's binding sets. The pidbox
+/// exchanges' sets (one member per worker and per control call) are
+/// skipped: their queues are internal anyway.
+async fn bound_queues(conn: &mut MultiplexedConnection) -> redis::RedisResult<BTreeSet<String>> {
+    let keys: Vec<String> = {
+        let mut iter = conn.scan_match::<_, String>("_kombu.binding.*").await?;
+        let mut keys = Vec::new();
+        while let Some(key) = futures_lite::StreamExt::next(&mut iter).await {
+            keys.push(key?);
+        }
+        keys
+    };
+    let mut queues = BTreeSet::new();
+    for key in keys.iter().filter(|k| !k.ends_with(".pidbox")) {
+        let members: Vec<String> = conn.smembers(key).await?;
+        queues.extend(members.iter().filter_map(|m| binding_queue(m)));
+        if queues.len() > MAX_QUEUES {
+            break;
+        }
+    }
+    Ok(queues)
+}
+
+/// The queue of a binding member `routing_key SEP pattern SEP queue`.
+fn binding_queue(member: &str) -> Option<String> {
+    let queue = member.splitn(3, SEP).nth(2)?;
+    (!queue.is_empty()).then(|| queue.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_is_one_list_per_priority_step() {
+        let lists: Vec<String> = priority_lists("celery").collect();
+        assert_eq!(
+            lists,
+            [
+                "celery",
+                "celery\x06\x163",
+                "celery\x06\x166",
+                "celery\x06\x169"
+            ]
+        );
+    }
+
+    #[test]
+    fn binding_members_name_their_queue_last() {
+        assert_eq!(
+            binding_queue("celery\x06\x16\x06\x16celery").as_deref(),
+            Some("celery")
+        );
+        assert_eq!(
+            binding_queue("video.#\x06\x16\x06\x16video").as_deref(),
+            Some("video")
+        );
+        assert_eq!(binding_queue("celery"), None);
+        assert_eq!(binding_queue("a\x06\x16b\x06\x16"), None);
+    }
+}

@@ -1,0 +1,217 @@
+//! celeriac on a Redis broker, with real Celery workers on it: events over
+//! pub/sub (task lifecycle, worker liveness), queue depth from the queues'
+//! lists, remote control through the pidbox, `enable_events` for workers
+//! started without `-E`, and a lost subscription counted as a gap
+//! (docs/celery-protocol.md §8). Each test holds a Redis database of its
+//! own.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{eventually, Celeriac, TestVhost, Worker, WorkerOpts};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn start(test: &str, extra: &[&str]) -> (TestVhost, Celeriac) {
+    let broker = TestVhost::redis(test);
+    let celeriac = Celeriac::start(&broker, extra);
+    celeriac.wait_readyz(200, WAIT);
+    (broker, celeriac)
+}
+
+fn wait_online(c: &Celeriac, nodename: &str) {
+    eventually(&format!("{nodename} online"), WAIT, || {
+        c.worker(nodename).filter(|w| w["status"] == true).map(drop)
+    });
+}
+
+#[test]
+fn tasks_and_workers_are_seen_over_pub_sub_and_a_killed_worker_goes_offline() {
+    let (broker, c) = start("redis-lifecycle", &[]);
+    let ready = c.get_json("/readyz");
+    assert_eq!(ready["consuming"], true, "{ready}");
+    let mut worker = Worker::start(&broker, "r1@test", WorkerOpts::default());
+    wait_online(&c, "r1@test");
+    let w = c.worker("r1@test").unwrap();
+    assert_eq!(w["sw_ver"], "5.7.0", "{w}");
+
+    let ok = broker.send("add", "[2, 3]", &[]);
+    let task = c.wait_task_state(&ok, "SUCCESS", WAIT);
+    assert_eq!(task["result"], "5", "{task}");
+    assert_eq!(task["worker"], "r1@test", "{task}");
+    assert_eq!(task["args"], "(2, 3)", "{task}");
+    assert!(task["runtime"].as_f64().is_some(), "{task}");
+
+    let failed = broker.send("fail", r#"["boom"]"#, &[]);
+    let task = c.wait_task_state(&failed, "FAILURE", WAIT);
+    assert!(
+        task["exception"].as_str().unwrap_or("").contains("boom"),
+        "{task}"
+    );
+    assert!(
+        task["traceback"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ValueError"),
+        "{task}"
+    );
+
+    // No worker-offline is sent by a SIGKILLed worker: only the missing
+    // heartbeats can tell.
+    worker.kill();
+    eventually(
+        "the killed worker to turn offline",
+        Duration::from_secs(40),
+        || {
+            c.worker("r1@test")
+                .filter(|w| w["status"] == false)
+                .map(drop)
+        },
+    );
+    assert_eq!(
+        c.metric("celery_worker_up", &[("hostname", "r1@test")]),
+        Some(0.0)
+    );
+}
+
+#[test]
+fn queue_depth_sums_every_priority_list_of_a_queue() {
+    let (broker, c) = start("redis-depth", &["--broker-stats-interval", "1"]);
+    // No worker consumes `waiting`: its messages stay in the lists.
+    broker.send_many("add", "[1, 1]", 3, &["--queue", "waiting"]);
+    broker.send_many(
+        "add",
+        "[1, 1]",
+        2,
+        &["--queue", "waiting", "--priority", "6"],
+    );
+    let queue = eventually("5 messages in `waiting`", WAIT, || {
+        let v = c.get_json("/api/queues/length");
+        v["active_queues"]
+            .as_array()?
+            .iter()
+            .find(|q| q["name"] == "waiting" && q["messages"] == 5)
+            .cloned()
+            .map(|q| (q, v["source"].clone()))
+    });
+    assert_eq!(queue.0["messages_ready"], 5, "{queue:?}");
+    assert_eq!(queue.1, "redis");
+    // The priority-6 messages are in a list of their own, as kombu keeps them.
+    let mut redis = broker.redis_connection();
+    let high: u64 = redis::cmd("LLEN")
+        .arg("waiting\x06\x166")
+        .query(&mut redis)
+        .unwrap();
+    assert_eq!(high, 2);
+    eventually("celery_queue_length to be 5", WAIT, || {
+        (c.metric("celery_queue_length", &[("queue_name", "waiting")]) == Some(5.0)).then_some(())
+    });
+    let ready = c.get_json("/readyz");
+    assert_eq!(ready["broker_stats"]["up"]["redis"], true, "{ready}");
+    // Internal lists (pidbox replies, bindings) are not queues.
+    let v = c.get_json("/api/queues/length");
+    for q in v["active_queues"].as_array().unwrap() {
+        let name = q["name"].as_str().unwrap();
+        assert!(!name.contains("pidbox"), "{v}");
+    }
+}
+
+#[test]
+fn control_requests_reach_workers_and_their_replies_come_back() {
+    let (broker, c) = start("redis-control", &[]);
+    let _worker = Worker::start(&broker, "r2@test", WorkerOpts::default());
+    wait_online(&c, "r2@test");
+
+    let info = eventually("inspect replies over Redis", WAIT, || {
+        let v = c.get_json("/api/workers?refresh=1&workername=r2@test");
+        v["r2@test"]
+            .get("registered")
+            .is_some()
+            .then(|| v["r2@test"].clone())
+    });
+    let registered = info["registered"].to_string();
+    assert!(registered.contains("tasks.add"), "{info}");
+    assert_eq!(info["active_queues"][0]["name"], "celery", "{info}");
+
+    let body = r#"{"destination": ["r2@test"], "arguments": {}}"#;
+    let (status, v) = c.post("/api/control/ping", Some(body));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["replies"]["r2@test"],
+        serde_json::json!({"ok": "pong"}),
+        "{v}"
+    );
+
+    // Every call removes its reply list and binding once done (kombu's own
+    // clients leave theirs behind). The periodic inspect refresh may be
+    // collecting at any moment, so wait for a moment between calls.
+    let mut redis = broker.redis_connection();
+    eventually("celeriac's reply bindings to be gone", WAIT, || {
+        let members: Vec<String> = redis::cmd("SMEMBERS")
+            .arg("_kombu.binding.reply.celery.pidbox")
+            .query(&mut redis)
+            .unwrap();
+        let lists: Vec<String> = redis::cmd("KEYS")
+            .arg("*.reply.celery.pidbox")
+            .query(&mut redis)
+            .unwrap();
+        (members.is_empty() && lists.is_empty()).then_some(())
+    });
+}
+
+#[test]
+fn a_worker_started_without_events_is_asked_to_send_them() {
+    let (broker, c) = start("redis-enable", &["--enable-events-interval", "1"]);
+    let opts = WorkerOpts {
+        events: false,
+        ..WorkerOpts::default()
+    };
+    let _worker = Worker::start(&broker, "r3@test", opts);
+    // Heartbeats come without -E; task events only once enable_events
+    // reached the worker, so keep sending until one task is seen running.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let id = broker.send("add", "[20, 22]", &[]);
+        let seen = (0..50).find_map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            c.task(&id)
+                .filter(|t| t["state"] == "SUCCESS" && t["worker"] == "r3@test")
+        });
+        if let Some(task) = seen {
+            assert_eq!(task["result"], "42", "{task}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no task events from a worker without -E within 60 s"
+        );
+    }
+}
+
+#[test]
+fn a_lost_subscription_is_re_established_and_its_gap_counted() {
+    let (broker, c) = start("redis-gap", &[]);
+    let gap = || c.metric_or_zero("celeriac_events_gap_seconds_total", &[]);
+    assert_eq!(gap(), 0.0);
+    let before = c.metric_or_zero("celeriac_broker_reconnects_total", &[]);
+
+    eventually("celeriac's connections to be killed", WAIT, || {
+        (broker.kill_redis_clients() > 0).then_some(())
+    });
+    eventually("a reconnect", WAIT, || {
+        (c.metric_or_zero("celeriac_broker_reconnects_total", &[]) > before).then_some(())
+    });
+    eventually("the gap to be counted", WAIT, || {
+        (gap() > 0.0).then_some(())
+    });
+    c.wait_readyz(200, WAIT);
+
+    // Events flow again on the new subscription.
+    let _worker = Worker::start(&broker, "r4@test", WorkerOpts::default());
+    let id = broker.send("add", "[1, 2]", &[]);
+    let task = c.wait_task_state(&id, "SUCCESS", WAIT);
+    assert_eq!(task["result"], "3", "{task}");
+    let log = c.log();
+    assert!(log.contains("without a subscription are lost"), "{log}");
+}
