@@ -297,6 +297,30 @@ mod tests {
     }
 
     #[test]
+    fn only_a_source_that_cannot_acknowledge_counts_gaps() {
+        let metrics = SelfMetrics::new();
+        let redis = SourceStatus::new("redis://h/0".into(), false, &metrics);
+        let amqp = SourceStatus::new("amqp://h//".into(), true, &metrics);
+        let gap = |source: &str| {
+            metrics
+                .events_gap_seconds
+                .with_label_values(&[source])
+                .get()
+        };
+        assert_eq!(gap("redis://h/0"), 0.0);
+        redis.emit(SourceEvent::Gap { seconds: 1.5 });
+        redis.emit(SourceEvent::Gap { seconds: -1.0 });
+        assert_eq!(gap("redis://h/0"), 1.5);
+        amqp.emit(SourceEvent::Gap { seconds: 2.0 });
+        let families = metrics.registry.gather();
+        let series = families
+            .iter()
+            .find(|f| f.name() == "celeriac_events_gap_seconds_total")
+            .map_or(0, |f| f.get_metric().len());
+        assert_eq!(series, 1, "no series for the acknowledging source");
+    }
+
+    #[test]
     fn each_reason_sits_at_its_discriminant_in_all() {
         for (i, r) in MalformedReason::ALL.into_iter().enumerate() {
             assert_eq!(r as usize, i, "{r:?}");

