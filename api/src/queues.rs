@@ -22,6 +22,11 @@ pub struct QueuesLength {
     pub active_queues: Vec<QueueStat>,
     /// celeriac's addition: `null` before the first successful poll.
     pub source: Option<QueueSource>,
+    /// celeriac's addition: ETA and countdown tasks waiting in RabbitMQ's
+    /// native delayed delivery (quorum queues), due later and counted in no
+    /// queue's depth; absent when the broker has no such cascade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_broker_side: Option<u64>,
 }
 
 /// One queue. Fields a source cannot tell are absent.
@@ -47,6 +52,10 @@ pub struct QueueStat {
     /// Present only while the queue is idle, as RabbitMQ formats it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_since: Option<String>,
+    /// celeriac's addition: `classic`, `quorum` or `stream` (RabbitMQ's
+    /// management API only).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub queue_type: Option<String>,
 }
 
 #[cfg(test)]
@@ -66,6 +75,7 @@ mod tests {
                     publish_rate: Some(0.5),
                     deliver_rate: Some(0.25),
                     idle_since: None,
+                    queue_type: Some("quorum".into()),
                 },
                 QueueStat {
                     name: "emails".into(),
@@ -74,8 +84,9 @@ mod tests {
                 },
             ],
             source: Some(QueueSource::Management),
+            scheduled_broker_side: Some(4),
         };
-        let text = r#"{"active_queues":[{"name":"celery","messages":3,"messages_ready":2,"messages_unacknowledged":1,"consumers":1,"publish_rate":0.5,"deliver_rate":0.25},{"name":"emails","messages_ready":7}],"source":"management"}"#;
+        let text = r#"{"active_queues":[{"name":"celery","messages":3,"messages_ready":2,"messages_unacknowledged":1,"consumers":1,"publish_rate":0.5,"deliver_rate":0.25,"type":"quorum"},{"name":"emails","messages_ready":7}],"source":"management","scheduled_broker_side":4}"#;
         assert_eq!(serde_json::to_string(&listing).unwrap(), text);
         assert_eq!(serde_json::from_str::<QueuesLength>(text).unwrap(), listing);
         let empty = QueuesLength::default();

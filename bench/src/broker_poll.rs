@@ -80,7 +80,7 @@ async fn run_in(settings: &Settings, vhost: &str) -> Result<Vec<PollResult>> {
         let mut listed = 0;
         for _ in 0..POLLS {
             let t = Instant::now();
-            listed = api.poll(&[]).await?.len();
+            listed = api.poll(&[]).await?.queues.len();
             polls.push(t.elapsed());
             let t = Instant::now();
             api.totals(&[]).await?;

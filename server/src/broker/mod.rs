@@ -71,6 +71,9 @@ pub struct QueueStat {
     /// Present only while the queue is idle, as RabbitMQ formats it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_since: Option<String>,
+    /// `classic`, `quorum` or `stream` (management API only).
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub queue_type: Option<String>,
 }
 
 /// The latest poll.
@@ -93,6 +96,11 @@ pub struct Snapshot {
     pub last_success_at: Option<f64>,
     /// Wall-clock time of the last poll where a source failed.
     pub last_error_at: Option<f64>,
+    /// Messages waiting in RabbitMQ's native delayed delivery cascade
+    /// (`celery_delayed_0` … `_27`): ETA and countdown tasks of quorum
+    /// queues, due later, in no application queue yet. `None` when the
+    /// vhost has no cascade.
+    pub scheduled_broker_side: Option<u64>,
 }
 
 /// What one worker consumes, for `celery_active_worker_count` and
@@ -143,6 +151,16 @@ pub fn is_internal(name: &str) -> bool {
         || name.starts_with("celeryev.")
         || name.starts_with("celeriac.")
         || name.starts_with("amq.")
+        || is_delayed_cascade(name)
+}
+
+/// The levels of kombu's native delayed delivery on RabbitMQ:
+/// `celery_delayed_0` to `celery_delayed_27`, each holding messages for
+/// 2^level seconds before passing them down (docs/celery-protocol.md §9).
+pub fn is_delayed_cascade(name: &str) -> bool {
+    name.strip_prefix("celery_delayed_")
+        .and_then(|level| level.parse::<u8>().ok())
+        .is_some_and(|level| level <= 27)
 }
 
 /// Keeps the queues `--queues` asks for, or all non-internal ones.
@@ -162,6 +180,8 @@ pub struct QueuePoll {
     pub up: PerSource<bool>,
     pub failed: PerSource<bool>,
     pub last_error: Option<String>,
+    /// See [`Snapshot::scheduled_broker_side`].
+    pub scheduled_broker_side: Option<u64>,
 }
 
 /// Where queue statistics come from: a transport's poller.
@@ -208,6 +228,7 @@ impl Poller {
             for (n, failed) in errors.iter_mut().zip(poll.failed) {
                 *n += u64::from(failed);
             }
+            let scheduled_broker_side = poll.scheduled_broker_side;
             let (result, up, last_error) = (poll.result, poll.up, poll.last_error);
             let source = result.as_ref().map(|(s, _)| *s);
             if source != previous {
@@ -244,6 +265,11 @@ impl Poller {
                 },
                 last_error: last_error.or_else(|| prev.last_error.clone()),
                 queues: Vec::new(),
+                scheduled_broker_side: if source.is_some() {
+                    scheduled_broker_side
+                } else {
+                    prev.scheduled_broker_side
+                },
             };
             match result {
                 Some((_, mut queues)) => {
@@ -296,6 +322,8 @@ mod tests {
         assert!(!wanted("celeryev.123", &[]));
         assert!(!wanted("celeriac.abc", &[]));
         assert!(wanted("celery", &[]));
+        assert!(!wanted("celery_delayed_0", &[]) && !wanted("celery_delayed_27", &[]));
+        assert!(wanted("celery_delayed_28", &[]) && wanted("celery_delayed_x", &[]));
         let only = vec!["celeriac.abc".to_string()];
         assert!(wanted("celeriac.abc", &only));
         assert!(!wanted("celery", &only));

@@ -15,6 +15,7 @@ pub async fn length(State(shared): State<Arc<AppState>>) -> Json<QueuesLength> {
     Json(QueuesLength {
         active_queues: snapshot.queues.iter().map(wire_stat).collect(),
         source: snapshot.source.map(wire_source),
+        scheduled_broker_side: snapshot.scheduled_broker_side,
     })
 }
 
@@ -36,5 +37,6 @@ fn wire_stat(q: &broker::QueueStat) -> QueueStat {
         publish_rate: q.publish_rate,
         deliver_rate: q.deliver_rate,
         idle_since: q.idle_since.clone(),
+        queue_type: q.queue_type.clone(),
     }
 }

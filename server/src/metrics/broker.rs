@@ -125,6 +125,18 @@ pub fn write_queues(out: &mut String, snap: &Snapshot, workers: &BTreeMap<String
         }
     }
 
+    const SCHEDULED: (&str, &str) = (
+        "celeriac_queue_scheduled_broker_side",
+        "ETA and countdown messages in RabbitMQ's native delayed delivery cascade (quorum queues), due later and counted in no queue's length.",
+    );
+    if let Some(n) = snap.scheduled_broker_side {
+        header(out, SCHEDULED, "gauge");
+        out.push_str(SCHEDULED.0);
+        out.push(' ');
+        push_u64(out, n);
+        out.push('\n');
+    }
+
     const UP: (&str, &str) = (
         "celeriac_broker_stats_up",
         "1 if the last poll of queue statistics got its figures from this source.",

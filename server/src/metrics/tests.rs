@@ -275,6 +275,7 @@ fn queue_wait_prefetch_queues_and_flower_families_render() {
             publish_rate: Some(0.5),
             deliver_rate: Some(0.0),
             idle_since: None,
+            queue_type: None,
         }],
         up: [true, false, false],
         ..Default::default()

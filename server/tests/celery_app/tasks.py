@@ -21,6 +21,15 @@ app.conf.update(
     # Revoked ids live in the worker's memory only; nothing is persisted.
     worker_state_db=None,
 )
+if os.environ.get("CELERY_QUEUE_TYPE") == "quorum":
+    # Quorum queues, as on RabbitMQ 4: Celery then sends ETA and countdown
+    # tasks through RabbitMQ's native delayed delivery (the
+    # `celery_delayed_*` cascade), which needs a topic exchange.
+    app.conf.update(
+        task_default_queue_type="quorum",
+        task_default_exchange_type="topic",
+        broker_transport_options={"confirm_publish": True},
+    )
 # `pool_restart` is refused unless enabled; it is also what makes a changed
 # time limit apply to new tasks (tests/control.rs).
 app.conf.worker_pool_restarts = True

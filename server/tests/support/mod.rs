@@ -283,6 +283,9 @@ pub struct TestVhost {
     users: Mutex<Vec<String>>,
     /// On Redis: the database this test holds instead of a vhost.
     redis_db: Option<u32>,
+    /// Extra environment of the Celery workers and clients (the test app's
+    /// switches, see `celery_app/tasks.py`).
+    celery_env: Mutex<Vec<(String, String)>>,
 }
 
 impl TestVhost {
@@ -309,6 +312,7 @@ impl TestVhost {
             log_dir,
             users: Mutex::new(Vec::new()),
             redis_db: None,
+            celery_env: Mutex::new(Vec::new()),
         }
     }
 
@@ -337,6 +341,22 @@ impl TestVhost {
             Some(db) => format!("{}/{db}", settings().redis),
             None => format!("{}/{}", settings().amqp, self.name),
         }
+    }
+
+    /// Sets an environment variable for the Celery workers and clients
+    /// started from now on.
+    pub fn set_celery_env(&self, key: &str, value: &str) {
+        self.celery_env
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((key.to_string(), value.to_string()));
+    }
+
+    fn celery_env(&self) -> Vec<(String, String)> {
+        self.celery_env
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The Redis database of a test made by [`redis`](Self::redis).
@@ -408,6 +428,7 @@ impl TestVhost {
             .args(args)
             .current_dir(CELERY_APP_DIR)
             .env("CELERY_BROKER_URL", self.amqp_url())
+            .envs(self.celery_env())
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .stdin(Stdio::null())
             .output()
@@ -567,6 +588,7 @@ impl Worker {
         }
         cmd.current_dir(CELERY_APP_DIR)
             .env("CELERY_BROKER_URL", vhost.amqp_url())
+            .envs(vhost.celery_env())
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())

@@ -20,7 +20,7 @@ use std::time::Duration;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 
-use crate::broker::{wanted, QueueStat};
+use crate::broker::{is_delayed_cascade, wanted, QueueStat};
 use crate::mask::mask_password;
 
 /// Flower waits 1 s to connect and 2 s for the answer; a listing of
@@ -30,7 +30,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The management API's largest page.
 const PAGE_SIZE: usize = 500;
 /// The columns of the totals request: a third of the full objects' bytes.
-const TOTALS_COLUMNS: &str = "name,messages,messages_ready,messages_unacknowledged";
+const TOTALS_COLUMNS: &str = "name,type,messages,messages_ready,messages_unacknowledged";
 /// The columns of the stats request.
 const STATS_COLUMNS: &str = "name,consumers,idle_since,\
     message_stats.publish_details.rate,message_stats.deliver_get_details.rate";
@@ -71,6 +71,16 @@ pub struct QueueTotals {
     pub messages_ready: Option<u64>,
     #[serde(default)]
     pub messages_unacknowledged: Option<u64>,
+    #[serde(default, rename = "type")]
+    pub queue_type: Option<String>,
+}
+
+/// One poll of the management API.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub queues: Vec<QueueStat>,
+    /// The sum of the delayed delivery cascade, if the vhost has one.
+    pub scheduled_broker_side: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,14 +184,26 @@ impl ManagementApi {
         response.json().await.map_err(|e| err(without_url(&e)))
     }
 
-    /// Every queue of the vhost (or of `only`) with live counts.
-    pub async fn totals(&self, only: &[String]) -> Result<Vec<QueueTotals>, ApiError> {
+    /// Every queue of the vhost (or of `only`) with live counts, and the
+    /// messages in the delayed delivery cascade.
+    pub async fn totals(
+        &self,
+        only: &[String],
+    ) -> Result<(Vec<QueueTotals>, Option<u64>), ApiError> {
         let url = format!(
             "{}?disable_stats=true&enable_queue_totals=true&columns={TOTALS_COLUMNS}",
             self.queues_url()
         );
         let all: Vec<QueueTotals> = self.get(url).await?;
-        Ok(all.into_iter().filter(|q| wanted(&q.name, only)).collect())
+        let scheduled = all
+            .iter()
+            .filter(|q| is_delayed_cascade(&q.name))
+            .map(|q| q.messages.unwrap_or(0))
+            .reduce(|a, b| a + b);
+        Ok((
+            all.into_iter().filter(|q| wanted(&q.name, only)).collect(),
+            scheduled,
+        ))
     }
 
     /// Consumers and rates by queue name: one listing of every queue, or
@@ -217,11 +239,11 @@ impl ManagementApi {
 
     /// One poll: depth from the totals listing, the rest from the stats
     /// listing when it answers.
-    pub async fn poll(&self, only: &[String]) -> Result<Vec<QueueStat>, ApiError> {
+    pub async fn poll(&self, only: &[String]) -> Result<Listing, ApiError> {
         // Both at once: the stats listing is the slow one, and the depth
         // need not wait for it.
         let (totals, stats) = tokio::join!(self.totals(only), self.stats(only));
-        let totals = totals?;
+        let (totals, scheduled_broker_side) = totals?;
         let mut stats = match stats {
             Ok(s) => s,
             Err(e) => {
@@ -229,7 +251,7 @@ impl ManagementApi {
                 HashMap::new()
             }
         };
-        Ok(totals
+        let queues = totals
             .into_iter()
             .map(|t| {
                 let s = stats.remove(&t.name);
@@ -251,10 +273,15 @@ impl ManagementApi {
                             .unwrap_or(0.0)
                     }),
                     idle_since: s.and_then(|s| s.idle_since),
+                    queue_type: t.queue_type,
                     name: t.name,
                 }
             })
-            .collect())
+            .collect();
+        Ok(Listing {
+            queues,
+            scheduled_broker_side,
+        })
     }
 }
 

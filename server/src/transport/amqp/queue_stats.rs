@@ -34,9 +34,10 @@ impl QueueStats {
         let mut poll = QueuePoll::default();
         if let Some(api) = &self.api {
             match api.poll(&self.only).await {
-                Ok(queues) => {
+                Ok(listing) => {
                     poll.up[0] = true;
-                    poll.result = Some((Source::Management, queues));
+                    poll.result = Some((Source::Management, listing.queues));
+                    poll.scheduled_broker_side = listing.scheduled_broker_side;
                     return poll;
                 }
                 Err(e) => {
