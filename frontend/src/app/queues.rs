@@ -41,6 +41,9 @@ struct Queue {
     publish_rate: Option<f64>,
     #[serde(default)]
     deliver_rate: Option<f64>,
+    /// `classic`, `quorum` or `stream`, from the management API.
+    #[serde(default, rename = "type")]
+    queue_type: Option<String>,
 }
 
 impl Queue {
@@ -53,8 +56,11 @@ impl Queue {
 #[derive(Debug, Clone, Deserialize)]
 struct Length {
     active_queues: Vec<Queue>,
-    /// `management`, `amqp`, or `null` before the server's first poll.
+    /// `management`, `amqp`, `redis`, or `null` before the server's first poll.
     source: Option<String>,
+    /// Tasks waiting in RabbitMQ's delayed delivery cascade (quorum queues).
+    #[serde(default)]
+    scheduled_broker_side: Option<u64>,
 }
 
 /// Depth samples per queue: (epoch seconds, depth), oldest first.
@@ -280,7 +286,9 @@ pub fn Queues() -> impl IntoView {
                                     let peak = points.iter().map(|p| p.1).max().unwrap_or(0);
                                     view! {
                                         <tr data-queue=q.name.clone() data-depth=q.depth().to_string()>
-                                            <td>{q.name.clone()}</td>
+                                            <td>{q.name.clone()}{q.queue_type.clone().filter(|t| t != "classic").map(|t| view! {
+                                                " " <span class="dim" data-testid="queue-type">{t}</span>
+                                            })}</td>
                                             <td class="num" data-testid="depth">{q.depth()}</td>
                                             <td class="num">{q.messages_ready}</td>
                                             <td class="num">{count(q.messages_unacknowledged)}</td>
@@ -302,6 +310,11 @@ pub fn Queues() -> impl IntoView {
                             }}
                         </tbody>
                     </table>
+                    {l.scheduled_broker_side.map(|n| view! {
+                        <p class="hint" data-testid="scheduled-broker-side">{format!(
+                            "Scheduled on the broker's side: {n} ETA or countdown tasks wait in RabbitMQ's delayed delivery \
+                             (celery_delayed_*), counted in no queue until due.")}</p>
+                    })}
                     <p class="hint">{format!(
                         "From the broker via {source}; refreshed every {} s. Depth is ready + unacked where the management API is available. \
                          Sparklines use samples taken while this page was open.",
