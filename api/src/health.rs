@@ -10,6 +10,10 @@ use crate::queues::QueueSource;
 pub struct Readiness {
     pub ready: bool,
     pub consuming: bool,
+    /// Messages of the events queue's backlog at connect not read yet
+    /// (published while celeriac was away); ready waits until it is small.
+    #[serde(default)]
+    pub events_behind: u64,
     pub last_event_at: Option<f64>,
     pub last_error: Option<String>,
     /// Queue statistics: detail only, they never make celeriac unready
@@ -86,6 +90,7 @@ mod tests {
         let r = Readiness {
             ready: false,
             consuming: false,
+            events_behind: 0,
             last_event_at: None,
             last_error: Some("connection refused".into()),
             broker_stats: BrokerStatsDetail {

@@ -43,6 +43,12 @@ impl AppState {
         any_consuming(&self.sources)
     }
 
+    /// Messages of the events queues' backlogs found at connect and not
+    /// read yet, over every source.
+    pub fn events_behind(&self) -> u64 {
+        self.sources.iter().map(|s| s.behind()).sum()
+    }
+
     /// Why a source is down, when one is.
     pub fn last_error(&self) -> Option<String> {
         first_error(&self.sources)

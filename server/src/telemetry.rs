@@ -58,8 +58,13 @@ impl DropReason {
 /// Something that happened to an event source.
 #[derive(Debug)]
 pub enum SourceEvent<'a> {
-    /// Consuming started on a fresh connection.
-    Connected { reconnect: bool, queue: &'a str },
+    /// Consuming started on a fresh connection, with `backlog` messages
+    /// waiting in the events queue (published while nobody consumed it).
+    Connected {
+        reconnect: bool,
+        queue: &'a str,
+        backlog: u64,
+    },
     /// A consuming session ended; the source will retry.
     Lost,
     /// A connection attempt or a session failed; the next try is in `delay`.
@@ -88,6 +93,8 @@ pub struct SourceStatus {
     /// The broker URL with its password masked.
     name: String,
     consuming: AtomicBool,
+    /// Messages of the backlog found at connect not read yet.
+    behind: AtomicU64,
     last_error: Mutex<Option<String>>,
     connected: IntGauge,
     reconnects: IntCounter,
@@ -108,6 +115,7 @@ impl SourceStatus {
             gap_seconds: (!acks).then(|| metrics.events_gap_seconds.with_label_values(&[&name])),
             name,
             consuming: AtomicBool::new(false),
+            behind: AtomicU64::new(0),
             last_error: Mutex::new(None),
             connected: metrics.broker_connected.clone(),
             reconnects: metrics.broker_reconnects.clone(),
@@ -129,6 +137,13 @@ impl SourceStatus {
         self.consuming.load(Ordering::Relaxed)
     }
 
+    /// Messages of the backlog found at the last connect that are not read
+    /// yet: a restarted celeriac that reports the present while it still
+    /// reads the past is behind by this much.
+    pub fn behind(&self) -> u64 {
+        self.behind.load(Ordering::Relaxed)
+    }
+
     /// Why the source is down, when it is.
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().clone()
@@ -137,7 +152,12 @@ impl SourceStatus {
     /// Logs, counts and updates health for one occurrence.
     pub fn emit(&self, event: SourceEvent<'_>) {
         match event {
-            SourceEvent::Connected { reconnect, queue } => {
+            SourceEvent::Connected {
+                reconnect,
+                queue,
+                backlog,
+            } => {
+                self.behind.store(backlog, Ordering::Relaxed);
                 if reconnect {
                     self.reconnects.inc();
                 }
@@ -149,7 +169,7 @@ impl SourceStatus {
                 } else {
                     "connected"
                 };
-                tracing::info!(broker = %self.name, queue, "{how}; consuming events");
+                tracing::info!(broker = %self.name, queue, backlog, "{how}; consuming events");
             }
             SourceEvent::Lost => {
                 self.consuming.store(false, Ordering::Relaxed);
@@ -174,6 +194,13 @@ impl SourceStatus {
             } => {
                 if messages > 0 {
                     self.messages.inc_by(messages);
+                    // Messages arrive in queue order, so the backlog is read
+                    // first; a lost race only makes this reach 0 early.
+                    let _ = self
+                        .behind
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                            (b > 0).then(|| b.saturating_sub(messages))
+                        });
                 }
                 if truncated > 0 {
                     self.truncated.inc_by(truncated);
@@ -274,8 +301,20 @@ mod tests {
         s.emit(SourceEvent::Connected {
             reconnect: true,
             queue: "q",
+            backlog: 5,
         });
         assert!(s.is_consuming() && s.last_error().is_none());
+        assert_eq!(s.behind(), 5);
+        s.emit(SourceEvent::Received {
+            messages: 3,
+            truncated: 0,
+        });
+        assert_eq!(s.behind(), 2);
+        s.emit(SourceEvent::Received {
+            messages: 3,
+            truncated: 0,
+        });
+        assert_eq!(s.behind(), 0);
         assert_eq!(metrics.broker_connected.get(), 1);
         assert_eq!(metrics.broker_reconnects.get(), 1);
         s.emit(SourceEvent::Malformed {

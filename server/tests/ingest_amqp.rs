@@ -399,6 +399,86 @@ async fn a_named_queue_keeps_what_was_published_while_celeriac_was_down() {
     c.stop().await;
 }
 
+/// A restarted celeriac with a named queue first reads what was published
+/// while it was down. It must not call itself ready while it still
+/// replays that past: a load balancer would send users to a monitor that
+/// shows an old picture as the present.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_is_ready_only_once_the_events_queued_meanwhile_are_read() {
+    const QUEUED: u64 = 20_000;
+    let vhost = Vhost::new("behind").await;
+    let queue = ["--events-queue", "celeriac-test-behind"];
+    let c = celeriac::start(config(&vhost, &queue))
+        .await
+        .expect("starts");
+    wait_consuming(&c).await;
+    c.stop().await;
+
+    let publisher = Publisher::new(&vhost).await;
+    for i in 0..QUEUED {
+        let body = format!(
+            r#"{{"type": "worker-heartbeat", "hostname": "w{}@behind", "timestamp": 1795424223.5, "freq": 2.0, "clock": {i}}}"#,
+            i % 10
+        );
+        publisher
+            .channel
+            .basic_publish(
+                "celeryev".into(),
+                "worker.heartbeat".into(),
+                BasicPublishOptions::default(),
+                body.as_bytes(),
+                BasicProperties::default().with_content_type("application/json".into()),
+            )
+            .await
+            .expect("publish");
+    }
+    // Publishes are not confirmed: wait until the queue holds them all.
+    eventually(
+        "the burst to be queued",
+        Duration::from_secs(60),
+        || async {
+            let q = publisher
+                .channel
+                .queue_declare(
+                    "celeriac-test-behind".into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .expect("passive declare");
+            (u64::from(q.message_count()) >= QUEUED).then_some(())
+        },
+    )
+    .await;
+
+    let c = celeriac::start(config(&vhost, &queue))
+        .await
+        .expect("restarts");
+    let readyz = format!("http://{}/readyz", c.addr);
+    let http = reqwest::Client::new();
+    eventually("/readyz to answer 200", Duration::from_secs(60), || async {
+        let resp = http.get(&readyz).send().await.ok()?;
+        let ready = resp.status().as_u16() == 200;
+        // Read after the answer: what was applied by then can only be less.
+        let applied = c.app.metrics.events_ingested.get();
+        let body: serde_json::Value = resp.json().await.ok()?;
+        if ready {
+            assert!(
+                applied + 1_000 >= QUEUED,
+                "ready with only {applied} of {QUEUED} queued events applied: {body}"
+            );
+            return Some(());
+        }
+        None
+    })
+    .await;
+    assert!(c.app.events_behind() <= 1_000);
+    c.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_the_broker_drops_is_counted_by_reason() {
     let vhost = Vhost::new("drops").await;

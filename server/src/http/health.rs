@@ -42,16 +42,25 @@ fn broker_stats(shared: &AppState) -> BrokerStatsDetail {
     }
 }
 
-/// Ready while events are being consumed and history (when kept) is back
-/// in memory: a monitor that hears nothing serves stale data, and load
-/// balancers should prefer a replica that hears and remembers.
+/// A backlog this small is read within a tick or two: waiting for the last
+/// message would keep a busy cluster's monitor unready for nothing.
+pub const CAUGHT_UP: u64 = 1_000;
+
+/// Ready while events are being consumed, the backlog the events queue held
+/// at connect is read (down to [`CAUGHT_UP`]), and history (when kept) is
+/// back in memory: a monitor that hears nothing, or still replays the past,
+/// serves stale data, and load balancers should prefer a replica that hears
+/// and remembers.
 pub async fn readyz(State(shared): State<Arc<AppState>>) -> impl IntoResponse {
     let consuming = shared.consuming();
     let history = shared.history.as_ref().map(|h| h.detail());
-    let ready = consuming && history.as_ref().is_none_or(|h| h.loaded);
+    let events_behind = shared.events_behind();
+    let ready =
+        consuming && events_behind <= CAUGHT_UP && history.as_ref().is_none_or(|h| h.loaded);
     let body = Readiness {
         ready,
         consuming,
+        events_behind,
         last_event_at: shared.last_event_at(),
         last_error: shared.last_error(),
         broker_stats: broker_stats(&shared),

@@ -396,9 +396,20 @@ async fn health_endpoints() {
     assert_eq!(v["last_error"], "connection refused");
     assert_eq!(v["last_event_at"], Value::Null);
 
+    // Consuming, but still reading what was queued meanwhile: not ready.
     source.emit(SourceEvent::Connected {
         reconnect: true,
         queue: "q",
+        backlog: 50_000,
+    });
+    let r = get(&shared, "/readyz").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    let v = r.json();
+    assert_eq!(v["consuming"], true);
+    assert_eq!(v["events_behind"], 50_000);
+    source.emit(SourceEvent::Received {
+        messages: 49_500,
+        truncated: 0,
     });
     shared.last_event.set(1795424223.5);
     let r = get(&shared, "/readyz").await;

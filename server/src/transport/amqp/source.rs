@@ -115,6 +115,7 @@ pub async fn run(
                 status.emit(SourceEvent::Connected {
                     reconnect: ever_connected,
                     queue: &session.queue,
+                    backlog: u64::from(session.backlog),
                 });
                 ever_connected = true;
 
@@ -170,6 +171,8 @@ struct Session {
     channel: lapin::Channel,
     consumer: lapin::Consumer,
     queue: String,
+    /// Messages in the events queue when consuming started.
+    backlog: u32,
     side_tasks: SideTasks,
 }
 
@@ -213,7 +216,8 @@ impl Session {
         })?
         .map_err(AmqpError::amqp(format!("connecting to {broker}")))?;
         match Self::set_up(status, args, &connection, instance).await {
-            Ok((channel, consumer, queue, side_tasks)) => Ok(Session {
+            Ok((channel, consumer, queue, backlog, side_tasks)) => Ok(Session {
+                backlog,
                 connection,
                 channel,
                 consumer,
@@ -236,7 +240,7 @@ impl Session {
         args: &IngestArgs,
         connection: &Connection,
         instance: &str,
-    ) -> Result<(lapin::Channel, lapin::Consumer, String, SideTasks), AmqpError> {
+    ) -> Result<(lapin::Channel, lapin::Consumer, String, u32, SideTasks), AmqpError> {
         ensure_exchange(connection, EVENT_EXCHANGE, ExchangeKind::Topic, true).await?;
         let queues = Queues::new(args, instance);
         let mut side_tasks = SideTasks::default();
@@ -251,7 +255,8 @@ impl Session {
             Err(e) => tracing::warn!(error = %e, "cannot count dropped events"),
         }
 
-        let channel = declare_events_queue(connection, &queues.events, args.prefetch).await?;
+        let (channel, backlog) =
+            declare_events_queue(connection, &queues.events, args.prefetch).await?;
         bind_queue(&channel, &queues.events.name, EVENT_EXCHANGE, "#").await?;
         let consumer = channel
             .basic_consume(
@@ -274,7 +279,7 @@ impl Session {
             }
             Err(e) => tracing::warn!(error = %e, "cannot broadcast to workers over the pidbox"),
         }
-        Ok((channel, consumer, queues.events.name, side_tasks))
+        Ok((channel, consumer, queues.events.name, backlog, side_tasks))
     }
 
     /// [`Session::close`] when celeriac stops: its per-process queues go too
@@ -319,7 +324,7 @@ async fn declare_events_queue(
     connection: &Connection,
     spec: &QueueSpec,
     prefetch: u16,
-) -> Result<lapin::Channel, AmqpError> {
+) -> Result<(lapin::Channel, u32), AmqpError> {
     let open = || async {
         let channel = open_channel(connection).await?;
         channel
@@ -330,7 +335,7 @@ async fn declare_events_queue(
     };
     let channel = open().await?;
     match declare_queue(&channel, spec).await {
-        Ok(()) => Ok(channel),
+        Ok(backlog) => Ok((channel, backlog)),
         Err(AmqpError::QueueMismatch { argument, .. }) if argument.starts_with("x-dead-letter") => {
             tracing::warn!(
                 queue = %spec.name,
@@ -339,8 +344,8 @@ async fn declare_events_queue(
             );
             // The refusal closed that channel.
             let channel = open().await?;
-            declare_queue(&channel, &spec.without_dead_lettering()).await?;
-            Ok(channel)
+            let backlog = declare_queue(&channel, &spec.without_dead_lettering()).await?;
+            Ok((channel, backlog))
         }
         Err(e) => Err(e),
     }

@@ -174,7 +174,9 @@ pub(crate) async fn ensure_exchange(
 
 /// Declares a queue; a refusal because the queue already exists with other
 /// arguments is reported naming the queue, the argument and the fix.
-pub(crate) async fn declare_queue(channel: &Channel, spec: &QueueSpec) -> Result<(), AmqpError> {
+/// Declares `spec`; returns the messages the queue holds (what was
+/// published while nobody consumed it).
+pub(crate) async fn declare_queue(channel: &Channel, spec: &QueueSpec) -> Result<u32, AmqpError> {
     let options = QueueDeclareOptions {
         passive: false,
         durable: spec.durable,
@@ -185,7 +187,7 @@ pub(crate) async fn declare_queue(channel: &Channel, spec: &QueueSpec) -> Result
     channel
         .queue_declare(spec.name.as_str().into(), options, spec.args.clone())
         .await
-        .map(drop)
+        .map(|queue| queue.message_count())
         .map_err(|error| match (reply_code(&error), &error.kind()) {
             (Some(406), ErrorKind::ProtocolError(e)) => {
                 queue_mismatch(&spec.name, e.get_message().as_str())

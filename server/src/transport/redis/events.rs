@@ -76,6 +76,8 @@ pub async fn run(
                 status.emit(SourceEvent::Connected {
                     reconnect: ever_connected,
                     queue: &pattern,
+                    // Pub/sub keeps nothing for a subscriber to catch up on.
+                    backlog: 0,
                 });
                 ever_connected = true;
                 // Only now that we listen do we ask workers to speak up.
