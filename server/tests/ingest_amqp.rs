@@ -572,6 +572,9 @@ async fn http_is_served_while_the_broker_is_unreachable() {
         "amqp://guest:guest@127.0.0.1:1//",
         "--port",
         "0",
+        // Not the user's own store under ~/.local/share.
+        "--db",
+        "none",
     ])
     .expect("valid config");
     let c = celeriac::start(config)
