@@ -215,3 +215,35 @@ fn a_lost_subscription_is_re_established_and_its_gap_counted() {
     let log = c.log();
     assert!(log.contains("without a subscription are lost"), "{log}");
 }
+
+#[test]
+fn messages_a_worker_prefetched_count_as_unacknowledged_in_their_queue() {
+    let (broker, c) = start("redis-unacked", &["--broker-stats-interval", "1"]);
+    let opts = WorkerOpts {
+        queues: vec!["slow".into()],
+        concurrency: 1,
+        ..WorkerOpts::default()
+    };
+    let _worker = Worker::start(&broker, "r5@test", opts);
+    wait_online(&c, "r5@test");
+    // One runs (acknowledged when it starts), one waits prefetched in
+    // kombu's `unacked` hash, one stays in the list.
+    broker.send_many("sleep", "[60]", 3, &["--queue", "slow"]);
+    let q = eventually(
+        "1 ready and 1 unacknowledged in `slow`",
+        Duration::from_secs(60),
+        || {
+            let v = c.get_json("/api/queues/length");
+            v["active_queues"]
+                .as_array()?
+                .iter()
+                .find(|q| {
+                    q["name"] == "slow"
+                        && q["messages_ready"] == 1
+                        && q["messages_unacknowledged"] == 1
+                })
+                .cloned()
+        },
+    );
+    assert_eq!(q["messages"], 2, "{q}");
+}

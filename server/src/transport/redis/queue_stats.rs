@@ -4,9 +4,11 @@
 //! are found in kombu's binding sets (`_kombu.binding.<exchange>`) and among
 //! those the cluster is known to use.
 //!
-//! Messages a worker prefetched sit in kombu's `unacked` hash, not in the
-//! lists, and are not attributed to a queue: `messages_unacknowledged` and
-//! `consumers` stay unknown.
+//! Messages a worker prefetched sit in kombu's `unacked` hash (delivery tag
+//! → `[message, exchange, routing_key]`), not in the lists; they are
+//! attributed to the queue their routing key names, as Celery's default
+//! routing does, while the hash is small enough to read. `consumers` stays
+//! unknown.
 
 use std::collections::BTreeSet;
 
@@ -21,6 +23,11 @@ use crate::broker::{wanted, QueuePoll, QueueStat, QueueStatsArgs, Source};
 const PRIORITY_STEPS: [u8; 3] = [3, 6, 9];
 /// Enough for any real cluster; a runaway binding table is cut here.
 const MAX_QUEUES: usize = 10_000;
+/// Queues per pipelined round trip: bounded replies however many queues.
+const QUEUES_PER_PIPELINE: usize = 1_000;
+/// Prefetched messages are read one by one to attribute them; beyond this
+/// many the unacknowledged counts are left unknown rather than read slowly.
+const MAX_UNACKED_READ: u64 = 20_000;
 const SOURCE: usize = 2;
 
 pub struct QueueStats {
@@ -74,23 +81,32 @@ impl QueueStats {
         } else {
             self.only.clone()
         };
-        let mut pipe = redis::pipe();
-        for name in &names {
-            for key in priority_lists(name) {
-                pipe.llen(key);
+        let mut lengths: Vec<u64> = Vec::with_capacity(names.len() * (1 + PRIORITY_STEPS.len()));
+        for chunk in names.chunks(QUEUES_PER_PIPELINE) {
+            let mut pipe = redis::pipe();
+            for name in chunk {
+                for key in priority_lists(name) {
+                    pipe.llen(key);
+                }
             }
+            let part: Vec<u64> = pipe.query_async(conn).await?;
+            lengths.extend(part);
         }
-        let lengths: Vec<u64> = pipe.query_async(conn).await?;
+        let unacked = unacked_by_routing_key(conn).await?;
         let per_queue = 1 + PRIORITY_STEPS.len();
         Ok(names
             .into_iter()
             .zip(lengths.chunks(per_queue))
             .map(|(name, lens)| {
                 let ready: u64 = lens.iter().sum();
+                let unacked = unacked
+                    .as_ref()
+                    .map(|by_key| by_key.get(name.as_str()).copied().unwrap_or(0));
                 QueueStat {
-                    name,
-                    messages: Some(ready),
+                    messages: Some(ready + unacked.unwrap_or(0)),
                     messages_ready: ready,
+                    messages_unacknowledged: unacked,
+                    name,
                     ..QueueStat::default()
                 }
             })
@@ -98,6 +114,33 @@ impl QueueStats {
     }
 
     pub async fn close(self) {}
+}
+
+/// Prefetched messages per routing key, from kombu's `unacked` hash; `None`
+/// when it is too large to read every poll.
+async fn unacked_by_routing_key(
+    conn: &mut MultiplexedConnection,
+) -> redis::RedisResult<Option<std::collections::HashMap<String, u64>>> {
+    let len: u64 = conn.hlen("unacked").await?;
+    if len > MAX_UNACKED_READ {
+        return Ok(None);
+    }
+    let mut by_key = std::collections::HashMap::new();
+    if len > 0 {
+        let values: Vec<Vec<u8>> = conn.hvals("unacked").await?;
+        for value in values {
+            if let Some(key) = unacked_routing_key(&value) {
+                *by_key.entry(key).or_insert(0) += 1;
+            }
+        }
+    }
+    Ok(Some(by_key))
+}
+
+/// The routing key of an `unacked` entry, `[message, exchange, routing_key]`.
+fn unacked_routing_key(value: &[u8]) -> Option<String> {
+    let entry: serde_json::Value = serde_json::from_slice(value).ok()?;
+    entry.get(2)?.as_str().map(str::to_string)
 }
 
 /// The lists that hold one queue's messages, priority 0 first.
@@ -154,6 +197,14 @@ mod tests {
                 "celery\x06\x169"
             ]
         );
+    }
+
+    #[test]
+    fn an_unacked_entry_names_its_routing_key_last() {
+        let entry = br#"[{"body": "W10=", "properties": {"delivery_info": {"exchange": "", "routing_key": "slowq"}}}, "", "slowq"]"#;
+        assert_eq!(unacked_routing_key(entry).as_deref(), Some("slowq"));
+        assert_eq!(unacked_routing_key(b"[1, 2]"), None);
+        assert_eq!(unacked_routing_key(b"garbage"), None);
     }
 
     #[test]
