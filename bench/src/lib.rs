@@ -13,5 +13,6 @@ pub mod monitor;
 pub mod noop;
 pub mod pg; // throwaway PostgreSQL databases for the history figures
 pub mod procs;
+pub mod redis_ingest; // celeriac on a Redis broker beside a no-op subscriber
 pub mod report;
 pub mod scenarios;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use bench::loadgen::{self, Plan};
+use bench::loadgen::{self, Plan, EVENTS_PER_TASK};
 use bench::mgmt::Mgmt;
 use bench::monitor::Kind;
 use bench::noop::{self, NoopArgs, REPORT_PREFIX};
@@ -104,6 +104,10 @@ struct BenchArgs {
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
     postgres: String,
 
+    /// Redis server for the redis scenario (database 15 is emptied and used).
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis: String,
+
     /// Tasks written into the store of the history scenario (the issue's
     /// goals are stated at 10,000,000) [default: 1,000,000; --quick 250,000].
     #[arg(long)]
@@ -126,6 +130,8 @@ enum Scenario {
     BrokerPoll,
     /// The history store: bulk writes, disk per task, restart warm-up, queries beyond memory.
     History,
+    /// celeriac on a Redis broker beside a no-op subscriber, one burst for both.
+    Redis,
     All,
 }
 
@@ -148,6 +154,14 @@ enum Sub {
         /// Run on a current-thread runtime instead of a multi-thread one.
         #[arg(long)]
         current_thread: bool,
+    },
+    /// The Redis baseline, run by the redis scenario as a child process.
+    #[command(hide = true)]
+    NoopSubscriber {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        messages: u64,
     },
     /// Publish synthetic Celery events into an existing vhost (for manual
     /// runs against a celeriac or Flower you started yourself).
@@ -235,6 +249,9 @@ async fn dispatch(cli: Cli) -> Result<()> {
             };
             publish(&broker, &plan).await
         }
+        Some(Sub::NoopSubscriber { url, messages }) => {
+            bench::redis_ingest::noop_subscriber(&url, messages).await
+        }
         None => bench(cli.bench).await,
     }
 }
@@ -310,6 +327,7 @@ async fn bench(args: BenchArgs) -> Result<()> {
         channels: args.channels.max(1),
         confirms: args.confirms,
         postgres: args.postgres.clone(),
+        redis: args.redis.clone(),
         history_tasks: pick(args.history_tasks, bench::history::DEFAULT_TASKS, 250_000),
     };
     println!(
@@ -412,6 +430,18 @@ async fn run(settings: &Settings, scenario: Scenario, results: &mut Results) -> 
         step("scenario drain");
         if let Err(e) = scenarios::drain(settings, results).await {
             results.note(format!("drain: {e:#}"));
+        }
+    }
+    if wants(Scenario::Redis) {
+        let tasks = settings.drain_events / EVENTS_PER_TASK;
+        step(&format!(
+            "scenario redis ({} tasks, {} messages, published once to celeriac and a no-op subscriber)",
+            fmt_int(tasks),
+            fmt_int(tasks * 2)
+        ));
+        match bench::redis_ingest::run(settings, &settings.redis, tasks).await {
+            Ok(r) => results.redis = Some(r),
+            Err(e) => results.note(format!("redis: {e:#}")),
         }
     }
     if wants(Scenario::History) {

@@ -82,6 +82,9 @@ impl Table {
 
 pub fn render(results: &Results) -> String {
     let mut t = Table { rows: Vec::new() };
+    if let Some(r) = &results.redis {
+        redis_rows(&mut t, r);
+    }
     if let Some(d) = &results.drain {
         let (c, n) = (d.celeriac(), d.noop());
         let (c, n) = (c.as_ref(), n.as_ref());
@@ -511,6 +514,44 @@ fn table(t: &Table, notes: &[String]) -> String {
         let _ = writeln!(out, "\nnote: {note}");
     }
     out
+}
+
+/// celeriac and the no-op subscriber on one Redis burst.
+fn redis_rows(t: &mut Table, r: &crate::redis_ingest::RedisResult) {
+    let (c, n) = (&r.celeriac, &r.noop);
+    t.row([
+        "redis",
+        "burst (events / messages), publish rate (messages/s)",
+        &format!("{} / {}", fmt_int(r.events), fmt_int(r.published)),
+        &fmt_rate(crate::loadgen::per_sec(r.published, r.publish_wall)),
+        "",
+        "",
+    ]);
+    t.row([
+        "redis",
+        "messages received",
+        &fmt_int(c.messages),
+        &format!("{} (no-op subscriber)", fmt_int(n.messages)),
+        &pct(c.messages as f64, n.messages as f64),
+        "all",
+    ]);
+    t.row([
+        "redis",
+        "receive rate (messages/s, first publish to last message)",
+        &fmt_rate(c.messages_per_sec()),
+        &format!("{} (no-op subscriber)", fmt_rate(n.messages_per_sec())),
+        &pct(c.messages_per_sec(), n.messages_per_sec()),
+        "≥ 90% of no-op",
+    ]);
+    let (cc, nc) = (c.cpu_us_per_message(), n.cpu_us_per_message());
+    t.row([
+        "redis",
+        "CPU per message (µs)",
+        &fmt_f(cc, 2),
+        &format!("{} (no-op subscriber)", fmt_f(nc, 2)),
+        &format!("{}×", fmt_f(cc / nc, 2)),
+        "≤ 1.3× no-op",
+    ]);
 }
 
 #[cfg(test)]

@@ -52,6 +52,8 @@ pub struct Settings {
     pub confirms: bool,
     /// The PostgreSQL server for the drain with history in PostgreSQL.
     pub postgres: String,
+    /// The Redis server of the redis scenario, without a database.
+    pub redis: String,
     /// Tasks written into the store of the history scenario.
     pub history_tasks: u64,
 }
@@ -313,6 +315,7 @@ pub struct Results {
     pub flower_retained: Option<MemoryResult>,
     pub dashboard: Option<crate::dashboard::DashboardResult>,
     pub history: Option<crate::history::HistoryResult>,
+    pub redis: Option<crate::redis_ingest::RedisResult>,
     pub notes: Vec<String>,
 }
 
