@@ -17,6 +17,7 @@ pub mod mailbox;
 pub mod mask;
 pub mod metrics;
 pub mod owner;
+pub mod pyrepr;
 pub mod query;
 pub mod shutdown;
 pub mod state;
