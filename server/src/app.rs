@@ -15,8 +15,9 @@ use crate::control::Ops;
 use crate::history::History;
 use crate::metrics::{MetricsArgs, Scrape, SelfMetrics};
 use crate::state::State;
+use crate::submit::Submitter;
 use crate::telemetry::{any_consuming, first_error, LastEvent, SourceStatus};
-use crate::transport::ControlClient;
+use crate::transport::{ControlClient, PublishClient};
 use crate::ws::Hub;
 
 pub struct AppState {
@@ -27,6 +28,8 @@ pub struct AppState {
     pub last_event: Arc<LastEvent>,
     pub dashboard: Arc<Hub>,
     pub ops: Arc<Ops<ControlClient>>,
+    /// Publishing tasks (retry, Flower's task submission).
+    pub submit: Arc<Submitter<PublishClient>>,
     pub broker: Arc<BrokerStats>,
     pub alerting: Arc<Alerting>,
     /// The history store; `None` with `--db none`.

@@ -21,6 +21,7 @@ use crate::http::HttpArgs;
 use crate::ingest::IngestArgs;
 use crate::metrics::MetricsArgs;
 use crate::owner::StateArgs;
+use crate::submit::SubmitArgs;
 
 pub const DEFAULT_LOG: &str = "info";
 
@@ -65,6 +66,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub history: HistoryArgs,
+
+    #[command(flatten)]
+    pub submit: SubmitArgs,
 
     /// A TOML file with any of the options above (keys as the flag names).
     #[arg(long, env = "CELERIAC_CONFIG", value_name = "FILE")]
@@ -436,6 +440,12 @@ mod tests {
                 "history-max-tasks",
                 Some("CELERIAC_HISTORY_MAX_TASKS"),
                 &[],
+            ),
+            (
+                "task_queue",
+                "task-queue",
+                Some("CELERIAC_TASK_QUEUE"),
+                &["celery"],
             ),
             ("config", "config", Some("CELERIAC_CONFIG"), &[]),
         ];

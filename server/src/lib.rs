@@ -21,6 +21,7 @@ pub mod pyrepr;
 pub mod query;
 pub mod shutdown;
 pub mod state;
+pub mod submit;
 pub mod telemetry;
 pub mod transport;
 pub mod ws;
@@ -118,12 +119,27 @@ pub fn assemble(config: &Config, transport: &Transport) -> AppState {
             transport.control(config.control.inspect_timeout()),
             &config.auth,
         )),
+        submit: Arc::new(submit::Submitter::new(
+            transport.publisher(),
+            &config.submit,
+            &hostname(),
+        )),
         broker: Arc::default(),
         alerting: Arc::new(alerting::Alerting::new(&config.alerting)),
         history,
         url_prefix: config.http.url_prefix.clone(),
         exporter: config.metrics.clone(),
     }
+}
+
+/// This machine's name, for the `origin` of the tasks celeriac publishes.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// The application state as `start` would build it from these flags, for

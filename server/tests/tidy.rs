@@ -117,7 +117,7 @@ const LAYERS: &[&[&str]] = &[
     &["test_args"],
     // The model.
     &["state"],
-    &["query", "feed", "broker"],
+    &["query", "feed", "broker", "submit"],
     // Self metrics and internal events.
     &["metrics"],
     &["telemetry"],

@@ -58,3 +58,12 @@ def progress(self, steps=2, delay=1.5):
         self.send_event("task-progress", current=i + 1, total=steps)
         time.sleep(delay)
     return steps
+
+
+@app.task
+def fail_until(flag, *args, **kwargs):
+    # Fails until the flag file exists, so a test can fix the cause and then
+    # re-run the task; the result shows the arguments it ran with.
+    if not os.path.exists(flag):
+        raise RuntimeError("flag %s is missing" % flag)
+    return {"args": [flag, *args], "kwargs": kwargs}

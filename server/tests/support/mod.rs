@@ -190,6 +190,20 @@ impl Mgmt {
         text
     }
 
+    /// Takes up to `count` messages off `queue` (management API `get`,
+    /// not requeued): each with `properties` (headers included) and
+    /// `payload`.
+    pub fn get_messages(&self, vhost: &str, queue: &str, count: usize) -> Vec<Value> {
+        let body =
+            serde_json::json!({"count": count, "ackmode": "ack_requeue_false", "encoding": "auto"});
+        let text = self.expect_ok(
+            reqwest::Method::POST,
+            &format!("/api/queues/{vhost}/{queue}/get"),
+            Some(body),
+        );
+        serde_json::from_str(&text).expect("management API get: JSON")
+    }
+
     pub fn create_vhost(&self, vhost: &str) {
         self.expect_ok(reqwest::Method::PUT, &format!("/api/vhosts/{vhost}"), None);
         self.grant(vhost);
