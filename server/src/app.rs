@@ -14,6 +14,7 @@ use crate::broker::BrokerStats;
 use crate::control::Ops;
 use crate::history::History;
 use crate::metrics::{MetricsArgs, Scrape, SelfMetrics};
+use crate::results::Backend;
 use crate::state::State;
 use crate::submit::Submitter;
 use crate::telemetry::{any_consuming, first_error, LastEvent, SourceStatus};
@@ -30,6 +31,8 @@ pub struct AppState {
     pub ops: Arc<Ops<ControlClient>>,
     /// Publishing tasks (retry, Flower's task submission).
     pub submit: Arc<Submitter<PublishClient>>,
+    /// Celery's result backend, for Flower's task result API.
+    pub results: Arc<Backend>,
     pub broker: Arc<BrokerStats>,
     pub alerting: Arc<Alerting>,
     /// The history store; `None` with `--db none`.

@@ -21,6 +21,7 @@ use crate::http::HttpArgs;
 use crate::ingest::IngestArgs;
 use crate::metrics::MetricsArgs;
 use crate::owner::StateArgs;
+use crate::results::ResultsArgs;
 use crate::submit::SubmitArgs;
 
 pub const DEFAULT_LOG: &str = "info";
@@ -69,6 +70,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub submit: SubmitArgs,
+
+    #[command(flatten)]
+    pub results: ResultsArgs,
 
     /// A TOML file with any of the options above (keys as the flag names).
     #[arg(long, env = "CELERIAC_CONFIG", value_name = "FILE")]
@@ -446,6 +450,12 @@ mod tests {
                 "task-queue",
                 Some("CELERIAC_TASK_QUEUE"),
                 &["celery"],
+            ),
+            (
+                "result_backend",
+                "result-backend",
+                Some("CELERIAC_RESULT_BACKEND"),
+                &[],
             ),
             ("config", "config", Some("CELERIAC_CONFIG"), &[]),
         ];

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod owner;
 pub mod pyrepr;
 pub mod query;
+pub mod results;
 pub mod shutdown;
 pub mod state;
 pub mod submit;
@@ -124,6 +125,10 @@ pub fn assemble(config: &Config, transport: &Transport) -> AppState {
             &config.submit,
             &hostname(),
         )),
+        // `start` has already refused a URL the client cannot parse.
+        results: Arc::new(
+            results::Backend::from_args(&config.results).unwrap_or(results::Backend::None),
+        ),
         broker: Arc::default(),
         alerting: Arc::new(alerting::Alerting::new(&config.alerting)),
         history,
@@ -175,6 +180,7 @@ fn subscribers(app: &AppState) -> Feed {
 /// handles it uses.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let transport = Transport::from_url(&config.ingest.broker).context("--broker")?;
+    results::Backend::from_args(&config.results).map_err(anyhow::Error::msg)?;
     let listen = config.http.listen();
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -16,8 +16,10 @@ const WAIT: Duration = Duration::from_secs(30);
 const OP: Auth<'static> = Auth::Basic("ops", "Retry-ops-7731");
 const VIEWER: Auth<'static> = Auth::Basic("view", "Retry-view-7731");
 
+/// celeriac, consuming events: a task-sent published before its events
+/// queue is bound would be lost.
 fn start(vhost: &TestVhost) -> Celeriac {
-    Celeriac::start(
+    let c = Celeriac::start(
         vhost,
         &[
             "--basic-auth",
@@ -25,7 +27,9 @@ fn start(vhost: &TestVhost) -> Celeriac {
             "--viewer",
             "view:Retry-view-7731",
         ],
-    )
+    );
+    c.wait_readyz(200, WAIT);
+    c
 }
 
 fn post(c: &Celeriac, auth: Auth<'_>, path: &str, body: Option<&str>) -> (u16, Value) {

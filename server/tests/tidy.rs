@@ -123,7 +123,15 @@ const LAYERS: &[&[&str]] = &[
     &["telemetry"],
     &["ingest"],
     // Brokers, remote control, the state owner and the state's consumers.
-    &["transport", "control", "owner", "ws", "alerting", "history"],
+    &[
+        "transport",
+        "control",
+        "owner",
+        "ws",
+        "alerting",
+        "history",
+        "results",
+    ],
     // Composition: what HTTP handlers read, HTTP, the command line.
     &["app"],
     &["http"],

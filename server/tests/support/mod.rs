@@ -479,6 +479,8 @@ pub struct WorkerOpts {
     /// `--heartbeat-interval` (Celery's default is 2 s).
     pub heartbeat_interval: Option<f64>,
     pub concurrency: u32,
+    /// Celery's `result_backend` (`CELERY_RESULT_BACKEND`); none by default.
+    pub result_backend: Option<String>,
 }
 
 impl Default for WorkerOpts {
@@ -488,6 +490,7 @@ impl Default for WorkerOpts {
             events: true,
             heartbeat_interval: None,
             concurrency: 2,
+            result_backend: None,
         }
     }
 }
@@ -525,6 +528,9 @@ impl Worker {
         }
         if let Some(hb) = opts.heartbeat_interval {
             cmd.args(["--heartbeat-interval", &hb.to_string()]);
+        }
+        if let Some(backend) = &opts.result_backend {
+            cmd.env("CELERY_RESULT_BACKEND", backend);
         }
         cmd.current_dir(CELERY_APP_DIR)
             .env("CELERY_BROKER_URL", vhost.amqp_url())
