@@ -13,8 +13,13 @@ use support::{eventually, Auth, Celeriac, TestVhost, Worker, WorkerOpts};
 const WAIT: Duration = Duration::from_secs(30);
 const OP: Auth<'static> = Auth::Basic("ops", "Flower-ops-4412");
 const VIEWER: Auth<'static> = Auth::Basic("view", "Flower-view-4412");
-/// A Redis database no other test uses, flushed before and after.
-const REDIS_DB: &str = "redis://127.0.0.1:6379/11";
+/// A Redis database no other test uses, flushed before and after
+/// (`CELERIAC_TEST_REDIS` names another server).
+fn redis_db() -> String {
+    let server =
+        std::env::var("CELERIAC_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    format!("{}/11", server.trim_end_matches('/'))
+}
 
 fn auth_flags() -> Vec<&'static str> {
     vec![
@@ -61,10 +66,11 @@ fn keys(text: &str) -> Vec<String> {
 struct FlushOnDrop;
 
 fn flush() {
-    let client = redis::Client::open(REDIS_DB).expect("redis URL");
-    let mut con = client
-        .get_connection()
-        .expect("Redis at 127.0.0.1:6379 (the integration tests need it)");
+    let url = redis_db();
+    let client = redis::Client::open(url.as_str()).expect("redis URL");
+    let mut con = client.get_connection().unwrap_or_else(|e| {
+        panic!("these tests need a Redis server at {url} (CELERIAC_TEST_REDIS): {e}")
+    });
     let _: () = redis::cmd("FLUSHDB").query(&mut con).expect("FLUSHDB");
 }
 
@@ -84,12 +90,13 @@ fn tasks_are_submitted_and_their_results_read_as_flower_does() {
         &vhost,
         w,
         WorkerOpts {
-            result_backend: Some(REDIS_DB.into()),
+            result_backend: Some(redis_db()),
             ..WorkerOpts::default()
         },
     );
     let mut flags = auth_flags();
-    flags.extend(["--result-backend", REDIS_DB]);
+    let backend = redis_db();
+    flags.extend(["--result-backend", backend.as_str()]);
     let c = Celeriac::start(&vhost, &flags);
     c.wait_readyz(200, WAIT);
     // async-apply and apply want the task registered on a worker.

@@ -149,7 +149,8 @@ fn test() -> Result<()> {
 fn prepare_and_check() -> Result<Vec<(&'static str, String)>> {
     rabbit::ensure_running()?;
     rabbit::ensure_management()?;
-    let python = venv::ensure(&[venv::CELERY, venv::AIOSMTPD])?; // aiosmtpd: email notifier test
+    // aiosmtpd: email notifier test; redis: Celery's result backend.
+    let python = venv::ensure(&[venv::CELERY, venv::AIOSMTPD, venv::REDIS])?;
     prometheus::ensure()?; // metrics / Grafana tests, Alertmanager for the notifier tests
                            // Dashboard: built first, so clippy and the tests embed it; the browser
                            // test drives Debian's Chromium with playwright-core from these tools.

@@ -15,6 +15,8 @@ pub type Pin = (&'static str, &'static str);
 pub const CELERY: Pin = ("celery", "5.7.0");
 /// The Flower the bench compares against (bench/README.md).
 pub const FLOWER: Pin = ("flower", "2.2.0");
+/// Celery's Redis result backend client (the Flower task API tests).
+pub const REDIS: Pin = ("redis", "6.4.0");
 /// The SMTP server the email notifier test delivers to.
 pub const AIOSMTPD: Pin = ("aiosmtpd", "1.4.6");
 
