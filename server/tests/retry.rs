@@ -88,6 +88,13 @@ fn a_failed_task_runs_again_with_its_arguments_or_edited_ones() {
         "unknown task"
     );
 
+    // A dry run shows what would be published, and publishes nothing.
+    let (status, dry) = post(&c, OP, &format!("{path}?dry_run=true"), None);
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(dry["task-id"], Value::Null);
+    assert_eq!(dry["published"]["args"], args);
+    assert_eq!(dry["published"]["name"], "tasks.fail_until");
+
     // The cause is fixed; the re-run succeeds with the same arguments.
     std::fs::write(&flag, "ok").unwrap();
     let (status, answer) = post(&c, OP, &path, None);
@@ -162,6 +169,13 @@ fn arguments_that_cannot_be_rebuilt_are_refused_naming_them() {
     });
     let (status, answer) = post(&c, OP, &format!("/api/task/retry/{cut}"), None);
     assert_eq!(status, 422, "{answer}");
+    let dry = r#"{"dry_run": true}"#;
+    let (status, same) = post(&c, OP, &format!("/api/task/retry/{cut}"), Some(dry));
+    assert_eq!(
+        (status, &same),
+        (422, &answer),
+        "a dry run gives the same answer"
+    );
     assert_eq!(answer["parameter"], "args[1]", "{answer}");
     let error = answer["error"].as_str().unwrap();
     assert!(error.contains("cut") && error.contains("xxx"), "{error}");

@@ -16,6 +16,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -24,6 +25,7 @@ use axum::{Extension, Json, Router};
 use serde_json::{json, Map, Value};
 
 use super::errors::HttpError;
+use super::params::{bool_param, from_query, Params};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::clock;
@@ -106,14 +108,26 @@ pub(super) fn published(m: &TaskMessage) -> Value {
 }
 
 /// `POST /api/task/retry/{id}`: body `{args?, kwargs?, queue?, countdown?}`.
-/// Answers `{"task-id": new, "retry_of": id, "published": {...}}`.
+/// Answers `{"task-id": new, "retry_of": id, "published": {...}}`. With
+/// `dry_run=true` (query string or body) it publishes nothing and records
+/// nothing: `{"task-id": null, "dry_run": true, "published": {...}}`, or the
+/// error the real run would give.
 async fn retry(
     State(shared): State<Arc<AppState>>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
+    query: Result<Query<Params>, QueryRejection>,
     body: Bytes,
 ) -> Result<Response, HttpError> {
-    let body = object_body(&body)?;
+    let mut params = from_query(query)?;
+    let mut body = object_body(&body)?;
+    match body.remove("dry_run") {
+        None | Some(Value::Null) => {}
+        Some(Value::Bool(b)) => params.push(("dry_run".into(), b.to_string())),
+        Some(Value::String(s)) => params.push(("dry_run".into(), s)),
+        Some(_) => return Err(HttpError::bad_param("dry_run", "dry_run must be a boolean")),
+    }
+    let dry_run = bool_param(&params, "dry_run")?;
     let rerun = Rerun::from_body(&body).map_err(rerun_error)?;
     let task = reader::task(shared.history.as_deref(), &shared.state, &id)
         .await
@@ -134,8 +148,12 @@ async fn retry(
             utc(clock::now()),
         )
         .map_err(rerun_error)?;
-    let outcome = submit.publisher.publish(&message).await;
     let what = published(&message);
+    if dry_run {
+        let answer = json!({"task-id": null, "retry_of": id, "dry_run": true, "published": what});
+        return Ok((StatusCode::OK, Json(answer)).into_response());
+    }
+    let outcome = submit.publisher.publish(&message).await;
     let mut entry = who.audit_entry(
         clock::now(),
         "retry",
