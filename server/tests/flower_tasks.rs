@@ -217,7 +217,20 @@ fn tasks_are_submitted_and_their_results_read_as_flower_does() {
     );
     assert_eq!(v["result"], "aborted", "{v}");
 
-    // Errors: unknown task, bad option, viewers, an unroutable queue.
+    // Errors: a bad timeout, unknown task, bad option, viewers, an
+    // unroutable queue.
+    let (status, v, _) = call(
+        &c,
+        "GET",
+        OP,
+        &format!("/api/task/result/{id}?timeout=soon"),
+        None,
+    );
+    assert_eq!(
+        (status, v["parameter"].as_str()),
+        (400, Some("timeout")),
+        "{v}"
+    );
     let (status, v, _) = call(
         &c,
         "POST",

@@ -399,8 +399,9 @@ async fn submit(
 async fn result(
     State(shared): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Query(query): Query<Vec<(String, String)>>,
+    query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, HttpError> {
+    let query = from_query(query)?;
     let backend = &shared.results;
     usable(backend)?;
     let timeout = query
