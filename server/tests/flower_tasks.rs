@@ -1,13 +1,15 @@
 //! Flower's task API against real Celery workers with a Redis result
-//! backend: `async-apply`, `send-task`, `apply`, `result`, `abort`, with
-//! Flower's answers; refused for viewers; 503 without a backend and 501 for
-//! a scheme celeriac does not read.
+//! backend and with Celery's database backend on PostgreSQL: `async-apply`,
+//! `send-task`, `apply`, `result`, `abort`, with Flower's answers; refused
+//! for viewers; 503 without a backend and 501 for a scheme celeriac does
+//! not read.
 
 mod support;
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use support::postgres::TestDb;
 use support::{eventually, Auth, Celeriac, TestVhost, Worker, WorkerOpts};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -337,15 +339,131 @@ fn without_a_usable_backend_results_are_refused_clearly() {
     drop(c);
 
     let mut flags = auth_flags();
-    flags.extend([
-        "--result-backend",
-        "db+postgresql://postgres@127.0.0.1/celery",
-    ]);
+    flags.extend(["--result-backend", "db+mysql://root@127.0.0.1/celery"]);
     let c = Celeriac::start(&vhost, &flags);
     let (status, v, _) = call(&c, "GET", OP, &format!("/api/task/result/{id}"), None);
     assert_eq!(status, 501, "{v}");
-    assert!(
-        v["error"].as_str().unwrap().contains("db+postgresql"),
-        "{v}"
+    assert!(v["error"].as_str().unwrap().contains("db+mysql"), "{v}");
+}
+
+/// celeriac and a worker sharing `backend`, once the worker's tasks are
+/// registered.
+fn cluster(vhost: &TestVhost, backend: &str, w: &str) -> (Worker, Celeriac) {
+    let worker = Worker::start(
+        vhost,
+        w,
+        WorkerOpts {
+            result_backend: Some(backend.to_string()),
+            ..WorkerOpts::default()
+        },
     );
+    let mut flags = auth_flags();
+    flags.extend(["--result-backend", backend]);
+    let c = Celeriac::start(vhost, &flags);
+    c.wait_readyz(200, WAIT);
+    eventually("the worker's registered tasks", WAIT, || {
+        let (_, v, _) = call(
+            &c,
+            "GET",
+            OP,
+            &format!("/api/workers?refresh=1&workername={w}"),
+            None,
+        );
+        v[w]["registered"]
+            .as_array()
+            .is_some_and(|r| {
+                r.iter()
+                    .any(|t| t.as_str().is_some_and(|t| t.starts_with("tasks.add")))
+            })
+            .then_some(())
+    });
+    (worker, c)
+}
+
+#[test]
+fn results_come_from_celerys_database_backend_on_postgresql() {
+    let db = TestDb::new("flower_results");
+    // SQLAlchemy's spelling, as Celery's `result_backend` takes it.
+    let backend = format!("db+{}", db.url.replacen("postgres://", "postgresql://", 1));
+    let vhost = TestVhost::new("flower-db");
+    let (_worker, c) = cluster(&vhost, &backend, "fdb1@test");
+
+    let (status, v, _) = call(
+        &c,
+        "POST",
+        OP,
+        "/api/task/async-apply/tasks.add",
+        Some(r#"{"args": [20, 22]}"#),
+    );
+    assert_eq!(status, 200, "{v}");
+    let id = v["task-id"].as_str().unwrap().to_string();
+    let (_, v, _) = call(
+        &c,
+        "GET",
+        OP,
+        &format!("/api/task/result/{id}?timeout=30"),
+        None,
+    );
+    assert_eq!(v, json!({"task-id": id, "state": "SUCCESS", "result": 42}));
+    // The row Celery wrote is where celeriac read it.
+    assert_eq!(
+        db.query(&format!(
+            "SELECT status FROM celery_taskmeta WHERE task_id = '{id}'"
+        ))
+        .trim(),
+        "SUCCESS"
+    );
+
+    let (status, v, text) = call(
+        &c,
+        "POST",
+        OP,
+        "/api/task/apply/tasks.fail",
+        Some(r#"{"args": ["db boom"], "timeout": 30}"#),
+    );
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        (v["state"].as_str(), v["result"].as_str()),
+        (Some("FAILURE"), Some("ValueError('db boom')"))
+    );
+
+    // abort updates a running task's row, and creates one for a task the
+    // backend has not seen yet; a SUCCESS stays.
+    let (_, v, _) = call(
+        &c,
+        "POST",
+        OP,
+        "/api/task/async-apply/tasks.abortable",
+        Some(r#"{"args": [60]}"#),
+    );
+    let running = v["task-id"].as_str().unwrap().to_string();
+    eventually("the abortable task started", WAIT, || {
+        let (s, v, _) = call(&c, "GET", OP, &format!("/api/task/info/{running}"), None);
+        (s == 200 && v["state"] == "STARTED").then_some(())
+    });
+    assert_eq!(
+        call(&c, "POST", OP, &format!("/api/task/abort/{running}"), None).0,
+        200
+    );
+    let (_, v, _) = call(
+        &c,
+        "GET",
+        OP,
+        &format!("/api/task/result/{running}?timeout=30"),
+        None,
+    );
+    assert_eq!(v["result"], "aborted", "{v}");
+    let unseen = "00000000-0000-4000-8000-000000000001";
+    assert_eq!(
+        call(&c, "POST", OP, &format!("/api/task/abort/{unseen}"), None).0,
+        200
+    );
+    let (_, v, _) = call(&c, "GET", OP, &format!("/api/task/result/{unseen}"), None);
+    assert_eq!(v, json!({"task-id": unseen, "state": "ABORTED"}));
+    assert_eq!(
+        call(&c, "POST", OP, &format!("/api/task/abort/{id}"), None).0,
+        200
+    );
+    let (_, v, _) = call(&c, "GET", OP, &format!("/api/task/result/{id}"), None);
+    assert_eq!(v["state"], "SUCCESS", "a stored SUCCESS is not aborted");
 }

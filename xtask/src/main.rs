@@ -149,8 +149,14 @@ fn test() -> Result<()> {
 fn prepare_and_check() -> Result<Vec<(&'static str, String)>> {
     rabbit::ensure_running()?;
     rabbit::ensure_management()?;
-    // aiosmtpd: email notifier test; redis: Celery's result backend.
-    let python = venv::ensure(&[venv::CELERY, venv::AIOSMTPD, venv::REDIS])?;
+    // aiosmtpd: email notifier test; the rest: Celery's result backends.
+    let python = venv::ensure(&[
+        venv::CELERY,
+        venv::AIOSMTPD,
+        venv::REDIS,
+        venv::SQLALCHEMY,
+        venv::PSYCOPG2,
+    ])?;
     prometheus::ensure()?; // metrics / Grafana tests, Alertmanager for the notifier tests
                            // Dashboard: built first, so clippy and the tests embed it; the browser
                            // test drives Debian's Chromium with playwright-core from these tools.

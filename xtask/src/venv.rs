@@ -17,6 +17,9 @@ pub const CELERY: Pin = ("celery", "5.7.0");
 pub const FLOWER: Pin = ("flower", "2.2.0");
 /// Celery's Redis result backend client (the Flower task API tests).
 pub const REDIS: Pin = ("redis", "6.4.0");
+/// Celery's database result backend on PostgreSQL (the same tests).
+pub const SQLALCHEMY: Pin = ("SQLAlchemy", "2.0.41");
+pub const PSYCOPG2: Pin = ("psycopg2-binary", "2.9.10");
 /// The SMTP server the email notifier test delivers to.
 pub const AIOSMTPD: Pin = ("aiosmtpd", "1.4.6");
 

@@ -218,7 +218,7 @@ fn usable(backend: &Backend) -> Result<(), HttpError> {
     match backend {
         Backend::None => Err(backend_error(&BackendError::NotConfigured)),
         Backend::Unsupported(s) => Err(backend_error(&BackendError::Unsupported(s.clone()))),
-        Backend::Redis(_) => Ok(()),
+        Backend::Redis(_) | Backend::Database(_) => Ok(()),
     }
 }
 

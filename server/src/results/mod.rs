@@ -1,8 +1,11 @@
 //! Celery's result backend, read (and, for `abort`, written) the way
 //! Flower's task API uses it: `--result-backend` names it as Celery's
-//! `result_backend` does. Redis (`redis://`, `rediss://`) is spoken; any
-//! other scheme is known by name only and answered as unsupported.
-//! `meta.rs` holds the stored format and Flower's answers (pure).
+//! `result_backend` does. Redis (`redis://`, `rediss://`: the
+//! `celery-task-meta-<id>` keys) and PostgreSQL through Celery's database
+//! backend (`db+postgresql://`: the `celery_taskmeta` table, over sqlx) are
+//! spoken; any other scheme is known by name only and answered as
+//! unsupported. `meta.rs` holds the stored format and Flower's answers
+//! (pure).
 
 pub mod args;
 pub mod meta;
@@ -35,6 +38,7 @@ pub enum BackendError {
 pub enum Backend {
     None,
     Redis(Box<Redis>),
+    Database(Box<Database>),
     /// A scheme celeriac does not speak (`db+postgresql`, `rpc`, ...).
     Unsupported(String),
 }
@@ -52,6 +56,9 @@ impl Backend {
             .unwrap_or_else(|| url.to_string());
         match scheme.as_str() {
             "redis" | "rediss" => Redis::new(url).map(|r| Backend::Redis(Box::new(r))),
+            s if s.starts_with("db+postgres") => {
+                Database::new(url).map(|d| Backend::Database(Box::new(d)))
+            }
             _ => Ok(Backend::Unsupported(scheme)),
         }
     }
@@ -65,6 +72,7 @@ impl Backend {
     pub async fn get(&self, task_id: &str) -> Result<Option<Meta>, BackendError> {
         match self {
             Backend::Redis(r) => r.get(task_id).await,
+            Backend::Database(d) => d.get(task_id).await,
             other => Err(other.unusable()),
         }
     }
@@ -74,6 +82,7 @@ impl Backend {
     pub async fn abort(&self, task_id: &str) -> Result<(), BackendError> {
         match self {
             Backend::Redis(r) => r.abort(task_id).await,
+            Backend::Database(d) => d.abort(task_id).await,
             other => Err(other.unusable()),
         }
     }
@@ -168,6 +177,102 @@ impl Redis {
     }
 }
 
+/// Celery's database result backend on PostgreSQL: the `celery_taskmeta`
+/// table its workers create, `result` holding the json-encoded result.
+pub struct Database {
+    pool: sqlx::PgPool,
+    url: String,
+}
+
+/// What PostgreSQL answers for a table that does not exist yet (Celery
+/// creates it on its first write).
+const UNDEFINED_TABLE: &str = "42P01";
+
+impl Database {
+    fn new(url: &str) -> Result<Database, String> {
+        let pg = postgres_url(url);
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(COMMAND_TIMEOUT)
+            .connect_lazy(&pg)
+            .map_err(|e| format!("invalid --result-backend `{}`: {e}", mask_password(url)))?;
+        Ok(Database {
+            pool,
+            url: mask_password(url),
+        })
+    }
+
+    fn unavailable(&self, e: sqlx::Error) -> BackendError {
+        BackendError::Unavailable(format!("{}: {e}", self.url))
+    }
+
+    async fn get(&self, task_id: &str) -> Result<Option<Meta>, BackendError> {
+        let row = sqlx::query_as::<_, (Option<String>, Option<Vec<u8>>, Option<String>)>(
+            "SELECT status, result, traceback FROM celery_taskmeta WHERE task_id = $1",
+        )
+        .bind(task_id)
+        .fetch_optional(&self.pool);
+        let row = match tokio::time::timeout(COMMAND_TIMEOUT, row).await {
+            Err(_) => {
+                return Err(BackendError::Unavailable(format!(
+                    "{}: no answer",
+                    self.url
+                )))
+            }
+            Ok(Err(sqlx::Error::Database(e))) if e.code().as_deref() == Some(UNDEFINED_TABLE) => {
+                return Ok(None)
+            }
+            Ok(r) => r.map_err(|e| self.unavailable(e))?,
+        };
+        let Some((status, result, traceback)) = row else {
+            return Ok(None);
+        };
+        let result = match result {
+            None => serde_json::Value::Null,
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| MetaError {
+                task_id: task_id.to_string(),
+                reason: format!("{e} (is result_serializer json?)"),
+            })?,
+        };
+        Ok(Some(Meta {
+            status: status.unwrap_or_else(|| "PENDING".into()),
+            result,
+            traceback,
+        }))
+    }
+
+    /// As Celery's `_store_result`: insert or update the row, unless it
+    /// already holds a SUCCESS.
+    async fn abort(&self, task_id: &str) -> Result<(), BackendError> {
+        let write = sqlx::query(
+            "INSERT INTO celery_taskmeta (id, task_id, status, result, date_done, traceback) \
+             VALUES (nextval('task_id_sequence'), $1, $2, $3, NULL, NULL) \
+             ON CONFLICT (task_id) DO UPDATE SET status = EXCLUDED.status, \
+             result = EXCLUDED.result, date_done = NULL, traceback = NULL \
+             WHERE celery_taskmeta.status IS DISTINCT FROM 'SUCCESS'",
+        )
+        .bind(task_id)
+        .bind(meta::ABORTED)
+        .bind(b"null".to_vec())
+        .execute(&self.pool);
+        match tokio::time::timeout(COMMAND_TIMEOUT, write).await {
+            Err(_) => Err(BackendError::Unavailable(format!(
+                "{}: no answer",
+                self.url
+            ))),
+            Ok(r) => r.map(drop).map_err(|e| self.unavailable(e)),
+        }
+    }
+}
+
+/// SQLAlchemy's `db+postgresql[+driver]://…` as a plain `postgres://…`.
+fn postgres_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((_, rest)) => format!("postgres://{rest}"),
+        None => url.to_string(),
+    }
+}
+
 /// Celery's `rediss://…?ssl_cert_reqs=CERT_NONE` as the redis crate spells
 /// it (`#insecure`); other query options are Celery's, not the client's.
 fn client_url(url: &str) -> String {
@@ -195,8 +300,9 @@ mod tests {
         })
     }
 
-    #[test]
-    fn the_scheme_picks_the_backend() {
+    // The database pool is built inside a runtime, as at start-up.
+    #[tokio::test]
+    async fn the_scheme_picks_the_backend() {
         assert!(matches!(
             backend("redis://localhost:6379/3"),
             Ok(Backend::Redis(_))
@@ -206,9 +312,17 @@ mod tests {
             Ok(Backend::Redis(_))
         ));
         assert!(matches!(
-            backend("db+postgresql://u@h/db"),
-            Ok(Backend::Unsupported(s)) if s == "db+postgresql"
+            backend("db+postgresql+psycopg2://u:pw@h/db"),
+            Ok(Backend::Database(_))
         ));
+        assert!(matches!(
+            backend("db+mysql://u@h/db"),
+            Ok(Backend::Unsupported(s)) if s == "db+mysql"
+        ));
+        assert_eq!(
+            postgres_url("db+postgresql+psycopg2://u:pw@h:5432/db"),
+            "postgres://u:pw@h:5432/db"
+        );
         assert!(!Backend::from_args(&ResultsArgs {
             result_backend: None
         })
