@@ -14,9 +14,11 @@ use crate::broker::BrokerStats;
 use crate::control::Ops;
 use crate::history::History;
 use crate::metrics::{MetricsArgs, Scrape, SelfMetrics};
+use crate::results::Backend;
 use crate::state::State;
+use crate::submit::Submitter;
 use crate::telemetry::{any_consuming, first_error, LastEvent, SourceStatus};
-use crate::transport::ControlClient;
+use crate::transport::{ControlClient, PublishClient};
 use crate::ws::Hub;
 
 pub struct AppState {
@@ -27,6 +29,10 @@ pub struct AppState {
     pub last_event: Arc<LastEvent>,
     pub dashboard: Arc<Hub>,
     pub ops: Arc<Ops<ControlClient>>,
+    /// Publishing tasks (retry, Flower's task submission).
+    pub submit: Arc<Submitter<PublishClient>>,
+    /// Celery's result backend, for Flower's task result API.
+    pub results: Arc<Backend>,
     pub broker: Arc<BrokerStats>,
     pub alerting: Arc<Alerting>,
     /// The history store; `None` with `--db none`.

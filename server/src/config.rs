@@ -21,6 +21,8 @@ use crate::http::HttpArgs;
 use crate::ingest::IngestArgs;
 use crate::metrics::MetricsArgs;
 use crate::owner::StateArgs;
+use crate::results::ResultsArgs;
+use crate::submit::SubmitArgs;
 
 pub const DEFAULT_LOG: &str = "info";
 
@@ -65,6 +67,12 @@ pub struct Config {
 
     #[command(flatten)]
     pub history: HistoryArgs,
+
+    #[command(flatten)]
+    pub submit: SubmitArgs,
+
+    #[command(flatten)]
+    pub results: ResultsArgs,
 
     /// A TOML file with any of the options above (keys as the flag names).
     #[arg(long, env = "CELERIAC_CONFIG", value_name = "FILE")]
@@ -435,6 +443,18 @@ mod tests {
                 "history_max_tasks",
                 "history-max-tasks",
                 Some("CELERIAC_HISTORY_MAX_TASKS"),
+                &[],
+            ),
+            (
+                "task_queue",
+                "task-queue",
+                Some("CELERIAC_TASK_QUEUE"),
+                &["celery"],
+            ),
+            (
+                "result_backend",
+                "result-backend",
+                Some("CELERIAC_RESULT_BACKEND"),
                 &[],
             ),
             ("config", "config", Some("CELERIAC_CONFIG"), &[]),

@@ -17,9 +17,12 @@ pub mod mailbox;
 pub mod mask;
 pub mod metrics;
 pub mod owner;
+pub mod pyrepr;
 pub mod query;
+pub mod results;
 pub mod shutdown;
 pub mod state;
+pub mod submit;
 pub mod telemetry;
 pub mod transport;
 pub mod ws;
@@ -121,12 +124,31 @@ pub fn assemble(config: &Config, transport: &Transport) -> AppState {
             transport.control(config.control.inspect_timeout()),
             &config.auth,
         )),
+        submit: Arc::new(submit::Submitter::new(
+            transport.publisher(),
+            &config.submit,
+            &hostname(),
+        )),
+        // `start` has already refused a URL the client cannot parse.
+        results: Arc::new(
+            results::Backend::from_args(&config.results).unwrap_or(results::Backend::None),
+        ),
         broker: Arc::default(),
         alerting: Arc::new(alerting::Alerting::new(&config.alerting)),
         history,
         url_prefix: config.http.url_prefix.clone(),
         exporter: config.metrics.clone(),
     }
+}
+
+/// This machine's name, for the `origin` of the tasks celeriac publishes.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// The application state as `start` would build it from these flags, for
@@ -162,6 +184,7 @@ fn subscribers(app: &AppState) -> Feed {
 /// handles it uses.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let transport = Transport::from_url(&config.ingest.broker).context("--broker")?;
+    results::Backend::from_args(&config.results).map_err(anyhow::Error::msg)?;
     let listen = config.http.listen();
     let listener = tokio::net::TcpListener::bind(listen)
         .await

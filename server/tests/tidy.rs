@@ -15,7 +15,7 @@ use std::path::Path;
 const SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
 
 /// The pure core: directories and files under `src/`.
-const CORE: &[&str] = &["state/", "query/", "events.rs"];
+const CORE: &[&str] = &["state/", "query/", "events.rs", "pyrepr.rs"];
 
 /// Names that mean I/O or a clock read.
 const IMPURE: &[&str] = &[
@@ -111,19 +111,27 @@ fn only_transport_speaks_amqp() {
 const LAYERS: &[&[&str]] = &[
     // Values and small utilities every layer may use.
     &[
-        "events", "clock", "mask", "shutdown", "mailbox", "audit", "auth",
+        "events", "clock", "mask", "shutdown", "mailbox", "audit", "auth", "pyrepr",
     ],
     // Test-only helpers.
     &["test_args"],
     // The model.
     &["state"],
-    &["query", "feed", "broker"],
+    &["query", "feed", "broker", "submit"],
     // Self metrics and internal events.
     &["metrics"],
     &["telemetry"],
     &["ingest"],
     // Brokers, remote control, the state owner and the state's consumers.
-    &["transport", "control", "owner", "ws", "alerting", "history"],
+    &[
+        "transport",
+        "control",
+        "owner",
+        "ws",
+        "alerting",
+        "history",
+        "results",
+    ],
     // Composition: what HTTP handlers read, HTTP, the command line.
     &["app"],
     &["http"],

@@ -152,8 +152,10 @@ fn prepare_and_check() -> Result<Vec<(&'static str, String)>> {
     let python = venv::ensure(&[
         venv::CELERY,
         venv::AIOSMTPD, // the email notifier test
-        venv::REDIS,    // workers on a Redis broker
+        venv::REDIS,    // workers on a Redis broker, Celery's Redis result backend
         venv::PACKAGING,
+        venv::SQLALCHEMY, // Celery's database result backend
+        venv::PSYCOPG2,
     ])?;
     prometheus::ensure()?; // metrics / Grafana tests, Alertmanager for the notifier tests
                            // Dashboard: built first, so clippy and the tests embed it; the browser

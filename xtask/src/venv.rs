@@ -15,11 +15,16 @@ pub type Pin = (&'static str, &'static str);
 pub const CELERY: Pin = ("celery", "5.7.0");
 /// The Flower the bench compares against (bench/README.md).
 pub const FLOWER: Pin = ("flower", "2.2.0");
+/// redis-py: kombu's Redis transport (workers on a Redis broker) and
+/// Celery's Redis result backend (the Flower task API tests).
+pub const REDIS: Pin = ("redis", "6.4.0");
+/// Celery's database result backend on PostgreSQL (the same tests).
+pub const SQLALCHEMY: Pin = ("SQLAlchemy", "2.0.41");
+pub const PSYCOPG2: Pin = ("psycopg2-binary", "2.9.10");
 /// The SMTP server the email notifier test delivers to.
 pub const AIOSMTPD: Pin = ("aiosmtpd", "1.4.6");
-/// kombu's Redis transport, for workers on a Redis broker (kombu 5.7 wants
-/// redis-py 6.1 or later, and imports `packaging` to check it).
-pub const REDIS: Pin = ("redis", "6.4.0");
+/// kombu's Redis transport imports `packaging` to check the redis-py
+/// version (6.1 or later for kombu 5.7).
 pub const PACKAGING: Pin = ("packaging", "25.0");
 
 /// Written once `python -m venv` has finished, so an interrupted creation is

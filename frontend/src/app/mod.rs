@@ -8,6 +8,7 @@ mod control;
 mod live;
 mod pages;
 mod queues; // the Queues page (broker stats, polled)
+mod retry; // the task page's Retry button and re-run links
 mod tasks;
 mod util;
 mod worker;

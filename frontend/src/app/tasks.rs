@@ -415,6 +415,7 @@ fn detail(m: RwSignal<Model>, t: api::Task, signal: RwSignal<String>) -> impl In
         v.map(|v| view! { <tr><th>{k}</th><td class="mono wrap">{v}</td></tr> })
     };
     let tb = t.traceback.clone();
+    let rerun = RwSignal::new(0u32);
     let worker_link = t
         .worker
         .clone()
@@ -424,6 +425,8 @@ fn detail(m: RwSignal<Model>, t: api::Task, signal: RwSignal<String>) -> impl In
             <span class=state_class(&t.state) data-testid="state">{t.state.as_str().to_owned()}</span></h1>
         <p class="mono dim">{t.uuid.clone()}</p>
         {(!t.state.is_ready()).then(|| view! { <super::control::TaskActions uuid=t.uuid.clone() signal=signal/> })}
+        {t.state.is_ready().then(|| view! { <super::retry::RetryAction uuid=t.uuid.clone() refresh=rerun/> })}
+        <super::retry::RetryLinks uuid=t.uuid.clone() refresh=rerun/>
         <div class="two">
             <section>
                 <h2>"Timeline"</h2>

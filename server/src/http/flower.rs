@@ -161,10 +161,30 @@ pub async fn task_info(
             tracing::warn!(error = %e, "history unavailable; answering from memory");
             None
         });
-    match task {
-        Some(t) => Ok(json_response(&t)),
-        None => Err(HttpError::not_found(format!("Unknown task '{uuid}'"))),
+    let Some(task) = task else {
+        return Err(HttpError::not_found(format!("Unknown task '{uuid}'")));
+    };
+    // Beyond Flower: the re-runs celeriac published, both ways.
+    let links = &shared.submit.links;
+    let (retry_of, reruns) = (links.retry_of(&uuid), links.reruns(&uuid));
+    if retry_of.is_none() && reruns.is_empty() {
+        return Ok(json_response(&task));
     }
+    // Appended after Flower's fields, which keep their order.
+    let mut extra = serde_json::Map::new();
+    if let Some(old) = retry_of {
+        extra.insert("retry_of".into(), old.into());
+    }
+    if !reruns.is_empty() {
+        extra.insert("reruns".into(), reruns.into());
+    }
+    let (Ok(mut bytes), Ok(more)) = (serde_json::to_vec(&task), serde_json::to_vec(&extra)) else {
+        return Err(HttpError::internal("serialising the task"));
+    };
+    bytes.pop(); // `}`
+    bytes.push(b',');
+    bytes.extend_from_slice(&more[1..]);
+    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
 }
 
 /// `GET /api/task/types`: every task name seen, sorted.

@@ -12,6 +12,7 @@ mod health;
 mod metrics;
 mod params;
 mod queues;
+mod submit;
 mod ws;
 
 use std::sync::Arc;
@@ -47,6 +48,7 @@ pub fn router(shared: Arc<AppState>) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/healthcheck", get(health::healthcheck))
         .merge(control::routes())
+        .merge(submit::routes())
         .merge(alerts::routes())
         .fallback(assets::fallback) // the dashboard's files, deep links, else not_found
         .layer(auth.clone())

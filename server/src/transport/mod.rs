@@ -4,7 +4,8 @@
 //! - **events**: feeds the state owner's batch channel, reconnecting on its
 //!   own, and reports its health through its [`SourceStatus`];
 //! - **control**: kombu pidbox requests to workers and their replies;
-//! - **queue statistics**: depth and consumers of the cluster's queues.
+//! - **queue statistics**: depth and consumers of the cluster's queues;
+//! - **publishing tasks**: task messages as a Celery client sends them.
 //!
 //! The set of transports is closed, so each role is an enum with one arm
 //! per transport; a new transport is a new folder here and one arm in
@@ -22,6 +23,7 @@ use crate::ingest::{BatchSender, IngestArgs};
 use crate::mailbox::{ControlError, Mailbox, Outcome, Request};
 use crate::mask::mask_password;
 use crate::shutdown::Shutdown;
+use crate::submit::{PublishError, Publisher, TaskMessage};
 use crate::telemetry::SourceStatus;
 
 pub use backoff::Backoff;
@@ -107,6 +109,13 @@ impl Transport {
         }
     }
 
+    /// A task publisher; it connects on first use.
+    pub fn publisher(&self) -> PublishClient {
+        match self {
+            Transport::Amqp(a) => PublishClient::Amqp(amqp::TaskPublisher::new(a.uri())),
+        }
+    }
+
     /// A queue statistics poller.
     pub fn queue_stats(&self, args: &QueueStatsArgs) -> QueueStatsClient {
         match self {
@@ -129,6 +138,19 @@ impl Mailbox for ControlClient {
         match self {
             ControlClient::Amqp(p) => p.call(request).await,
             ControlClient::Redis(p) => p.call(request).await,
+        }
+    }
+}
+
+/// Publishes task messages, confirmed by the broker.
+pub enum PublishClient {
+    Amqp(amqp::TaskPublisher),
+}
+
+impl Publisher for PublishClient {
+    async fn publish(&self, message: &TaskMessage) -> Result<(), PublishError> {
+        match self {
+            PublishClient::Amqp(p) => p.publish(message).await,
         }
     }
 }

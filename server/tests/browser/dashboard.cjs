@@ -226,6 +226,29 @@ async function controls(browser, shot, pageOut) {
   await page.waitForSelector('[data-testid=dialog]', { state: 'detached', timeout: T });
   check(await page.$('[data-testid=task-actions]') === null, 'a finished task offers no revoke');
 
+  // Retry: a finished task runs again as a new task, linked both ways; one
+  // whose arguments Celery cut is not offered, with the reason.
+  const [sum] = await send('add', [4, 5]);
+  await page.goto(`${base}/tasks/${sum}`);
+  await page.waitForFunction(() => document.querySelector('[data-testid=state]')?.textContent === 'SUCCESS', null, { timeout: T });
+  await page.waitForSelector('[data-testid=retry]:not([disabled])', { timeout: T });
+  page.once('dialog', (d) => d.accept());
+  await page.click('[data-testid=retry]');
+  await page.waitForSelector('[data-testid=reruns] a', { timeout: T });
+  const rerun = (await page.textContent('[data-testid=reruns] a')).trim();
+  check(rerun.length > 0 && rerun !== sum, `the re-run is a new task (${rerun})`);
+  await shot('retry-done');
+  await page.goto(`${base}/tasks/${rerun}`);
+  await page.waitForFunction(() => document.querySelector('[data-testid=state]')?.textContent === 'SUCCESS', null, { timeout: T });
+  await page.waitForSelector('[data-testid=retry-of] a', { timeout: T });
+  check((await page.textContent('[data-testid=retry-of] a')).trim() === sum, 'the re-run ran and links to the original');
+  const [cut] = await send('add', ['x'.repeat(2000), 'y']);
+  await page.goto(`${base}/tasks/${cut}`);
+  await page.waitForFunction(() => document.querySelector('[data-testid=state]')?.textContent === 'SUCCESS', null, { timeout: T });
+  await page.waitForSelector('[data-testid=retry-blocked]', { timeout: T });
+  check((await page.textContent('[data-testid=retry-blocked]')).includes('cut'), 'a cut repr is not offered for retry, and says why');
+  check(await page.$eval('[data-testid=retry]', (b) => b.disabled), 'its Retry button is disabled');
+
   // 2. The worker page: inspect tabs, and a consumer added after confirming.
   await page.goto(`${base}/workers/${encodeURIComponent(worker)}`);
   await page.waitForSelector('[data-testid=worker-controls]', { timeout: T });
@@ -346,7 +369,7 @@ async function controls(browser, shot, pageOut) {
   await page.goto(`${base}/audit`);
   await page.waitForSelector('[data-testid=audit] tr[data-command=revoke]', { timeout: T });
   const audit = await page.$$eval('[data-testid=audit] tbody tr', (rows) => rows.map((r) => [r.dataset.command, r.textContent]));
-  check(audit.map((a) => a[0]).join(',') === 'rate_limit,revoke,revoke,pool_grow,add_consumer,revoke', `audit order ${audit.map((a) => a[0])}`);
+  check(audit.map((a) => a[0]).join(',') === 'rate_limit,revoke,revoke,pool_grow,add_consumer,retry,revoke', `audit order ${audit.map((a) => a[0])}`);
   const first = audit[audit.length - 1][1];
   log('oldest audit row:', first);
   check(first.includes('ann') && first.includes('SIGKILL') && first.includes(long), 'the audit row names who, the signal and the task');
@@ -376,6 +399,10 @@ async function controls(browser, shot, pageOut) {
   await v.waitForFunction(() => document.querySelector('[data-testid=state]')?.textContent === 'STARTED', null, { timeout: T });
   check(await v.$('[data-testid=task-actions]') === null && await v.$('[data-testid=terminate]') === null, 'a viewer sees no revoke/terminate');
   await v.screenshot({ path: path.join(shots, 'viewer-task.png') });
+  await v.goto(`${base}/tasks/${sum}`);
+  await v.waitForFunction(() => document.querySelector('[data-testid=state]')?.textContent === 'SUCCESS', null, { timeout: T });
+  await v.waitForSelector('[data-testid=reruns] a', { timeout: T });
+  check(await v.$('[data-testid=retry]') === null, 'a viewer sees the re-runs but no Retry');
   await v.goto(`${base}/workers/${encodeURIComponent(worker)}`);
   await v.waitForSelector('[data-testid=tabpanel]', { timeout: T });
   check(await v.$('[data-testid=worker-controls]') === null, 'a viewer sees the inspect tabs but no worker controls');

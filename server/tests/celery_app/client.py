@@ -1,6 +1,6 @@
 """Sends and revokes tasks for the Rust integration tests.
 
-    client.py send <task> <args-json> [--countdown N] [--expires N] [--queue Q] [--priority N] [--count N]
+    client.py send <task> <args-json> [--kwargs JSON] [--countdown N] [--expires N] [--queue Q] [--priority N] [--count N]
     client.py revoke <id> [--terminate] [--signal SIGTERM]
 
 `send` prints a JSON array of the new task ids on stdout; `revoke` prints
@@ -30,7 +30,8 @@ def send(opts):
         options["queue"] = opts.queue
     if opts.priority is not None:
         options["priority"] = opts.priority
-    ids = [task.apply_async(args, **options).id for _ in range(opts.count)]
+    kwargs = json.loads(opts.kwargs)
+    ids = [task.apply_async(args, kwargs, **options).id for _ in range(opts.count)]
     # Closing the pools ends the AMQP connections cleanly, so the task-sent
     # events are flushed before the process exits.
     app.close()
@@ -49,6 +50,7 @@ def main():
     p = sub.add_parser("send")
     p.add_argument("task")
     p.add_argument("args", nargs="?", default="[]")
+    p.add_argument("--kwargs", default="{}")
     p.add_argument("--countdown", type=float)
     p.add_argument("--expires", type=float)
     p.add_argument("--queue")

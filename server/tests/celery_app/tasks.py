@@ -1,15 +1,21 @@
 """The Celery app the integration tests run workers of and send tasks to.
 
 The broker comes from CELERY_BROKER_URL so each test can point it at its own
-vhost. No result backend: celeriac sees results through events only.
+vhost. No result backend unless CELERY_RESULT_BACKEND names one (the tests
+of Flower's task result API): celeriac sees results through events.
 """
 
 import os
 import time
 
 from celery import Celery
+from celery.contrib.abortable import AbortableTask
 
-app = Celery("tasks", broker=os.environ["CELERY_BROKER_URL"])
+app = Celery(
+    "tasks",
+    broker=os.environ["CELERY_BROKER_URL"],
+    backend=os.environ.get("CELERY_RESULT_BACKEND") or None,
+)
 app.conf.update(
     # Producers publish task-sent only when asked; celeriac takes the client
     # nodename and the queue from it.
@@ -67,3 +73,23 @@ def progress(self, steps=2, delay=1.5):
         self.send_event("task-progress", current=i + 1, total=steps)
         time.sleep(delay)
     return steps
+
+
+@app.task
+def fail_until(flag, *args, **kwargs):
+    # Fails until the flag file exists, so a test can fix the cause and then
+    # re-run the task; the result shows the arguments it ran with.
+    if not os.path.exists(flag):
+        raise RuntimeError("flag %s is missing" % flag)
+    return {"args": [flag, *args], "kwargs": kwargs}
+
+
+@app.task(bind=True, base=AbortableTask)
+def abortable(self, seconds=60):
+    # Runs until aborted through the result backend, or `seconds` pass.
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if self.is_aborted():
+            return "aborted"
+        time.sleep(0.2)
+    return "not aborted"

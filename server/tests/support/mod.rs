@@ -201,6 +201,20 @@ impl Mgmt {
         text
     }
 
+    /// Takes up to `count` messages off `queue` (management API `get`,
+    /// not requeued): each with `properties` (headers included) and
+    /// `payload`.
+    pub fn get_messages(&self, vhost: &str, queue: &str, count: usize) -> Vec<Value> {
+        let body =
+            serde_json::json!({"count": count, "ackmode": "ack_requeue_false", "encoding": "auto"});
+        let text = self.expect_ok(
+            reqwest::Method::POST,
+            &format!("/api/queues/{vhost}/{queue}/get"),
+            Some(body),
+        );
+        serde_json::from_str(&text).expect("management API get: JSON")
+    }
+
     pub fn create_vhost(&self, vhost: &str) {
         self.expect_ok(reqwest::Method::PUT, &format!("/api/vhosts/{vhost}"), None);
         self.grant(vhost);
@@ -267,6 +281,36 @@ impl Mgmt {
     pub fn queues(&self, vhost: &str) -> Vec<Value> {
         let text = self.expect_ok(reqwest::Method::GET, &format!("/api/queues/{vhost}"), None);
         serde_json::from_str(&text).expect("a JSON list of queues")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Redis database per test (beside a vhost: a result backend, say)
+
+/// A Redis database held by one test, empty at the start and emptied and
+/// freed on drop.
+pub struct RedisDb {
+    db: u32,
+    owner: String,
+}
+
+impl RedisDb {
+    pub fn claim(test: &str) -> RedisDb {
+        let owner = format!("{test}-{}", std::process::id());
+        let db = redis_support::claim_db(&owner);
+        redis_support::flush(db);
+        RedisDb { db, owner }
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}/{}", settings().redis, self.db)
+    }
+}
+
+impl Drop for RedisDb {
+    fn drop(&mut self) {
+        redis_support::flush(self.db);
+        redis_support::release_db(self.db, &self.owner);
     }
 }
 
@@ -539,6 +583,8 @@ pub struct WorkerOpts {
     /// `--heartbeat-interval` (Celery's default is 2 s).
     pub heartbeat_interval: Option<f64>,
     pub concurrency: u32,
+    /// Celery's `result_backend` (`CELERY_RESULT_BACKEND`); none by default.
+    pub result_backend: Option<String>,
 }
 
 impl Default for WorkerOpts {
@@ -548,6 +594,7 @@ impl Default for WorkerOpts {
             events: true,
             heartbeat_interval: None,
             concurrency: 2,
+            result_backend: None,
         }
     }
 }
@@ -585,6 +632,9 @@ impl Worker {
         }
         if let Some(hb) = opts.heartbeat_interval {
             cmd.args(["--heartbeat-interval", &hb.to_string()]);
+        }
+        if let Some(backend) = &opts.result_backend {
+            cmd.env("CELERY_RESULT_BACKEND", backend);
         }
         cmd.current_dir(CELERY_APP_DIR)
             .env("CELERY_BROKER_URL", vhost.amqp_url())

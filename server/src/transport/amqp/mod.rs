@@ -19,12 +19,14 @@ mod dlx;
 mod management;
 mod passive;
 mod pidbox;
+mod publish;
 mod queue_stats;
 mod source;
 mod topology;
 
 pub use management::{ManagementApi, QueueTotals};
 pub use pidbox::Pidbox;
+pub use publish::TaskPublisher;
 pub use queue_stats::QueueStats;
 pub use source::{amqp_scheme, parse_broker_url, run};
 pub use topology::{DLX_EXCHANGE, EVENT_EXCHANGE, PIDBOX_EXCHANGE};
