@@ -25,6 +25,8 @@ pub struct SeriesInput {
     pub queue: String,
     pub succeeded: u64,
     pub failed: u64,
+    /// Tasks declared LOST (their worker's heartbeats expired mid-task).
+    pub lost: u64,
     pub runtime: Hist,
     pub queue_wait: Hist,
 }

@@ -375,3 +375,30 @@ fn fingerprints_are_stable_and_distinct() {
     assert_ne!(fingerprint("A", &l("x")), fingerprint("B", &l("x")));
     assert_eq!(fingerprint("A", &l("x")).len(), 16);
 }
+
+#[test]
+fn lost_tasks_fire_per_task_name_and_clear_once_out_of_the_window() {
+    let mut e = engine("  - name: Lost\n    kind: task_lost\n    window: 1m\n");
+    let at = |now: f64, lost: u64| Inputs {
+        now,
+        series: vec![
+            SeriesInput {
+                lost,
+                ..series("proj.long", 0, 0)
+            },
+            series("proj.fast", 9, 0),
+        ],
+        ..Inputs::default()
+    };
+    assert!(e.evaluate(&at(10.0, 0)).is_empty());
+    let out = e.evaluate(&at(20.0, 2));
+    assert_eq!(sent(&out), vec![(AlertStatus::Firing, "proj.long".into())]);
+    assert_eq!(out[0].notification.value, Some(2.0));
+    // No new loss: once the window no longer holds the two, it clears.
+    assert!(e.evaluate(&at(50.0, 2)).is_empty());
+    let out = e.evaluate(&at(90.0, 2));
+    assert_eq!(
+        sent(&out),
+        vec![(AlertStatus::Resolved, "proj.long".into())]
+    );
+}

@@ -41,6 +41,9 @@ pub enum Kind {
     MalformedRate,
     /// Events the broker dropped (TTL or length limit) over `window`.
     EventsLost,
+    /// Tasks declared LOST over `window` (RECEIVED or STARTED on a worker
+    /// whose heartbeats expired), per task name.
+    TaskLost,
 }
 
 impl Kind {
@@ -57,6 +60,7 @@ impl Kind {
             Kind::NoEvents => "no_events",
             Kind::MalformedRate => "malformed_rate",
             Kind::EventsLost => "events_lost",
+            Kind::TaskLost => "task_lost",
         }
     }
 
@@ -65,7 +69,10 @@ impl Kind {
     pub fn instance_label(self) -> Option<&'static str> {
         match self {
             Kind::QueueLength | Kind::QueueUnconsumed | Kind::QueueWaitP95 => Some("queue"),
-            Kind::TaskFailureRate | Kind::TaskRuntimeP95 | Kind::TaskStuckStarted => Some("task"),
+            Kind::TaskFailureRate
+            | Kind::TaskRuntimeP95
+            | Kind::TaskStuckStarted
+            | Kind::TaskLost => Some("task"),
             Kind::WorkerOffline => Some("worker"),
             Kind::WorkersOnline | Kind::NoEvents | Kind::MalformedRate | Kind::EventsLost => None,
         }
@@ -75,7 +82,7 @@ impl Kind {
     fn matchers(self) -> (bool, bool, bool) {
         match self {
             Kind::QueueLength | Kind::QueueUnconsumed => (true, false, false),
-            Kind::QueueWaitP95 | Kind::TaskFailureRate | Kind::TaskRuntimeP95 => {
+            Kind::QueueWaitP95 | Kind::TaskFailureRate | Kind::TaskRuntimeP95 | Kind::TaskLost => {
                 (true, true, false)
             }
             Kind::TaskStuckStarted => (false, true, true),
@@ -92,6 +99,7 @@ impl Kind {
                 | Kind::TaskRuntimeP95
                 | Kind::MalformedRate
                 | Kind::EventsLost
+                | Kind::TaskLost
         )
     }
 
@@ -100,7 +108,7 @@ impl Kind {
     fn default_above(self) -> Option<f64> {
         match self {
             Kind::TaskStuckStarted | Kind::WorkerOffline | Kind::QueueUnconsumed => Some(0.0),
-            Kind::EventsLost => Some(0.0),
+            Kind::EventsLost | Kind::TaskLost => Some(0.0),
             _ => None,
         }
     }

@@ -46,13 +46,14 @@ pub fn gather(shared: &Watched, now: f64, started_at: f64, with_started: bool) -
             // queue wait before any success or failure.
             .filter(|s| {
                 let c = s.counts;
-                c.succeeded > 0 || !c.failed.is_empty() || c.queue_wait.count > 0
+                c.succeeded > 0 || !c.failed.is_empty() || c.queue_wait.count > 0 || c.lost > 0
             })
             .map(|s| SeriesInput {
                 task: s.name.to_owned(),
                 queue: s.queue.to_owned(),
                 succeeded: s.counts.succeeded,
                 failed: s.counts.failed_total(),
+                lost: s.counts.lost,
                 runtime: hist(&s.counts.runtime),
                 queue_wait: hist(&s.counts.queue_wait),
             })

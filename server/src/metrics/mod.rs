@@ -74,6 +74,7 @@ pub fn render_page(shared: Scrape<'_>, now: f64) -> Page {
         // once the lock is released, so ingest never waits on rendering.
         let stale = page.stale(&series);
         write_names_folded(out, folded.names_folded);
+        celery::write_lost(out, &series);
         let workers = state.workers(now);
         if shared.exporter.flower_metrics {
             let bounds = shared.exporter.runtime_buckets.bounds();
