@@ -123,6 +123,19 @@ pub fn observe<'a>(
                 })
                 .collect()
         }
+        Kind::NewFailureGroup => {
+            let since = now - rule.window_secs;
+            inputs
+                .failure_groups
+                .iter()
+                .filter(|g| g.opened_at >= since)
+                .filter(|g| rule.task.is_none() || g.tasks.iter().any(|t| allows(&rule.task, t)))
+                .map(|g| Observation {
+                    instance: &g.fingerprint,
+                    value: g.count as f64,
+                })
+                .collect()
+        }
         Kind::WorkerOffline => inputs
             .workers
             .iter()

@@ -47,6 +47,19 @@ pub struct WorkerInput {
     pub offline_since: Option<f64>,
 }
 
+/// A failure group that is open (never resolved, or reopened).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FailureGroupInput {
+    pub fingerprint: String,
+    pub exception: String,
+    /// Task names it affected (a bounded list).
+    pub tasks: Vec<String>,
+    /// Unix seconds it was first seen, or reopened.
+    pub opened_at: f64,
+    /// Failures since then.
+    pub count: u64,
+}
+
 /// celeriac's own ingest counters since it started.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct EventCounters {
@@ -78,4 +91,6 @@ pub struct Inputs {
     pub workers: Vec<WorkerInput>,
     pub last_event_at: Option<f64>,
     pub events: EventCounters,
+    /// Open failure groups (only filled when a rule needs them).
+    pub failure_groups: Vec<FailureGroupInput>,
 }

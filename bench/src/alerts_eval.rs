@@ -112,6 +112,7 @@ fn inputs(step: usize) -> Inputs {
             malformed: k * 3,
             dropped: k / 10,
         },
+        failure_groups: Vec::new(),
     }
 }
 

@@ -19,6 +19,7 @@ use crate::control::ControlArgs;
 use crate::history::HistoryArgs;
 use crate::http::HttpArgs;
 use crate::ingest::IngestArgs;
+use crate::insight::InsightArgs;
 use crate::metrics::MetricsArgs;
 use crate::owner::StateArgs;
 
@@ -65,6 +66,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub history: HistoryArgs,
+
+    #[command(flatten)]
+    pub insight: InsightArgs,
 
     /// A TOML file with any of the options above (keys as the flag names).
     #[arg(long, env = "CELERIAC_CONFIG", value_name = "FILE")]

@@ -64,3 +64,115 @@ fn a_task_running_on_a_killed_worker_becomes_lost_after_expiry() {
         || (celeriac.metric("celeriac_tasks_lost_total", &labels) == Some(1.0)).then_some(()),
     );
 }
+
+/// `/api/failures` once it lists `n` groups.
+fn failure_groups(celeriac: &Celeriac, query: &str, n: usize) -> Vec<Value> {
+    eventually(
+        &format!("{n} failure groups in /api/failures{query}"),
+        Duration::from_secs(30),
+        || {
+            let body = celeriac.get_json(&format!("/api/failures{query}"));
+            let groups = body["groups"].as_array()?.clone();
+            (groups.len() == n).then_some(groups)
+        },
+    )
+}
+
+fn group_of<'a>(groups: &'a [Value], task: &str) -> &'a Value {
+    groups
+        .iter()
+        .find(|g| {
+            g["tasks"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|n| n == task))
+        })
+        .unwrap_or_else(|| panic!("no group for {task}: {groups:#?}"))
+}
+
+#[test]
+fn failures_of_one_bug_group_together_and_a_resolved_group_reopens() {
+    let (vhost, celeriac) = start("failures", &[]);
+    let _worker = Worker::start(&vhost, "w1@test", WorkerOpts::default());
+    // One bug (`int(value)` in `_parse_amount`) from two call sites, with
+    // different arguments; and another bug in another task.
+    let direct = vhost.send("bill", r#"["abc", "direct"]"#, &[]);
+    let via = vhost.send("bill", r#"["x1", "line"]"#, &[]);
+    let other = vhost.send("validate", r#"["", "empty"]"#, &[]);
+    for id in [&direct, &via, &other] {
+        celeriac.wait_task_state(id, "FAILURE", Duration::from_secs(30));
+    }
+    let groups = eventually("the bill group to count 2", Duration::from_secs(30), || {
+        let groups = failure_groups(&celeriac, "", 2);
+        (group_of(&groups, "tasks.bill")["count"] == 2).then_some(groups)
+    });
+    let bill = group_of(&groups, "tasks.bill").clone();
+    let validate = group_of(&groups, "tasks.validate").clone();
+    assert_ne!(bill["fingerprint"], validate["fingerprint"]);
+    assert_eq!(bill["exception"], "ValueError");
+    assert_eq!(bill["workers"], serde_json::json!(["w1@test"]));
+    assert_eq!(bill["state"], "open");
+    assert!(
+        bill["frames"][0]
+            .as_str()
+            .is_some_and(|f| f.contains("_parse_amount")),
+        "{bill:#}"
+    );
+    assert!(bill["sample"]["traceback"]
+        .as_str()
+        .is_some_and(|t| t.contains("Traceback")));
+    assert_eq!(validate["count"], 1);
+    let fp = bill["fingerprint"].as_str().unwrap().to_owned();
+    let fp_label = [("fingerprint", fp.as_str()), ("exception", "ValueError")];
+    eventually("the group's counter at 2", Duration::from_secs(10), || {
+        (celeriac.metric("celeriac_failure_group_events_total", &fp_label) == Some(2.0))
+            .then_some(())
+    });
+    assert_eq!(celeriac.metric("celeriac_failure_groups", &[]), Some(2.0));
+
+    // Filters, and bad parameters named.
+    let only = celeriac.get_json("/api/failures?task=tasks.validate");
+    assert_eq!(only["total"], 1);
+    let (status, body) = celeriac.get("/api/failures?state=bogus");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("\"parameter\":\"state\""), "{body}");
+    let (status, body) = celeriac.get("/api/failures?limit=0");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("\"parameter\":\"limit\""), "{body}");
+    let one = celeriac.get_json("/api/failures?limit=1");
+    assert_eq!(
+        (one["groups"].as_array().map(Vec::len), &one["total"]),
+        (Some(1), &serde_json::json!(2))
+    );
+
+    // Resolve: audited; listed as resolved.
+    let (status, body) = celeriac.post(&format!("/api/failures/{fp}/resolve"), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "resolved");
+    assert!(body["resolved"]["by"].is_string(), "{body:#}");
+    let (status, _) = celeriac.post("/api/failures/0000000000000000/resolve", None);
+    assert_eq!(status, 404);
+    let resolved = failure_groups(&celeriac, "?state=resolved", 1);
+    assert_eq!(resolved[0]["fingerprint"], fp.as_str());
+    let open = failure_groups(&celeriac, "?state=open", 1);
+    assert_eq!(open[0]["fingerprint"], validate["fingerprint"]);
+    let audit = celeriac.get_json("/api/audit?limit=10");
+    assert!(
+        audit.to_string().contains("failure_resolve"),
+        "the resolve is audited: {audit:#}"
+    );
+
+    // The same bug again: the group reopens, counted on.
+    let again = vhost.send("bill", r#"["zz", "direct"]"#, &[]);
+    celeriac.wait_task_state(&again, "FAILURE", Duration::from_secs(30));
+    let reopened = eventually("the bill group to reopen", Duration::from_secs(30), || {
+        let groups = failure_groups(&celeriac, "?state=open", 2);
+        let g = group_of(&groups, "tasks.bill").clone();
+        (g["count"] == 3).then_some(g)
+    });
+    assert_eq!(reopened["fingerprint"], fp.as_str());
+    assert!(reopened["reopened_at"].is_f64(), "{reopened:#}");
+    assert!(
+        reopened["resolved"]["at"].is_f64(),
+        "the last resolve is kept"
+    );
+}

@@ -33,7 +33,7 @@ fn sent(out: &[Outgoing]) -> Vec<(AlertStatus, String)> {
     out.iter()
         .map(|o| {
             let n = &o.notification;
-            let inst = ["queue", "task", "worker"]
+            let inst = ["queue", "task", "worker", "fingerprint"]
                 .iter()
                 .find_map(|k| n.labels.get(*k).cloned())
                 .unwrap_or_default();
@@ -401,4 +401,46 @@ fn lost_tasks_fire_per_task_name_and_clear_once_out_of_the_window() {
         sent(&out),
         vec![(AlertStatus::Resolved, "proj.long".into())]
     );
+}
+
+#[test]
+fn a_new_failure_group_fires_while_it_is_new() {
+    use crate::inputs::FailureGroupInput;
+    let mut e = engine(
+        "  - name: New\n    kind: new_failure_group\n    task: \"proj.*\"\n    window: 1m\n",
+    );
+    let at = |now: f64, groups: Vec<FailureGroupInput>| Inputs {
+        now,
+        failure_groups: groups,
+        ..Inputs::default()
+    };
+    let group = |fp: &str, task: &str, opened_at: f64, count: u64| FailureGroupInput {
+        fingerprint: fp.into(),
+        exception: "KeyError".into(),
+        tasks: vec![task.into()],
+        opened_at,
+        count,
+    };
+    let out = e.evaluate(&at(
+        100.0,
+        vec![
+            group("aa", "proj.a", 90.0, 1),
+            group("bb", "other.b", 95.0, 3),
+        ],
+    ));
+    assert_eq!(sent(&out), vec![(AlertStatus::Firing, "aa".into())]);
+    assert_eq!(
+        out[0]
+            .notification
+            .labels
+            .get("fingerprint")
+            .map(String::as_str),
+        Some("aa")
+    );
+    // A minute later it is no longer new: it clears.
+    let out = e.evaluate(&at(151.0, vec![group("aa", "proj.a", 90.0, 4)]));
+    assert_eq!(sent(&out), vec![(AlertStatus::Resolved, "aa".into())]);
+    // Reopened (opened_at moves): new again.
+    let out = e.evaluate(&at(200.0, vec![group("aa", "proj.a", 199.0, 1)]));
+    assert_eq!(sent(&out), vec![(AlertStatus::Firing, "aa".into())]);
 }

@@ -44,6 +44,9 @@ pub enum Kind {
     /// Tasks declared LOST over `window` (RECEIVED or STARTED on a worker
     /// whose heartbeats expired), per task name.
     TaskLost,
+    /// Failures of a group first seen (or reopened) within `window`, per
+    /// group: a bug not seen before.
+    NewFailureGroup,
 }
 
 impl Kind {
@@ -61,6 +64,7 @@ impl Kind {
             Kind::MalformedRate => "malformed_rate",
             Kind::EventsLost => "events_lost",
             Kind::TaskLost => "task_lost",
+            Kind::NewFailureGroup => "new_failure_group",
         }
     }
 
@@ -74,6 +78,7 @@ impl Kind {
             | Kind::TaskStuckStarted
             | Kind::TaskLost => Some("task"),
             Kind::WorkerOffline => Some("worker"),
+            Kind::NewFailureGroup => Some("fingerprint"),
             Kind::WorkersOnline | Kind::NoEvents | Kind::MalformedRate | Kind::EventsLost => None,
         }
     }
@@ -86,6 +91,7 @@ impl Kind {
                 (true, true, false)
             }
             Kind::TaskStuckStarted => (false, true, true),
+            Kind::NewFailureGroup => (false, true, false),
             Kind::WorkerOffline | Kind::WorkersOnline => (false, false, true),
             Kind::NoEvents | Kind::MalformedRate | Kind::EventsLost => (false, false, false),
         }
@@ -100,6 +106,7 @@ impl Kind {
                 | Kind::MalformedRate
                 | Kind::EventsLost
                 | Kind::TaskLost
+                | Kind::NewFailureGroup
         )
     }
 
@@ -108,7 +115,7 @@ impl Kind {
     fn default_above(self) -> Option<f64> {
         match self {
             Kind::TaskStuckStarted | Kind::WorkerOffline | Kind::QueueUnconsumed => Some(0.0),
-            Kind::EventsLost | Kind::TaskLost => Some(0.0),
+            Kind::EventsLost | Kind::TaskLost | Kind::NewFailureGroup => Some(0.0),
             _ => None,
         }
     }

@@ -1,7 +1,9 @@
 //! Builds the engine's [`Inputs`] from celeriac's live state: one short read
 //! lock on the state, then the broker snapshot, health and self metrics.
 
-use alerts::inputs::{EventCounters, Hist, QueueInput, SeriesInput, StartedTask, WorkerInput};
+use alerts::inputs::{
+    EventCounters, FailureGroupInput, Hist, QueueInput, SeriesInput, StartedTask, WorkerInput,
+};
 use alerts::Inputs;
 use api::TaskState;
 use prometheus::core::Collector;
@@ -11,6 +13,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::broker::BrokerStats;
+use crate::insight::Insight;
 use crate::metrics::{MetricsArgs, SelfMetrics};
 use crate::state::{Histogram, State};
 use crate::telemetry::LastEvent;
@@ -23,6 +26,8 @@ pub struct Watched {
     pub broker: Arc<BrokerStats>,
     pub metrics: Arc<SelfMetrics>,
     pub last_event: Arc<LastEvent>,
+    /// Failure groups and queue latency.
+    pub insight: Arc<Insight>,
     /// The histograms' bounds (`--buckets`, `--queue-wait-buckets`).
     pub exporter: MetricsArgs,
 }
@@ -102,6 +107,22 @@ pub fn gather(shared: &Watched, now: f64, started_at: f64, with_started: bool) -
             })
             .collect()
     });
+    // A few hundred groups at most (`--max-failure-groups`), copied under
+    // their own lock, never the state's.
+    let failure_groups = shared
+        .insight
+        .failures
+        .lock()
+        .opened()
+        .into_iter()
+        .map(|g| FailureGroupInput {
+            fingerprint: g.fingerprint,
+            exception: g.exception,
+            tasks: g.tasks,
+            opened_at: g.opened_at,
+            count: g.count_since,
+        })
+        .collect();
     let m = &shared.metrics;
     Inputs {
         now,
@@ -119,6 +140,7 @@ pub fn gather(shared: &Watched, now: f64, started_at: f64, with_started: bool) -
             malformed: sum(&m.events_malformed),
             dropped: sum(&m.events_dropped),
         },
+        failure_groups,
     }
 }
 

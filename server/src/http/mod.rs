@@ -7,6 +7,7 @@ mod auth;
 mod control;
 mod errors;
 mod export;
+mod failures;
 mod flower;
 mod health;
 mod metrics;
@@ -48,6 +49,7 @@ pub fn router(shared: Arc<AppState>) -> Router {
         .route("/healthcheck", get(health::healthcheck))
         .merge(control::routes())
         .merge(alerts::routes())
+        .merge(failures::routes())
         .fallback(assets::fallback) // the dashboard's files, deep links, else not_found
         .layer(auth.clone())
         .with_state(shared.clone());
