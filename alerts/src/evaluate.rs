@@ -123,6 +123,15 @@ pub fn observe<'a>(
                 })
                 .collect()
         }
+        Kind::QueueLatency => inputs
+            .queue_latency
+            .iter()
+            .filter(|q| allows(&rule.queue, &q.name))
+            .map(|q| Observation {
+                instance: &q.name,
+                value: q.oldest_age,
+            })
+            .collect(),
         Kind::NewFailureGroup => {
             let since = now - rule.window_secs;
             inputs

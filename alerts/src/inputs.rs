@@ -60,6 +60,15 @@ pub struct FailureGroupInput {
     pub count: u64,
 }
 
+/// One queue's latency, from `task-sent` events.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QueueLatencyInput {
+    pub name: String,
+    /// Seconds the oldest task sent and not yet received has waited (0
+    /// when none waits).
+    pub oldest_age: f64,
+}
+
 /// celeriac's own ingest counters since it started.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct EventCounters {
@@ -93,4 +102,6 @@ pub struct Inputs {
     pub events: EventCounters,
     /// Open failure groups (only filled when a rule needs them).
     pub failure_groups: Vec<FailureGroupInput>,
+    /// Queues seen in `task-sent` events.
+    pub queue_latency: Vec<QueueLatencyInput>,
 }

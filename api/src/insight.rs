@@ -83,3 +83,31 @@ pub struct FailuresResponse {
     /// Groups dropped to stay within `--max-failure-groups` since start.
     pub evicted: u64,
 }
+
+/// One queue's latency, from `task-sent` events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueLatency {
+    pub name: String,
+    /// Tasks sent and not yet received by a worker.
+    pub waiting: u64,
+    /// Seconds the oldest of them has waited; 0 when none waits.
+    pub oldest_task_age: f64,
+    /// Its `task-sent` timestamp.
+    pub oldest_sent: Option<f64>,
+    /// sent → started of tasks that started in the window, seconds
+    /// (nearest-rank, exact); `null` without any.
+    pub wait_p50: Option<f64>,
+    pub wait_p95: Option<f64>,
+    pub wait_samples: u64,
+}
+
+/// `GET /api/queues/latency`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueuesLatency {
+    /// Sorted by name.
+    pub queues: Vec<QueueLatency>,
+    /// The window of `wait_p50` / `wait_p95`, seconds.
+    pub wait_window: f64,
+    /// Queue names beyond `--max-latency-queues`, tracked together as `other`.
+    pub queues_folded: usize,
+}

@@ -113,6 +113,7 @@ fn inputs(step: usize) -> Inputs {
             dropped: k / 10,
         },
         failure_groups: Vec::new(),
+        queue_latency: Vec::new(),
     }
 }
 

@@ -176,3 +176,73 @@ fn failures_of_one_bug_group_together_and_a_resolved_group_reopens() {
         "the last resolve is kept"
     );
 }
+
+/// `/api/queues/latency` entry of `queue`, once celeriac knows it.
+fn latency_of(celeriac: &Celeriac, queue: &str) -> Option<Value> {
+    let body = celeriac.get_json("/api/queues/latency");
+    body["queues"]
+        .as_array()?
+        .iter()
+        .find(|q| q["name"] == queue)
+        .cloned()
+}
+
+#[test]
+fn the_oldest_unconsumed_task_ages_until_a_worker_takes_it() {
+    let (vhost, celeriac) = start("latency", &[]);
+    // No worker consumes `slowq` yet; the test app sends task-sent events.
+    let ids = vhost.send_many("add", "[1, 2]", 2, &["--queue", "slowq"]);
+    let first = eventually(
+        "two tasks waiting in slowq",
+        Duration::from_secs(30),
+        || {
+            let q = latency_of(&celeriac, "slowq")?;
+            (q["waiting"] == 2).then(|| q["oldest_task_age"].as_f64())?
+        },
+    );
+    let grown = eventually("the oldest age to grow", Duration::from_secs(30), || {
+        let q = latency_of(&celeriac, "slowq")?;
+        q["oldest_task_age"].as_f64().filter(|a| *a >= first + 2.0)
+    });
+    eventually("the exported age to grow", Duration::from_secs(30), || {
+        celeriac
+            .metric(
+                "celeriac_queue_oldest_task_age_seconds",
+                &[("queue_name", "slowq")],
+            )
+            .filter(|a| *a >= grown)
+    });
+    assert_eq!(
+        celeriac.metric("celeriac_queue_tasks_waiting", &[("queue_name", "slowq")]),
+        Some(2.0)
+    );
+
+    let opts = WorkerOpts {
+        queues: vec!["slowq".into()],
+        ..WorkerOpts::default()
+    };
+    let _worker = Worker::start(&vhost, "w1@test", opts);
+    for id in &ids {
+        celeriac.wait_task_state(id, "SUCCESS", Duration::from_secs(30));
+    }
+    let q = eventually("slowq drained to age 0", Duration::from_secs(30), || {
+        let q = latency_of(&celeriac, "slowq")?;
+        (q["waiting"] == 0 && q["oldest_task_age"] == 0.0 && q["wait_samples"] == 2).then_some(q)
+    });
+    // Both waited at least as long as the age seen grew to (less the
+    // moment between the two sends).
+    let p50 = q["wait_p50"].as_f64().expect("a p50");
+    let p95 = q["wait_p95"].as_f64().expect("a p95");
+    assert!(p50 >= grown - 0.5 && p95 >= p50, "{q:#}");
+    eventually(
+        "the exported age back at 0",
+        Duration::from_secs(30),
+        || {
+            (celeriac.metric(
+                "celeriac_queue_oldest_task_age_seconds",
+                &[("queue_name", "slowq")],
+            ) == Some(0.0))
+            .then_some(())
+        },
+    );
+}

@@ -444,3 +444,28 @@ fn a_new_failure_group_fires_while_it_is_new() {
     let out = e.evaluate(&at(200.0, vec![group("aa", "proj.a", 199.0, 1)]));
     assert_eq!(sent(&out), vec![(AlertStatus::Firing, "aa".into())]);
 }
+
+#[test]
+fn queue_latency_is_the_oldest_age_per_queue() {
+    use crate::inputs::QueueLatencyInput;
+    let mut e =
+        engine("  - name: Late\n    kind: queue_latency\n    queue: \"q*\"\n    above: 1m\n");
+    let at = |now: f64, ages: &[(&str, f64)]| Inputs {
+        now,
+        queue_latency: ages
+            .iter()
+            .map(|(n, a)| QueueLatencyInput {
+                name: (*n).into(),
+                oldest_age: *a,
+            })
+            .collect(),
+        ..Inputs::default()
+    };
+    assert!(e
+        .evaluate(&at(1.0, &[("q1", 30.0), ("x", 500.0)]))
+        .is_empty());
+    let out = e.evaluate(&at(2.0, &[("q1", 61.0), ("x", 500.0)]));
+    assert_eq!(sent(&out), vec![(AlertStatus::Firing, "q1".into())]);
+    let out = e.evaluate(&at(3.0, &[("q1", 0.0)]));
+    assert_eq!(sent(&out), vec![(AlertStatus::Resolved, "q1".into())]);
+}

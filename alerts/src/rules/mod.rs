@@ -47,6 +47,9 @@ pub enum Kind {
     /// Failures of a group first seen (or reopened) within `window`, per
     /// group: a bug not seen before.
     NewFailureGroup,
+    /// Seconds the oldest task sent to a queue and not yet received by a
+    /// worker has waited, per queue (from `task-sent` events).
+    QueueLatency,
 }
 
 impl Kind {
@@ -65,6 +68,7 @@ impl Kind {
             Kind::EventsLost => "events_lost",
             Kind::TaskLost => "task_lost",
             Kind::NewFailureGroup => "new_failure_group",
+            Kind::QueueLatency => "queue_latency",
         }
     }
 
@@ -72,7 +76,9 @@ impl Kind {
     /// instance per queue, task name or worker.
     pub fn instance_label(self) -> Option<&'static str> {
         match self {
-            Kind::QueueLength | Kind::QueueUnconsumed | Kind::QueueWaitP95 => Some("queue"),
+            Kind::QueueLength | Kind::QueueUnconsumed | Kind::QueueWaitP95 | Kind::QueueLatency => {
+                Some("queue")
+            }
             Kind::TaskFailureRate
             | Kind::TaskRuntimeP95
             | Kind::TaskStuckStarted
@@ -86,7 +92,7 @@ impl Kind {
     /// Which matchers make sense: (queue, task, worker).
     fn matchers(self) -> (bool, bool, bool) {
         match self {
-            Kind::QueueLength | Kind::QueueUnconsumed => (true, false, false),
+            Kind::QueueLength | Kind::QueueUnconsumed | Kind::QueueLatency => (true, false, false),
             Kind::QueueWaitP95 | Kind::TaskFailureRate | Kind::TaskRuntimeP95 | Kind::TaskLost => {
                 (true, true, false)
             }

@@ -2,7 +2,8 @@
 //! lock on the state, then the broker snapshot, health and self metrics.
 
 use alerts::inputs::{
-    EventCounters, FailureGroupInput, Hist, QueueInput, SeriesInput, StartedTask, WorkerInput,
+    EventCounters, FailureGroupInput, Hist, QueueInput, QueueLatencyInput, SeriesInput,
+    StartedTask, WorkerInput,
 };
 use alerts::Inputs;
 use api::TaskState;
@@ -123,6 +124,17 @@ pub fn gather(shared: &Watched, now: f64, started_at: f64, with_started: bool) -
             count: g.count_since,
         })
         .collect();
+    let queue_latency = shared
+        .insight
+        .latency
+        .lock()
+        .snapshot(now)
+        .into_iter()
+        .map(|q| QueueLatencyInput {
+            name: q.name,
+            oldest_age: q.oldest_task_age,
+        })
+        .collect();
     let m = &shared.metrics;
     Inputs {
         now,
@@ -141,6 +153,7 @@ pub fn gather(shared: &Watched, now: f64, started_at: f64, with_started: bool) -
             dropped: sum(&m.events_dropped),
         },
         failure_groups,
+        queue_latency,
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod failures;
 pub mod fingerprint;
+pub mod latency;
 
 use std::sync::Arc;
 
@@ -15,12 +16,15 @@ use crate::feed::{Changes, StateReader, Subscriber};
 use crate::state::TaskView;
 
 use failures::{Failure, FailureGroups};
+use latency::{Latency, Seen};
 
 /// Failure groups held by default.
 pub const DEFAULT_MAX_FAILURE_GROUPS: usize = 1000;
 /// Failure groups with a series of their own in
 /// `celeriac_failure_group_events_total` by default.
 pub const DEFAULT_MAX_FAILURE_GROUP_SERIES: usize = 100;
+/// Queues whose latency is tracked (and exported) by name by default.
+pub const DEFAULT_MAX_LATENCY_QUEUES: usize = 100;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct InsightArgs {
@@ -36,6 +40,13 @@ pub struct InsightArgs {
     #[arg(long, env = "CELERIAC_MAX_FAILURE_GROUP_SERIES", default_value_t = DEFAULT_MAX_FAILURE_GROUP_SERIES,
           value_name = "N")]
     pub max_failure_group_series: usize,
+
+    /// Queues whose latency is tracked by name (first seen first, `other`
+    /// included); tasks of later queues are tracked together as
+    /// `queue_name="other"`.
+    #[arg(long, env = "CELERIAC_MAX_LATENCY_QUEUES", default_value_t = DEFAULT_MAX_LATENCY_QUEUES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..), value_name = "N")]
+    pub max_latency_queues: usize,
 }
 
 /// What the subscriber keeps and readers read, each behind its own short
@@ -43,6 +54,7 @@ pub struct InsightArgs {
 #[derive(Debug)]
 pub struct Insight {
     pub failures: Mutex<FailureGroups>,
+    pub latency: Mutex<Latency>,
 }
 
 impl Insight {
@@ -52,6 +64,7 @@ impl Insight {
                 args.max_failure_groups,
                 args.max_failure_group_series,
             )),
+            latency: Mutex::new(Latency::new(args.max_latency_queues)),
         }
     }
 }
@@ -61,6 +74,7 @@ impl Default for Insight {
         Insight::new(&InsightArgs {
             max_failure_groups: DEFAULT_MAX_FAILURE_GROUPS,
             max_failure_group_series: DEFAULT_MAX_FAILURE_GROUP_SERIES,
+            max_latency_queues: DEFAULT_MAX_LATENCY_QUEUES,
         })
     }
 }
@@ -74,15 +88,30 @@ impl Subscriber for InsightFeed {
         let mut failed = Vec::new();
         {
             let st = state.read();
+            // Its own lock, after the state's (readers never take them the
+            // other way round): a few map updates per changed task.
+            let mut latency = self.0.latency.lock();
             if changes.overflow {
                 // The marks were lost: look at every retained task; the
                 // failures already counted are recognised and skipped.
-                failed.extend(st.tasks().filter_map(|t| failure(&t)));
+                latency.clear_waiting();
+                for t in st.tasks() {
+                    latency.observe(&seen(&t), now);
+                    failed.extend(failure(&t));
+                }
             } else {
-                failed.extend(st.changed_tasks(changes).filter_map(|t| failure(&t)));
-                for e in changes.evicted.iter().filter(|e| e.changed) {
-                    let t = st.evicted_task(e);
-                    failed.extend(failure(&TaskView::of_api(&t)));
+                // Evicted first: a task re-created since is in `tasks`
+                // and observed again below.
+                for e in &changes.evicted {
+                    latency.forget(e.id.as_str());
+                    if e.changed {
+                        let t = st.evicted_task(e);
+                        failed.extend(failure(&TaskView::of_api(&t)));
+                    }
+                }
+                for t in st.changed_tasks(changes) {
+                    latency.observe(&seen(&t), now);
+                    failed.extend(failure(&t));
                 }
             }
         }
@@ -93,6 +122,17 @@ impl Subscriber for InsightFeed {
         for f in &failed {
             groups.record(f, now);
         }
+    }
+}
+
+fn seen<'a>(t: &TaskView<'a>) -> Seen<'a> {
+    Seen {
+        id: t.uuid,
+        queue: t.queue,
+        waiting: *t.state == TaskState::Pending && t.received.is_none() && t.started.is_none(),
+        sent: t.sent,
+        started: t.started,
+        has_eta: t.eta.is_some(),
     }
 }
 

@@ -1,8 +1,10 @@
 //! Failure groups (and queue latency) as Prometheus families.
 
+use api::insight::QueueLatency;
+
 use crate::insight::failures::{FailureGroups, OTHER};
 
-use super::celery::{header, push_label, push_u64};
+use super::celery::{header, push_f64, push_label, push_u64};
 
 const GROUPS: (&str, &str) = (
     "celeriac_failure_groups",
@@ -45,6 +47,64 @@ pub fn write_failures(out: &mut String, groups: &FailureGroups) {
     }
     header(out, FOLDED, "gauge");
     out.push_str(FOLDED.0);
+    out.push(' ');
+    push_u64(out, folded as u64);
+    out.push('\n');
+}
+
+const OLDEST: (&str, &str) = (
+    "celeriac_queue_oldest_task_age_seconds",
+    "Seconds the oldest task sent to the queue (task-sent) and not yet received by a worker has waited; 0 when none waits.",
+);
+const WAITING: (&str, &str) = (
+    "celeriac_queue_tasks_waiting",
+    "Tasks sent to the queue (task-sent) and not yet received by a worker.",
+);
+const WAIT: (&str, &str) = (
+    "celeriac_queue_wait_seconds",
+    "sent to started wait of the tasks that started in the last 5 minutes, exact (nearest-rank) quantiles.",
+);
+const QUEUES_FOLDED: (&str, &str) = (
+    "celeriac_queue_latency_queues_folded",
+    "Queue names beyond --max-latency-queues, tracked together as queue_name=\"other\".",
+);
+
+/// The queue latency families, one series per tracked queue.
+pub fn write_latency(out: &mut String, queues: &[QueueLatency], folded: usize) {
+    header(out, OLDEST, "gauge");
+    for q in queues {
+        out.push_str(OLDEST.0);
+        out.push('{');
+        push_label(out, "queue_name", &q.name);
+        out.push_str("} ");
+        push_f64(out, q.oldest_task_age);
+        out.push('\n');
+    }
+    header(out, WAITING, "gauge");
+    for q in queues {
+        out.push_str(WAITING.0);
+        out.push('{');
+        push_label(out, "queue_name", &q.name);
+        out.push_str("} ");
+        push_u64(out, q.waiting);
+        out.push('\n');
+    }
+    header(out, WAIT, "gauge");
+    for q in queues {
+        for (quantile, v) in [("0.5", q.wait_p50), ("0.95", q.wait_p95)] {
+            let Some(v) = v else { continue };
+            out.push_str(WAIT.0);
+            out.push('{');
+            push_label(out, "queue_name", &q.name);
+            out.push(',');
+            push_label(out, "quantile", quantile);
+            out.push_str("} ");
+            push_f64(out, v);
+            out.push('\n');
+        }
+    }
+    header(out, QUEUES_FOLDED, "gauge");
+    out.push_str(QUEUES_FOLDED.0);
     out.push(' ');
     push_u64(out, folded as u64);
     out.push('\n');

@@ -103,6 +103,11 @@ pub fn render_page(shared: Scrape<'_>, now: f64) -> Page {
     };
     page.write_stale(&mut chunks, stale);
     insight::write_failures(out, &shared.insight.failures.lock());
+    let (latency, folded) = {
+        let mut l = shared.insight.latency.lock();
+        (l.snapshot(now), l.folded())
+    };
+    insight::write_latency(out, &latency, folded);
     // The task families come first; what was written meanwhile follows.
     let families = shared.metrics.registry.gather();
     if let Err(e) = TextEncoder::new().encode_utf8(&families, out) {
