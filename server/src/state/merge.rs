@@ -47,9 +47,16 @@ pub fn precedence(s: StateCode) -> u8 {
 
 /// The precedence of a state as the API names it (lower wins), for
 /// stores that merge records by the same rules.
+///
+/// LOST ranks as STARTED here, not last as in memory: a store merges
+/// whole records with no arrival order, so last would keep every stored
+/// STARTED and the store would never learn the task was lost. At STARTED's
+/// rank the later timestamp wins: LOST (dated at the worker's expiry) over
+/// the STARTED it replaced, a STARTED after a redelivery over LOST, and
+/// any outcome over both.
 pub fn rank(state: &TaskState) -> u8 {
     match state {
-        TaskState::Custom(s) if s == LOST => 9,
+        TaskState::Custom(s) if s == LOST => 4,
         TaskState::Success => 0,
         TaskState::Failure => 1,
         TaskState::Custom(_) => 2,
@@ -143,7 +150,7 @@ mod tests {
         }
         let custom = TaskState::Custom("PROGRESS".into());
         assert_eq!(rank(&custom), 2);
-        assert_eq!(rank(&TaskState::Custom(LOST.into())), precedence(Lost));
+        assert_eq!(rank(&TaskState::Custom(LOST.into())), precedence(Started));
     }
 
     #[test]
