@@ -56,7 +56,7 @@ pub fn observe<'a>(
                 })
                 .collect()
         }
-        Kind::QueueWaitP95 | Kind::TaskFailureRate | Kind::TaskRuntimeP95 => {
+        Kind::QueueWaitP95 | Kind::TaskFailureRate | Kind::TaskRuntimeP95 | Kind::TaskLost => {
             let by_queue = rule.kind == Kind::QueueWaitP95;
             let deltas = windows.deltas(rule.window_secs);
             // Only what the kind reads is summed: (succeeded, failed) or one
@@ -77,6 +77,7 @@ pub fn observe<'a>(
                         g.0 += d.succeeded;
                         g.1 += d.failed;
                     }
+                    Kind::TaskLost => g.1 += d.lost,
                     Kind::TaskRuntimeP95 => add_hist(&mut g.2, &d.runtime),
                     _ => add_hist(&mut g.2, &d.queue_wait),
                 }
@@ -87,6 +88,7 @@ pub fn observe<'a>(
                     let value = match rule.kind {
                         Kind::QueueWaitP95 => quantile(0.95, &inputs.queue_wait_bounds, &hist)?,
                         Kind::TaskRuntimeP95 => quantile(0.95, &inputs.runtime_bounds, &hist)?,
+                        Kind::TaskLost => failed as f64,
                         _ => {
                             let finished = succeeded + failed;
                             if finished == 0 || finished < rule.min_count {
@@ -118,6 +120,28 @@ pub fn observe<'a>(
                 .map(|(name, n)| Observation {
                     instance: name,
                     value: n as f64,
+                })
+                .collect()
+        }
+        Kind::QueueLatency => inputs
+            .queue_latency
+            .iter()
+            .filter(|q| allows(&rule.queue, &q.name))
+            .map(|q| Observation {
+                instance: &q.name,
+                value: q.oldest_age,
+            })
+            .collect(),
+        Kind::NewFailureGroup => {
+            let since = now - rule.window_secs;
+            inputs
+                .failure_groups
+                .iter()
+                .filter(|g| g.opened_at >= since)
+                .filter(|g| rule.task.is_none() || g.tasks.iter().any(|t| allows(&rule.task, t)))
+                .map(|g| Observation {
+                    instance: &g.fingerprint,
+                    value: g.count as f64,
                 })
                 .collect()
         }
@@ -195,7 +219,7 @@ impl Windows {
         for r in rules {
             let series_kind = matches!(
                 r.kind,
-                Kind::QueueWaitP95 | Kind::TaskFailureRate | Kind::TaskRuntimeP95
+                Kind::QueueWaitP95 | Kind::TaskFailureRate | Kind::TaskRuntimeP95 | Kind::TaskLost
             );
             if series_kind && !by_window.iter().any(|(w, _)| *w == r.window_secs) {
                 let base = history.base(now_sample.at, r.window_secs);

@@ -25,6 +25,8 @@ pub struct SeriesInput {
     pub queue: String,
     pub succeeded: u64,
     pub failed: u64,
+    /// Tasks declared LOST (their worker's heartbeats expired mid-task).
+    pub lost: u64,
     pub runtime: Hist,
     pub queue_wait: Hist,
 }
@@ -43,6 +45,28 @@ pub struct WorkerInput {
     /// Unix seconds it went offline (missed heartbeats or `worker-offline`);
     /// `None` while online.
     pub offline_since: Option<f64>,
+}
+
+/// A failure group that is open (never resolved, or reopened).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FailureGroupInput {
+    pub fingerprint: String,
+    pub exception: String,
+    /// Task names it affected (a bounded list).
+    pub tasks: Vec<String>,
+    /// Unix seconds it was first seen, or reopened.
+    pub opened_at: f64,
+    /// Failures since then.
+    pub count: u64,
+}
+
+/// One queue's latency, from `task-sent` events.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QueueLatencyInput {
+    pub name: String,
+    /// Seconds the oldest task sent and not yet received has waited (0
+    /// when none waits).
+    pub oldest_age: f64,
 }
 
 /// celeriac's own ingest counters since it started.
@@ -76,4 +100,8 @@ pub struct Inputs {
     pub workers: Vec<WorkerInput>,
     pub last_event_at: Option<f64>,
     pub events: EventCounters,
+    /// Open failure groups (only filled when a rule needs them).
+    pub failure_groups: Vec<FailureGroupInput>,
+    /// Queues seen in `task-sent` events.
+    pub queue_latency: Vec<QueueLatencyInput>,
 }

@@ -12,6 +12,7 @@ use crate::inputs::{EventCounters, Hist, Inputs};
 pub struct Counters {
     pub succeeded: u64,
     pub failed: u64,
+    pub lost: u64,
     pub runtime: Hist,
     pub queue_wait: Hist,
 }
@@ -24,6 +25,7 @@ impl Counters {
         Counters {
             succeeded: self.succeeded.saturating_sub(b.succeeded),
             failed: self.failed.saturating_sub(b.failed),
+            lost: self.lost.saturating_sub(b.lost),
             runtime: hist_since(&self.runtime, &b.runtime),
             queue_wait: hist_since(&self.queue_wait, &b.queue_wait),
         }
@@ -32,6 +34,7 @@ impl Counters {
     pub fn add(&mut self, o: &Counters) {
         self.succeeded += o.succeeded;
         self.failed += o.failed;
+        self.lost += o.lost;
         hist_add(&mut self.runtime, &o.runtime);
         hist_add(&mut self.queue_wait, &o.queue_wait);
     }
@@ -121,6 +124,7 @@ impl Sample {
             let c = Counters {
                 succeeded: s.succeeded,
                 failed: s.failed,
+                lost: s.lost,
                 runtime: s.runtime.clone(),
                 queue_wait: s.queue_wait.clone(),
             };

@@ -13,6 +13,8 @@ pub mod alerts;
 pub mod control;
 /// `/readyz`.
 pub mod health;
+/// Failure groups and queue latency.
+pub mod insight;
 /// `/api/queues/length`.
 pub mod queues;
 /// The dashboard's websocket messages.

@@ -82,6 +82,7 @@ fn inputs(step: usize) -> Inputs {
                 queue: format!("q{}", i % QUEUES),
                 succeeded: k * 50 + i as u64,
                 failed: k * (i as u64 % 7),
+                lost: 0,
                 runtime: hist(k * 50),
                 queue_wait: hist(k * 50),
             })
@@ -111,6 +112,8 @@ fn inputs(step: usize) -> Inputs {
             malformed: k * 3,
             dropped: k / 10,
         },
+        failure_groups: Vec::new(),
+        queue_latency: Vec::new(),
     }
 }
 

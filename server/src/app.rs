@@ -13,6 +13,7 @@ use crate::alerting::{Alerting, Watched};
 use crate::broker::BrokerStats;
 use crate::control::Ops;
 use crate::history::History;
+use crate::insight::Insight;
 use crate::metrics::{MetricsArgs, Scrape, SelfMetrics};
 use crate::results::Backend;
 use crate::state::State;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub alerting: Arc<Alerting>,
     /// The history store; `None` with `--db none`.
     pub history: Option<Arc<History>>,
+    /// Failure groups and queue latency, kept by a feed subscriber.
+    pub insight: Arc<Insight>,
     /// Where every route is served (`--url-prefix`).
     pub url_prefix: String,
     /// How `/metrics` renders (buckets, name cardinality, Flower's names).
@@ -67,6 +70,7 @@ impl AppState {
             broker: self.broker.clone(),
             metrics: self.metrics.clone(),
             last_event: self.last_event.clone(),
+            insight: self.insight.clone(),
             exporter: self.exporter.clone(),
         }
     }
@@ -77,6 +81,7 @@ impl AppState {
             state: &self.state,
             broker: &self.broker,
             metrics: &self.metrics,
+            insight: &self.insight,
             exporter: &self.exporter,
         }
     }

@@ -19,6 +19,7 @@ use crate::control::ControlArgs;
 use crate::history::HistoryArgs;
 use crate::http::HttpArgs;
 use crate::ingest::IngestArgs;
+use crate::insight::InsightArgs;
 use crate::metrics::MetricsArgs;
 use crate::owner::StateArgs;
 use crate::results::ResultsArgs;
@@ -73,6 +74,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub results: ResultsArgs,
+
+    #[command(flatten)]
+    pub insight: InsightArgs,
 
     /// A TOML file with any of the options above (keys as the flag names).
     #[arg(long, env = "CELERIAC_CONFIG", value_name = "FILE")]
@@ -337,6 +341,24 @@ mod tests {
                 "max-event-bytes",
                 Some("CELERIAC_MAX_EVENT_BYTES"),
                 &["1048576"],
+            ),
+            (
+                "max_failure_groups",
+                "max-failure-groups",
+                Some("CELERIAC_MAX_FAILURE_GROUPS"),
+                &["1000"],
+            ),
+            (
+                "max_failure_group_series",
+                "max-failure-group-series",
+                Some("CELERIAC_MAX_FAILURE_GROUP_SERIES"),
+                &["100"],
+            ),
+            (
+                "max_latency_queues",
+                "max-latency-queues",
+                Some("CELERIAC_MAX_LATENCY_QUEUES"),
+                &["100"],
             ),
             ("log", "log", Some("CELERIAC_LOG"), &["info"]),
             ("broker_api", "broker-api", Some("CELERIAC_BROKER_API"), &[]),

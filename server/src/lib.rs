@@ -13,6 +13,7 @@ pub mod feed;
 pub mod history;
 pub mod http;
 pub mod ingest;
+pub mod insight;
 pub mod mailbox;
 pub mod mask;
 pub mod metrics;
@@ -136,6 +137,7 @@ pub fn assemble(config: &Config, transport: &Transport) -> AppState {
         broker: Arc::default(),
         alerting: Arc::new(alerting::Alerting::new(&config.alerting)),
         history,
+        insight: Arc::new(insight::Insight::new(&config.insight)),
         url_prefix: config.http.url_prefix.clone(),
         exporter: config.metrics.clone(),
     }
@@ -170,6 +172,7 @@ pub(crate) fn test_app(flags: &[&str]) -> AppState {
 fn subscribers(app: &AppState) -> Feed {
     let mut feed = Feed::default();
     feed.subscribe(ws::Dashboard(app.dashboard.clone()));
+    feed.subscribe(insight::InsightFeed(app.insight.clone()));
     if let Some(history) = &app.history {
         feed.subscribe(history::writer::HistoryFeed {
             history: history.clone(),

@@ -118,6 +118,8 @@ const LAYERS: &[&[&str]] = &[
     // The model.
     &["state"],
     &["query", "feed", "broker", "submit"],
+    // What the model implies (failure groups, queue latency).
+    &["insight"],
     // Self metrics and internal events.
     &["metrics"],
     &["telemetry"],

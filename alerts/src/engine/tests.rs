@@ -33,7 +33,7 @@ fn sent(out: &[Outgoing]) -> Vec<(AlertStatus, String)> {
     out.iter()
         .map(|o| {
             let n = &o.notification;
-            let inst = ["queue", "task", "worker"]
+            let inst = ["queue", "task", "worker", "fingerprint"]
                 .iter()
                 .find_map(|k| n.labels.get(*k).cloned())
                 .unwrap_or_default();
@@ -374,4 +374,98 @@ fn fingerprints_are_stable_and_distinct() {
     assert_ne!(fingerprint("A", &l("x")), fingerprint("A", &l("y")));
     assert_ne!(fingerprint("A", &l("x")), fingerprint("B", &l("x")));
     assert_eq!(fingerprint("A", &l("x")).len(), 16);
+}
+
+#[test]
+fn lost_tasks_fire_per_task_name_and_clear_once_out_of_the_window() {
+    let mut e = engine("  - name: Lost\n    kind: task_lost\n    window: 1m\n");
+    let at = |now: f64, lost: u64| Inputs {
+        now,
+        series: vec![
+            SeriesInput {
+                lost,
+                ..series("proj.long", 0, 0)
+            },
+            series("proj.fast", 9, 0),
+        ],
+        ..Inputs::default()
+    };
+    assert!(e.evaluate(&at(10.0, 0)).is_empty());
+    let out = e.evaluate(&at(20.0, 2));
+    assert_eq!(sent(&out), vec![(AlertStatus::Firing, "proj.long".into())]);
+    assert_eq!(out[0].notification.value, Some(2.0));
+    // No new loss: once the window no longer holds the two, it clears.
+    assert!(e.evaluate(&at(50.0, 2)).is_empty());
+    let out = e.evaluate(&at(90.0, 2));
+    assert_eq!(
+        sent(&out),
+        vec![(AlertStatus::Resolved, "proj.long".into())]
+    );
+}
+
+#[test]
+fn a_new_failure_group_fires_while_it_is_new() {
+    use crate::inputs::FailureGroupInput;
+    let mut e = engine(
+        "  - name: New\n    kind: new_failure_group\n    task: \"proj.*\"\n    window: 1m\n",
+    );
+    let at = |now: f64, groups: Vec<FailureGroupInput>| Inputs {
+        now,
+        failure_groups: groups,
+        ..Inputs::default()
+    };
+    let group = |fp: &str, task: &str, opened_at: f64, count: u64| FailureGroupInput {
+        fingerprint: fp.into(),
+        exception: "KeyError".into(),
+        tasks: vec![task.into()],
+        opened_at,
+        count,
+    };
+    let out = e.evaluate(&at(
+        100.0,
+        vec![
+            group("aa", "proj.a", 90.0, 1),
+            group("bb", "other.b", 95.0, 3),
+        ],
+    ));
+    assert_eq!(sent(&out), vec![(AlertStatus::Firing, "aa".into())]);
+    assert_eq!(
+        out[0]
+            .notification
+            .labels
+            .get("fingerprint")
+            .map(String::as_str),
+        Some("aa")
+    );
+    // A minute later it is no longer new: it clears.
+    let out = e.evaluate(&at(151.0, vec![group("aa", "proj.a", 90.0, 4)]));
+    assert_eq!(sent(&out), vec![(AlertStatus::Resolved, "aa".into())]);
+    // Reopened (opened_at moves): new again.
+    let out = e.evaluate(&at(200.0, vec![group("aa", "proj.a", 199.0, 1)]));
+    assert_eq!(sent(&out), vec![(AlertStatus::Firing, "aa".into())]);
+}
+
+#[test]
+fn queue_latency_is_the_oldest_age_per_queue() {
+    use crate::inputs::QueueLatencyInput;
+    let mut e =
+        engine("  - name: Late\n    kind: queue_latency\n    queue: \"q*\"\n    above: 1m\n");
+    let at = |now: f64, ages: &[(&str, f64)]| Inputs {
+        now,
+        queue_latency: ages
+            .iter()
+            .map(|(n, a)| QueueLatencyInput {
+                name: (*n).into(),
+                oldest_age: *a,
+            })
+            .collect(),
+        ..Inputs::default()
+    };
+    assert!(e
+        .evaluate(&at(1.0, &[("q1", 30.0), ("x", 500.0)]))
+        .is_empty());
+    let out = e.evaluate(&at(2.0, &[("q1", 61.0), ("x", 500.0)]));
+    assert_eq!(sent(&out), vec![(AlertStatus::Firing, "q1".into())]);
+    let out = e.evaluate(&at(3.0, &[("q1", 0.0)]));
+    assert_eq!(sent(&out), vec![(AlertStatus::Resolved, "q1".into())]);
 }

@@ -41,6 +41,15 @@ pub enum Kind {
     MalformedRate,
     /// Events the broker dropped (TTL or length limit) over `window`.
     EventsLost,
+    /// Tasks declared LOST over `window` (RECEIVED or STARTED on a worker
+    /// whose heartbeats expired), per task name.
+    TaskLost,
+    /// Failures of a group first seen (or reopened) within `window`, per
+    /// group: a bug not seen before.
+    NewFailureGroup,
+    /// Seconds the oldest task sent to a queue and not yet received by a
+    /// worker has waited, per queue (from `task-sent` events).
+    QueueLatency,
 }
 
 impl Kind {
@@ -57,6 +66,9 @@ impl Kind {
             Kind::NoEvents => "no_events",
             Kind::MalformedRate => "malformed_rate",
             Kind::EventsLost => "events_lost",
+            Kind::TaskLost => "task_lost",
+            Kind::NewFailureGroup => "new_failure_group",
+            Kind::QueueLatency => "queue_latency",
         }
     }
 
@@ -64,9 +76,15 @@ impl Kind {
     /// instance per queue, task name or worker.
     pub fn instance_label(self) -> Option<&'static str> {
         match self {
-            Kind::QueueLength | Kind::QueueUnconsumed | Kind::QueueWaitP95 => Some("queue"),
-            Kind::TaskFailureRate | Kind::TaskRuntimeP95 | Kind::TaskStuckStarted => Some("task"),
+            Kind::QueueLength | Kind::QueueUnconsumed | Kind::QueueWaitP95 | Kind::QueueLatency => {
+                Some("queue")
+            }
+            Kind::TaskFailureRate
+            | Kind::TaskRuntimeP95
+            | Kind::TaskStuckStarted
+            | Kind::TaskLost => Some("task"),
             Kind::WorkerOffline => Some("worker"),
+            Kind::NewFailureGroup => Some("fingerprint"),
             Kind::WorkersOnline | Kind::NoEvents | Kind::MalformedRate | Kind::EventsLost => None,
         }
     }
@@ -74,11 +92,12 @@ impl Kind {
     /// Which matchers make sense: (queue, task, worker).
     fn matchers(self) -> (bool, bool, bool) {
         match self {
-            Kind::QueueLength | Kind::QueueUnconsumed => (true, false, false),
-            Kind::QueueWaitP95 | Kind::TaskFailureRate | Kind::TaskRuntimeP95 => {
+            Kind::QueueLength | Kind::QueueUnconsumed | Kind::QueueLatency => (true, false, false),
+            Kind::QueueWaitP95 | Kind::TaskFailureRate | Kind::TaskRuntimeP95 | Kind::TaskLost => {
                 (true, true, false)
             }
             Kind::TaskStuckStarted => (false, true, true),
+            Kind::NewFailureGroup => (false, true, false),
             Kind::WorkerOffline | Kind::WorkersOnline => (false, false, true),
             Kind::NoEvents | Kind::MalformedRate | Kind::EventsLost => (false, false, false),
         }
@@ -92,6 +111,8 @@ impl Kind {
                 | Kind::TaskRuntimeP95
                 | Kind::MalformedRate
                 | Kind::EventsLost
+                | Kind::TaskLost
+                | Kind::NewFailureGroup
         )
     }
 
@@ -100,7 +121,7 @@ impl Kind {
     fn default_above(self) -> Option<f64> {
         match self {
             Kind::TaskStuckStarted | Kind::WorkerOffline | Kind::QueueUnconsumed => Some(0.0),
-            Kind::EventsLost => Some(0.0),
+            Kind::EventsLost | Kind::TaskLost | Kind::NewFailureGroup => Some(0.0),
             _ => None,
         }
     }

@@ -1,7 +1,10 @@
 //! Builds the engine's [`Inputs`] from celeriac's live state: one short read
 //! lock on the state, then the broker snapshot, health and self metrics.
 
-use alerts::inputs::{EventCounters, Hist, QueueInput, SeriesInput, StartedTask, WorkerInput};
+use alerts::inputs::{
+    EventCounters, FailureGroupInput, Hist, QueueInput, QueueLatencyInput, SeriesInput,
+    StartedTask, WorkerInput,
+};
 use alerts::Inputs;
 use api::TaskState;
 use prometheus::core::Collector;
@@ -11,6 +14,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::broker::BrokerStats;
+use crate::insight::Insight;
 use crate::metrics::{MetricsArgs, SelfMetrics};
 use crate::state::{Histogram, State};
 use crate::telemetry::LastEvent;
@@ -23,6 +27,8 @@ pub struct Watched {
     pub broker: Arc<BrokerStats>,
     pub metrics: Arc<SelfMetrics>,
     pub last_event: Arc<LastEvent>,
+    /// Failure groups and queue latency.
+    pub insight: Arc<Insight>,
     /// The histograms' bounds (`--buckets`, `--queue-wait-buckets`).
     pub exporter: MetricsArgs,
 }
@@ -46,13 +52,14 @@ pub fn gather(shared: &Watched, now: f64, started_at: f64, with_started: bool) -
             // queue wait before any success or failure.
             .filter(|s| {
                 let c = s.counts;
-                c.succeeded > 0 || !c.failed.is_empty() || c.queue_wait.count > 0
+                c.succeeded > 0 || !c.failed.is_empty() || c.queue_wait.count > 0 || c.lost > 0
             })
             .map(|s| SeriesInput {
                 task: s.name.to_owned(),
                 queue: s.queue.to_owned(),
                 succeeded: s.counts.succeeded,
                 failed: s.counts.failed_total(),
+                lost: s.counts.lost,
                 runtime: hist(&s.counts.runtime),
                 queue_wait: hist(&s.counts.queue_wait),
             })
@@ -101,6 +108,33 @@ pub fn gather(shared: &Watched, now: f64, started_at: f64, with_started: bool) -
             })
             .collect()
     });
+    // A few hundred groups at most (`--max-failure-groups`), copied under
+    // their own lock, never the state's.
+    let failure_groups = shared
+        .insight
+        .failures
+        .lock()
+        .opened()
+        .into_iter()
+        .map(|g| FailureGroupInput {
+            fingerprint: g.fingerprint,
+            exception: g.exception,
+            tasks: g.tasks,
+            opened_at: g.opened_at,
+            count: g.count_since,
+        })
+        .collect();
+    let queue_latency = shared
+        .insight
+        .latency
+        .lock()
+        .snapshot(now)
+        .into_iter()
+        .map(|q| QueueLatencyInput {
+            name: q.name,
+            oldest_age: q.oldest_task_age,
+        })
+        .collect();
     let m = &shared.metrics;
     Inputs {
         now,
@@ -118,6 +152,8 @@ pub fn gather(shared: &Watched, now: f64, started_at: f64, with_started: bool) -
             malformed: sum(&m.events_malformed),
             dropped: sum(&m.events_dropped),
         },
+        failure_groups,
+        queue_latency,
     }
 }
 

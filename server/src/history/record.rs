@@ -185,6 +185,18 @@ pub(crate) mod tests {
     ];
 
     #[test]
+    fn a_stored_task_learns_it_was_lost_and_any_later_outcome_wins() {
+        let lost = TaskState::Custom(crate::state::LOST.into());
+        let started = task("t", TaskState::Started, 10.0);
+        let lost_at = task("t", lost.clone(), 14.0);
+        assert!(wins(&lost_at, &started));
+        assert!(!wins(&started, &lost_at), "order-independent");
+        assert!(wins(&task("t", TaskState::Success, 12.0), &lost_at));
+        assert!(wins(&task("t", TaskState::Started, 20.0), &lost_at));
+        assert!(wins(&lost_at, &task("t", TaskState::Received, 9.0)));
+    }
+
+    #[test]
     fn two_writers_converge_whatever_the_order() {
         for (cur, cur_ts, new, new_ts, want) in CASES {
             let a = task("t", cur.clone(), cur_ts);

@@ -7,8 +7,10 @@ mod auth;
 mod control;
 mod errors;
 mod export;
+mod failures;
 mod flower;
 mod health;
+mod latency;
 mod metrics;
 mod params;
 mod queues;
@@ -50,6 +52,8 @@ pub fn router(shared: Arc<AppState>) -> Router {
         .merge(control::routes())
         .merge(submit::routes())
         .merge(alerts::routes())
+        .merge(failures::routes())
+        .merge(latency::routes())
         .fallback(assets::fallback) // the dashboard's files, deep links, else not_found
         .layer(auth.clone())
         .with_state(shared.clone());

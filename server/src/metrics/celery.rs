@@ -89,6 +89,30 @@ pub(super) fn push_f64(out: &mut String, v: f64) {
     }
 }
 
+const TASKS_LOST: (&str, &str) = (
+    "celeriac_tasks_lost_total",
+    "Tasks RECEIVED or STARTED on a worker whose heartbeats expired (killed, OOM, host lost): no outcome will come.",
+);
+
+/// Writes `celeriac_tasks_lost_total` for the series that lost a task.
+/// Only those: a zero line for every series would add one line per series
+/// to every scrape for an event that is rare.
+pub fn write_lost(out: &mut String, series: &[crate::state::TaskSeries<'_>]) {
+    header(out, TASKS_LOST, "counter");
+    for s in series.iter().filter(|s| s.counts.lost > 0) {
+        out.push_str(TASKS_LOST.0);
+        out.push('{');
+        push_label(out, "name", s.name);
+        out.push(',');
+        push_label(out, "hostname", s.hostname);
+        out.push(',');
+        push_label(out, "queue_name", s.queue);
+        out.push_str("} ");
+        push_u64(out, s.counts.lost);
+        out.push('\n');
+    }
+}
+
 /// Writes `celery_worker_up` and `celery_worker_tasks_active`. `hostname` is
 /// the full nodename (`w1@vm`), not celery-exporter's part after `@`, which
 /// merges every worker of a host into one series.

@@ -93,6 +93,7 @@ fn add(into: &mut TaskCounts, c: &TaskCounts) {
     into.rejected += c.rejected;
     into.revoked += c.revoked;
     into.retried += c.retried;
+    into.lost += c.lost;
     for (class, n) in c.failed() {
         match into.failed.iter_mut().find(|(k, _)| k == class) {
             Some((_, m)) => *m += n,

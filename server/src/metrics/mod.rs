@@ -5,6 +5,7 @@ mod buckets;
 mod celery;
 mod flower;
 mod fold;
+mod insight;
 mod self_metrics;
 pub mod statsd;
 mod task_page;
@@ -25,6 +26,7 @@ use prometheus::TextEncoder;
 use parking_lot::RwLock;
 
 use crate::broker::BrokerStats;
+use crate::insight::Insight;
 use crate::state::State;
 use crate::state::TaskSeries;
 
@@ -37,6 +39,8 @@ pub struct Scrape<'a> {
     pub state: &'a RwLock<State>,
     pub broker: &'a BrokerStats,
     pub metrics: &'a SelfMetrics,
+    /// Failure groups and queue latency.
+    pub insight: &'a Insight,
     /// How to render: buckets, name cardinality, Flower's names.
     pub exporter: &'a MetricsArgs,
 }
@@ -74,6 +78,7 @@ pub fn render_page(shared: Scrape<'_>, now: f64) -> Page {
         // once the lock is released, so ingest never waits on rendering.
         let stale = page.stale(&series);
         write_names_folded(out, folded.names_folded);
+        celery::write_lost(out, &series);
         let workers = state.workers(now);
         if shared.exporter.flower_metrics {
             let bounds = shared.exporter.runtime_buckets.bounds();
@@ -97,6 +102,12 @@ pub fn render_page(shared: Scrape<'_>, now: f64) -> Page {
         stale
     };
     page.write_stale(&mut chunks, stale);
+    insight::write_failures(out, &shared.insight.failures.lock());
+    let (latency, folded) = {
+        let mut l = shared.insight.latency.lock();
+        (l.snapshot(now), l.folded())
+    };
+    insight::write_latency(out, &latency, folded);
     // The task families come first; what was written meanwhile follows.
     let families = shared.metrics.registry.gather();
     if let Err(e) = TextEncoder::new().encode_utf8(&families, out) {

@@ -96,6 +96,9 @@ pub struct TaskCounts {
     pub rejected: u64,
     pub revoked: u64,
     pub retried: u64,
+    /// Tasks declared LOST here: RECEIVED or STARTED on this worker when its
+    /// heartbeats expired.
+    pub lost: u64,
     /// Failures by exception class, in first-seen order. Few classes per
     /// series, so a linear scan beats a map.
     pub failed: Vec<(String, u64)>,
@@ -181,6 +184,7 @@ pub(crate) enum Count<'e> {
     Rejected,
     Revoked,
     Retried,
+    Lost,
 }
 
 type SeriesKey = (Sym, Sym, Sym);
@@ -253,6 +257,7 @@ impl Aggregates {
             Count::Rejected => c.rejected += 1,
             Count::Revoked => c.revoked += 1,
             Count::Retried => c.retried += 1,
+            Count::Lost => c.lost += 1,
         }
     }
 

@@ -17,12 +17,22 @@ pub enum StateCode {
     Rejected,
     /// An upper-cased custom name such as `PROGRESS`, in the state table.
     Custom(Sym),
+    /// celeriac's own: RECEIVED or STARTED on a worker that went offline by
+    /// heartbeat expiry, so no outcome will ever come (see `State::tick`).
+    Lost,
 }
 
+/// The name of [`StateCode::Lost`] on the wire: a custom state to Flower's
+/// clients, which list and filter it like any other.
+pub const LOST: &str = "LOST";
+
 /// `celery.states.PRECEDENCE` as indexes: lower wins. Unknown and custom
-/// states sit at 2, between FAILURE and REVOKED.
+/// states sit at 2, between FAILURE and REVOKED. LOST is an inference, not
+/// an event, so it ranks below every state an event can set: whatever the
+/// task's events say later wins.
 pub fn precedence(s: StateCode) -> u8 {
     match s {
+        StateCode::Lost => 9,
         StateCode::Success => 0,
         StateCode::Failure => 1,
         StateCode::Custom(_) => 2,
@@ -37,8 +47,16 @@ pub fn precedence(s: StateCode) -> u8 {
 
 /// The precedence of a state as the API names it (lower wins), for
 /// stores that merge records by the same rules.
+///
+/// LOST ranks as STARTED here, not last as in memory: a store merges
+/// whole records with no arrival order, so last would keep every stored
+/// STARTED and the store would never learn the task was lost. At STARTED's
+/// rank the later timestamp wins: LOST (dated at the worker's expiry) over
+/// the STARTED it replaced, a STARTED after a redelivery over LOST, and
+/// any outcome over both.
 pub fn rank(state: &TaskState) -> u8 {
     match state {
+        TaskState::Custom(s) if s == LOST => 4,
         TaskState::Success => 0,
         TaskState::Failure => 1,
         TaskState::Custom(_) => 2,
@@ -98,7 +116,7 @@ impl StateCode {
             StateCode::Retry => 5,
             StateCode::Revoked => 6,
             StateCode::Rejected => 7,
-            StateCode::Custom(_) => return None,
+            StateCode::Custom(_) | StateCode::Lost => return None,
         })
     }
 }
@@ -132,6 +150,7 @@ mod tests {
         }
         let custom = TaskState::Custom("PROGRESS".into());
         assert_eq!(rank(&custom), 2);
+        assert_eq!(rank(&TaskState::Custom(LOST.into())), precedence(Started));
     }
 
     #[test]
@@ -148,6 +167,11 @@ mod tests {
             (Pending, Pending, Outcome::SetState),
             (Success, Failure, Outcome::MergeOnly),
             (Failure, Success, Outcome::SetState),
+            // Any event overrides an inferred LOST, even one that would
+            // lose to the state the task had before it was lost.
+            (Lost, Received, Outcome::SetState),
+            (Lost, Pending, Outcome::SetState),
+            (Lost, Success, Outcome::SetState),
         ];
         for (cur, new, want) in table {
             assert_eq!(outcome(cur, new), want, "{cur:?} <- {new:?}");

@@ -41,7 +41,7 @@ pub use aggregates::{
     QUEUE_WAIT_BUCKETS, RUNTIME_BUCKETS, UNKNOWN_EXCEPTION,
 };
 pub use changes::{Changes, Evicted, TaskId};
-pub use merge::rank as state_rank;
+pub use merge::{rank as state_rank, LOST};
 
 /// A task id for tests of the change feed's consumers.
 #[cfg(test)]
@@ -110,6 +110,10 @@ pub struct State {
     subject_states: HashMap<Sym, StateCode>,
     /// Values views borrow for custom states.
     custom_states: HashMap<Sym, TaskState>,
+    /// What views of a LOST task borrow.
+    lost_state: TaskState,
+    /// Tasks declared LOST so far.
+    lost_total: u64,
     unknown_name: Sym,
     default_queue: Sym,
     /// The change feed: what changed since the last `take_changes`.
@@ -135,6 +139,8 @@ impl State {
             task_types: HashSet::new(),
             subject_states: HashMap::new(),
             custom_states: HashMap::new(),
+            lost_state: TaskState::Custom(LOST.to_owned()),
+            lost_total: 0,
             unknown_name,
             default_queue,
             changes: Marks::default(),
@@ -330,6 +336,8 @@ impl State {
             return code;
         }
         let code = match TaskState::parse(subject) {
+            // A store gives LOST back as it wrote it (history, at start-up).
+            TaskState::Custom(s) if s == LOST => StateCode::Lost,
             TaskState::Pending => StateCode::Pending,
             TaskState::Received => StateCode::Received,
             TaskState::Started => StateCode::Started,
@@ -457,14 +465,56 @@ impl State {
         self.aggregates.remove_hosts(&evicted);
     }
 
-    /// Housekeeping at `now`: forget workers offline longer than
+    /// Housekeeping at `now`: declare lost the unfinished tasks of workers
+    /// whose heartbeats expired, and forget workers offline longer than
     /// `purge_offline_after`.
     pub fn tick(&mut self, now: f64) {
+        for (host, expired_at) in self.workers.newly_expired(now) {
+            self.mark_lost(host, expired_at);
+        }
         if let Some(after) = self.limits.purge_offline_after {
             let purged = self.workers.purge_offline(now, after);
             // Metrics: a purged worker's task series go with it.
             self.aggregates.remove_hosts(&purged);
         }
+    }
+
+    /// A worker that dies without a word (SIGKILL, the OOM killer, a lost
+    /// host) sends no `task-failed`: what it had RECEIVED or STARTED would
+    /// show so for ever. Once its heartbeats expire those tasks are LOST,
+    /// at the expiry time, counted under the worker they died on. A scan
+    /// of the retained tasks, but only when a worker expires.
+    fn mark_lost(&mut self, host: Sym, at: f64) {
+        let lost: Vec<tasks::SlotRef> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| {
+                t.worker == Some(host)
+                    && matches!(t.state, StateCode::Received | StateCode::Started)
+            })
+            .map(|(r, _)| r)
+            .collect();
+        for r in lost {
+            self.changes.task(r, self.limits.max_tasks);
+            let Some(task) = self.tasks.get_mut(r) else {
+                continue;
+            };
+            task.state = StateCode::Lost;
+            task.timestamp = at;
+            let (name, queue) = (task.name, task.queue);
+            self.lost_total += 1;
+            self.aggregates.count(
+                name.unwrap_or(self.unknown_name),
+                host,
+                queue.unwrap_or(self.default_queue),
+                Count::Lost,
+            );
+        }
+    }
+
+    /// Tasks declared LOST since start.
+    pub fn lost_total(&self) -> u64 {
+        self.lost_total
     }
 
     pub fn task(&self, uuid: &str) -> Option<TaskView<'_>> {
@@ -532,6 +582,7 @@ impl State {
         match code.builtin_index() {
             Some(i) => &BUILTIN_STATES[i],
             None => match code {
+                StateCode::Lost => &self.lost_state,
                 StateCode::Custom(sym) => {
                     self.custom_states.get(&sym).unwrap_or(&BUILTIN_STATES[0])
                 }

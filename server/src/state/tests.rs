@@ -870,3 +870,99 @@ fn changes_collapse_into_overflow_beyond_max_tasks() {
     assert_eq!(c.evicted.len(), 1);
     assert_eq!(c.evicted[0].id, "c");
 }
+
+#[test]
+fn unfinished_tasks_of_an_expired_worker_are_lost_until_an_event_says_otherwise() {
+    let mut s = state();
+    let named = |kind, uuid: &str, host: &str| Event {
+        name: Some("tasks.sleep".into()),
+        queue: Some("q1".into()),
+        ..task_event(kind, uuid, host, 100.0)
+    };
+    s.apply(&hb(EventKind::WorkerOnline, "w1@vm", Some(2.0)), 100.0);
+    s.apply(&hb(EventKind::WorkerOnline, "w2@vm", Some(2.0)), 100.0);
+    s.apply(&named(EventKind::TaskSent, "started", "client@vm"), 100.0);
+    s.apply(&named(EventKind::TaskReceived, "started", "w1@vm"), 100.0);
+    s.apply(&named(EventKind::TaskStarted, "started", "w1@vm"), 100.0);
+    s.apply(&named(EventKind::TaskReceived, "received", "w1@vm"), 100.0);
+    s.apply(&named(EventKind::TaskReceived, "done", "w1@vm"), 100.0);
+    s.apply(&named(EventKind::TaskSucceeded, "done", "w1@vm"), 100.0);
+    s.apply(&named(EventKind::TaskStarted, "elsewhere", "w2@vm"), 100.0);
+    s.take_changes();
+    // w2 keeps beating; w1 falls silent at 100 and expires at 104.
+    s.apply(&hb(EventKind::WorkerHeartbeat, "w2@vm", Some(2.0)), 103.0);
+    s.tick(103.9);
+    assert_eq!(s.task("started").unwrap().state.as_str(), "STARTED");
+    s.tick(104.5);
+    let state_of = |s: &State, id: &str| s.task(id).unwrap().state.as_str().to_owned();
+    assert_eq!(state_of(&s, "started"), LOST);
+    assert_eq!(state_of(&s, "received"), LOST);
+    assert_eq!(state_of(&s, "done"), "SUCCESS");
+    assert_eq!(state_of(&s, "elsewhere"), "STARTED");
+    let t = s.task("started").unwrap();
+    assert_eq!((t.worker, t.timestamp), (Some("w1@vm"), Some(104.0)));
+    let changes = s.take_changes();
+    let mut changed: Vec<&str> = changes.tasks.iter().map(|t| t.as_str()).collect();
+    changed.sort_unstable();
+    assert_eq!(
+        changed,
+        ["received", "started"],
+        "the lost tasks are changes"
+    );
+    let lost: u64 = s
+        .task_series()
+        .filter(|x| x.hostname == "w1@vm" && x.name == "tasks.sleep" && x.queue == "q1")
+        .map(|x| x.counts.lost)
+        .sum();
+    assert_eq!(lost, 2);
+    assert_eq!(s.lost_total(), 2);
+
+    // Declared once per expiry: later ticks count nothing more.
+    s.apply(&hb(EventKind::WorkerHeartbeat, "w2@vm", Some(2.0)), 109.0);
+    s.tick(110.0);
+    assert_eq!(s.lost_total(), 2);
+
+    // The real outcome wins whenever it comes, and the counter stays.
+    s.apply(&named(EventKind::TaskFailed, "started", "w1@vm"), 111.0);
+    assert_eq!(state_of(&s, "started"), "FAILURE");
+    // Redelivered to another worker: its task-received wins over LOST.
+    s.apply(&named(EventKind::TaskReceived, "received", "w2@vm"), 111.0);
+    assert_eq!(state_of(&s, "received"), "RECEIVED");
+    assert_eq!(s.lost_total(), 2);
+
+    // A worker heard from again can lose tasks again at its next expiry.
+    s.apply(&named(EventKind::TaskStarted, "again", "w1@vm"), 120.0);
+    s.apply(&hb(EventKind::WorkerHeartbeat, "w2@vm", Some(2.0)), 124.0);
+    s.tick(125.0);
+    assert_eq!(state_of(&s, "again"), LOST);
+    assert_eq!(state_of(&s, "elsewhere"), "STARTED", "w2 still beats");
+    assert_eq!(s.lost_total(), 3);
+}
+
+#[test]
+fn a_worker_that_says_goodbye_loses_nothing() {
+    let mut s = state();
+    s.apply(&hb(EventKind::WorkerOnline, "w1@vm", Some(2.0)), 100.0);
+    s.apply(
+        &task_event(EventKind::TaskReceived, "r", "w1@vm", 100.0),
+        100.0,
+    );
+    s.apply(&hb(EventKind::WorkerOffline, "w1@vm", None), 101.0);
+    s.tick(200.0);
+    assert_eq!(s.task("r").unwrap().state.as_str(), "RECEIVED");
+    assert_eq!(s.lost_total(), 0);
+}
+
+#[test]
+fn a_restored_lost_task_is_lost_again() {
+    let mut before = state();
+    before.apply(&task_event(EventKind::TaskStarted, "x", "w1@vm", 1.0), 1.0);
+    before.tick(1000.0);
+    let t = before.task("x").unwrap().to_api();
+    assert_eq!(t.state, TaskState::Custom(LOST.into()));
+    let mut s = state();
+    s.restore(&t);
+    assert_eq!(s.task("x").unwrap().state.as_str(), LOST);
+    s.apply(&task_event(EventKind::TaskStarted, "x", "w1@vm", 5.0), 5.0);
+    assert_eq!(s.task("x").unwrap().state.as_str(), "STARTED");
+}

@@ -25,6 +25,9 @@ pub struct Worker {
     pub beating: bool,
     /// When `worker-offline` arrived.
     pub offline_at: f64,
+    /// Its heartbeats expired and its unfinished tasks were declared lost;
+    /// cleared when it is heard from again.
+    pub expired: bool,
     /// Latest receive time of any event, for longest-silent eviction.
     pub last_seen: f64,
     pub active: Option<i64>,
@@ -47,6 +50,7 @@ impl Worker {
             last_heartbeat: NONE,
             beating: false,
             offline_at: NONE,
+            expired: false,
             last_seen: now,
             active: None,
             processed: None,
@@ -93,6 +97,7 @@ impl Worker {
             at
         };
         self.beating = true;
+        self.expired = false;
     }
 
     pub fn to_api(&self, strings: &Interner, now: f64) -> api::Worker {
@@ -207,6 +212,24 @@ impl Workers {
             }
         }
         Some(w)
+    }
+
+    /// Workers whose heartbeats expired since the last call (at `now`),
+    /// each reported once until it is heard from again; with the time they
+    /// expired. A `worker-offline` is not an expiry: a worker that says
+    /// goodbye finished or handed back what it held.
+    pub fn newly_expired(&mut self, now: f64) -> Vec<(Sym, f64)> {
+        let mut out = Vec::new();
+        for w in self.map.values_mut() {
+            if w.expired {
+                continue;
+            }
+            if let Some(exp) = w.heartbeat_expires().filter(|&exp| now >= exp) {
+                w.expired = true;
+                out.push((w.hostname, exp));
+            }
+        }
+        out
     }
 
     /// Forgets workers offline for longer than `after` seconds at `now`.

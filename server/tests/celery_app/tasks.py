@@ -93,3 +93,29 @@ def abortable(self, seconds=60):
             return "aborted"
         time.sleep(0.2)
     return "not aborted"
+
+
+# Failure groups (tests/insight.rs): one bug reached from two call sites,
+# and two bugs in one function.
+def _parse_amount(value):
+    return int(value)
+
+
+def _line_total(value):
+    return _parse_amount(value) * 2
+
+
+@app.task
+def bill(value, via="direct"):
+    if via == "direct":
+        return _parse_amount(value)
+    return _line_total(value)
+
+
+@app.task
+def validate(value, which):
+    if which == "empty":
+        raise ValueError("empty value %r" % (value,))
+    if which == "negative":
+        raise ValueError("negative value %r" % (value,))
+    return value
