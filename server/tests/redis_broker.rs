@@ -247,3 +247,32 @@ fn messages_a_worker_prefetched_count_as_unacknowledged_in_their_queue() {
     );
     assert_eq!(q["messages"], 2, "{q}");
 }
+
+#[test]
+fn a_failed_task_is_re_run_through_the_redis_queue() {
+    let (broker, c) = start("redis-retry", &[]);
+    let _worker = Worker::start(&broker, "r6@test", WorkerOpts::default());
+    wait_online(&c, "r6@test");
+    let flag = broker.log_dir.join("flag");
+    let _ = std::fs::remove_file(&flag);
+    let flag = flag.to_str().unwrap().to_string();
+    let args = serde_json::json!([flag, "it's", 3]);
+    let id = broker.send("fail_until", &args.to_string(), &[]);
+    c.wait_task_state(&id, "FAILURE", WAIT);
+
+    std::fs::write(&flag, "ok").unwrap();
+    let (status, answer) = c.post(&format!("/api/task/retry/{id}"), None);
+    assert_eq!(status, 200, "{answer}");
+    let new_id = answer["task-id"].as_str().expect("task-id").to_string();
+    let done = c.wait_task_state(&new_id, "SUCCESS", WAIT);
+    assert_eq!(done["args"], c.task(&id).unwrap()["args"], "{done}");
+    assert_eq!(done["retry_of"], id.as_str(), "{done}");
+
+    // Another queue, no worker on it: the message waits in its list.
+    let body = r#"{"queue": "parked"}"#;
+    let (status, answer) = c.post(&format!("/api/task/retry/{id}"), Some(body));
+    assert_eq!(status, 200, "{answer}");
+    let mut redis = broker.redis_connection();
+    let parked: u64 = redis::cmd("LLEN").arg("parked").query(&mut redis).unwrap();
+    assert_eq!(parked, 1, "the re-run waits in the `parked` list");
+}

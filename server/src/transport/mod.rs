@@ -113,6 +113,7 @@ impl Transport {
     pub fn publisher(&self) -> PublishClient {
         match self {
             Transport::Amqp(a) => PublishClient::Amqp(amqp::TaskPublisher::new(a.uri())),
+            Transport::Redis(r) => PublishClient::Redis(self::redis::TaskPublisher::new(r.clone())),
         }
     }
 
@@ -145,12 +146,14 @@ impl Mailbox for ControlClient {
 /// Publishes task messages, confirmed by the broker.
 pub enum PublishClient {
     Amqp(amqp::TaskPublisher),
+    Redis(self::redis::TaskPublisher),
 }
 
 impl Publisher for PublishClient {
     async fn publish(&self, message: &TaskMessage) -> Result<(), PublishError> {
         match self {
             PublishClient::Amqp(p) => p.publish(message).await,
+            PublishClient::Redis(p) => p.publish(message).await,
         }
     }
 }

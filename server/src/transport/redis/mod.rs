@@ -6,6 +6,7 @@
 //! events::run ─ PSUBSCRIBE /{db}.celeryev/* ─▶ unwrap envelope ─▶ decode ─▶ batch ─▶ owner
 //!   (backoff loop; the time without a subscription is counted as a gap)
 //!   └─ pidbox::run_broadcasts: wake-up `heartbeat`, periodic `enable_events`
+//! publish::TaskPublisher ─ LPUSH <queue>[\x06\x16<step>] (the default exchange, or a binding's queues)
 //! pidbox::Pidbox ─ PUBLISH /{db}.celery.pidbox ─▶ workers ─▶ LPUSH <oid>.reply.celery.pidbox ─▶ BRPOP
 //! queue_stats ─▶ LLEN of each queue's priority lists, queues from _kombu.binding.*
 //! ```
@@ -17,6 +18,7 @@
 mod envelope;
 mod events;
 mod pidbox;
+mod publish;
 mod queue_stats;
 mod url;
 
@@ -27,6 +29,7 @@ use redis::AsyncConnectionConfig;
 
 pub use events::{events_pattern, run};
 pub use pidbox::Pidbox;
+pub use publish::TaskPublisher;
 pub use queue_stats::QueueStats;
 pub use url::redis_scheme;
 
