@@ -112,8 +112,11 @@ mod tests {
             },
             history: None,
         };
-        let text = r#"{"ready":false,"consuming":false,"last_event_at":null,"last_error":"connection refused","broker_stats":{"source":"amqp","working":true,"up":{"management":false,"amqp":true},"last_success_at":1.5,"last_error":null,"last_error_at":null,"errors":{"management":2,"amqp":0}},"history":null}"#;
+        let text = r#"{"ready":false,"consuming":false,"events_behind":0,"last_event_at":null,"last_error":"connection refused","broker_stats":{"source":"amqp","working":true,"up":{"management":false,"amqp":true,"redis":false},"last_success_at":1.5,"last_error":null,"last_error_at":null,"errors":{"management":2,"amqp":0,"redis":0}},"history":null}"#;
         assert_eq!(serde_json::to_string(&r).unwrap(), text);
         assert_eq!(serde_json::from_str::<Readiness>(text).unwrap(), r);
+        // An answer of a celeriac before Redis and the backlog wait reads too.
+        let older = r#"{"ready":false,"consuming":false,"last_event_at":null,"last_error":"connection refused","broker_stats":{"source":"amqp","working":true,"up":{"management":false,"amqp":true},"last_success_at":1.5,"last_error":null,"last_error_at":null,"errors":{"management":2,"amqp":0}},"history":null}"#;
+        assert_eq!(serde_json::from_str::<Readiness>(older).unwrap(), r);
     }
 }
