@@ -61,7 +61,7 @@ pub struct FailureGroup {
     pub tasks_truncated: bool,
     pub workers: Vec<String>,
     pub workers_truncated: bool,
-    /// The first failure of the group.
+    /// A failure from when the group was first seen.
     pub sample: FailureSample,
     /// Non-empty 5-minute buckets of the last 24 hours, oldest first.
     pub trend: Vec<TrendPoint>,

@@ -121,15 +121,15 @@ fn assert_embedded(http: &reqwest::blocking::Client, base: &str, auth: Option<(&
 }
 
 /// Runs `dashboard.cjs` in `mode`, answering its `SEND` requests on
-/// `vhost` and its `RESTART` requests with `restart`; returns whether it
-/// succeeded.
+/// `vhost` and its `RESTART` and `KILL` requests with `request` (told
+/// which); returns whether it succeeded.
 fn drive(
     playwright: &Path,
     mode: &str,
     base: &str,
     vhost: &TestVhost,
     env: &[(&str, &str)],
-    mut restart: impl FnMut(),
+    mut request: impl FnMut(&str),
 ) -> bool {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/dashboard.cjs");
     let mut node = Command::new("node")
@@ -159,8 +159,8 @@ fn drive(
                 let ids = vhost.send_many(task, args, count, &extra);
                 writeln!(to_node, "{}", serde_json::to_string(&ids).unwrap()).unwrap();
             }
-            Some("RESTART") => {
-                restart();
+            Some(r @ ("RESTART" | "KILL")) => {
+                request(r);
                 writeln!(to_node, "OK").unwrap();
             }
             _ => println!("{line}"),
@@ -201,7 +201,8 @@ fn dashboard_in_a_real_browser() {
         &base,
         &vhost,
         &[("WORKER", WORKER)],
-        || {
+        |r| {
+            assert_eq!(r, "RESTART", "the live scenario only restarts celeriac");
             drop(server.take());
             std::thread::sleep(Duration::from_millis(1500));
             server = Some(Server::start(&vhost.amqp_url(), port, &log));
@@ -270,7 +271,7 @@ fn dashboard_controls_in_a_real_browser() {
     let http = reqwest::blocking::Client::new();
     assert_embedded(&http, &celeriac.base, Some(OPERATOR));
     celeriac.wait_readyz(200, Duration::from_secs(30));
-    let _worker = Worker::start(
+    let mut worker = Worker::start(
         &vhost,
         CONTROL_WORKER,
         WorkerOpts {
@@ -288,7 +289,11 @@ fn dashboard_controls_in_a_real_browser() {
             ("OPERATOR", &op),
             ("VIEWER", &viewer),
         ],
-        || panic!("the controls scenario does not restart celeriac"),
+        |r| {
+            // Last: a task running on a killed worker turns LOST.
+            assert_eq!(r, "KILL", "the controls scenario does not restart celeriac");
+            worker.kill();
+        },
     );
     if !ok {
         eprintln!("----- celeriac log -----\n{}", celeriac.log());
@@ -306,7 +311,13 @@ fn dashboard_controls_in_a_real_browser() {
     assert_eq!(status, 200, "{body}");
     let audit: api::control::AuditResponse = serde_json::from_str(&body).unwrap();
     let commands: Vec<&str> = audit.entries.iter().map(|e| e.command.as_str()).collect();
-    for c in ["revoke", "add_consumer", "pool_grow", "rate_limit"] {
+    for c in [
+        "revoke",
+        "add_consumer",
+        "pool_grow",
+        "rate_limit",
+        "failure_resolve",
+    ] {
         assert!(
             commands.contains(&c),
             "no {c} in the audit log: {commands:?}"
@@ -354,7 +365,7 @@ fn dashboard_read_only_hides_controls() {
         &celeriac.base,
         &vhost,
         &[("WORKER", worker)],
-        || panic!("the read-only scenario does not restart celeriac"),
+        |r| panic!("the read-only scenario does not {r}"),
     );
     if !ok {
         eprintln!("----- celeriac log -----\n{}", celeriac.log());

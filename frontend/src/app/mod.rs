@@ -5,6 +5,7 @@
 mod alerts;
 mod audit;
 mod control;
+mod failures; // failure groups (polled), resolve / unresolve
 mod live;
 mod pages;
 mod queues; // the Queues page (broker stats, polled)
@@ -56,6 +57,7 @@ fn App() -> impl IntoView {
                     <a href=href("/workers")>"Workers"</a>
                     <a href=href("/tasks")>"Tasks"</a>
                     <a href=href("/types")>"Task types"</a>
+                    <a href=href("/failures")>"Failures"</a>
                     <a href=href("/alerts")>"Alerts"</a>
                     <a href=href("/audit")>"Audit"</a>
                     <a href=href("/queues")>"Queues"</a>
@@ -83,6 +85,7 @@ fn App() -> impl IntoView {
                     <Route path=path!("/tasks") view=tasks::Tasks/>
                     <Route path=path!("/tasks/:uuid") view=tasks::TaskDetail/>
                     <Route path=path!("/types") view=pages::TaskTypes/>
+                    <Route path=path!("/failures") view=failures::Failures/>
                     <Route path=path!("/alerts") view=alerts::Alerts/>
                     <Route path=path!("/audit") view=audit::Audit/>
                     <Route path=path!("/queues") view=queues::Queues/>

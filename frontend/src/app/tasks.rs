@@ -21,6 +21,8 @@ fn state_class(s: &TaskState) -> &'static str {
         TaskState::Failure | TaskState::Rejected => "pill bad",
         TaskState::Revoked | TaskState::Retry => "pill warn",
         TaskState::Started => "pill run",
+        // Inferred by the server when the worker's heartbeats expired.
+        TaskState::Custom(s) if s == "LOST" => "pill bad lost",
         _ => "pill",
     }
 }

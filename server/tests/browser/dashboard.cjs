@@ -415,6 +415,39 @@ async function controls(browser, shot, pageOut) {
   check(await v.$('[data-row-menu]') === null, 'a viewer sees no row menu');
   const refused = await v.evaluate(async (url) => (await fetch(url, { method: 'POST' })).status, `${base}/api/task/revoke/${other}`);
   check(refused === 403, `a viewer's control request is refused (${refused})`);
+
+  // 7. Failure groups: two failures of one bug are one group; the operator
+  // resolves it, the viewer sees it but cannot.
+  pageOut.page = page;
+  await send('fail', ['boom-1']);
+  await send('fail', ['boom-2']);
+  await page.goto(`${base}/failures`);
+  const group = 'tr[data-state=open][data-count="2"]:has-text("ValueError")';
+  await page.waitForSelector(group, { timeout: T });
+  const fp = await page.getAttribute(group, 'data-fingerprint');
+  check(!!fp, 'two failures of one bug show as one open group');
+  await shot('failures');
+  await page.click(`tr[data-fingerprint="${fp}"] [data-testid=failure-mark]`);
+  await page.waitForSelector(`tr[data-fingerprint="${fp}"]`, { state: 'detached', timeout: T });
+  await page.selectOption('[data-testid=failures-state]', 'resolved');
+  await page.waitForSelector(`tr[data-fingerprint="${fp}"][data-state=resolved]`, { timeout: T });
+  check(true, 'the operator resolved the group');
+  pageOut.page = v;
+  await v.goto(`${base}/failures`);
+  await v.selectOption('[data-testid=failures-state]', '');
+  await v.waitForSelector(`tr[data-fingerprint="${fp}"]`, { timeout: T });
+  check(await v.$('[data-testid=failure-mark]') === null, 'a viewer sees failure groups but no resolve');
+
+  // 8. Last, as the worker goes: a task running on a killed worker turns
+  // LOST once its heartbeats expire.
+  pageOut.page = page;
+  const [doomed] = await send('sleep', [120]);
+  await page.goto(`${base}/tasks/${doomed}`);
+  await page.waitForFunction(() => document.querySelector('[data-testid=state]')?.textContent === 'STARTED', null, { timeout: T });
+  await ask('KILL');
+  await page.waitForSelector('[data-testid=state].pill.lost', { timeout: T });
+  check((await page.textContent('[data-testid=state]')) === 'LOST', 'a task running on a killed worker shows LOST');
+  await shot('task-lost');
 }
 
 async function readonly(browser, shot, pageOut) {
