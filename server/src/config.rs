@@ -27,6 +27,15 @@ use crate::submit::SubmitArgs;
 
 pub const DEFAULT_LOG: &str = "info";
 
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines, coloured only when stderr is a terminal.
+    Text,
+    /// One JSON object per line: time, level, target, message and fields.
+    Json,
+}
+
 /// Every module's settings, composed. The modules own their flags, defaults
 /// and help; this type only puts them on one command line.
 #[derive(Debug, Clone, Parser)]
@@ -50,6 +59,10 @@ pub struct Config {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `celeriac=debug`.
     #[arg(long, env = "CELERIAC_LOG", default_value = DEFAULT_LOG)]
     pub log: String,
+
+    /// Log lines as text, or as one JSON object per line for log shippers.
+    #[arg(long, env = "CELERIAC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     #[command(flatten)]
     pub queue_stats: QueueStatsArgs,
@@ -361,6 +374,12 @@ mod tests {
                 &["100"],
             ),
             ("log", "log", Some("CELERIAC_LOG"), &["info"]),
+            (
+                "log_format",
+                "log-format",
+                Some("CELERIAC_LOG_FORMAT"),
+                &["text"],
+            ),
             ("broker_api", "broker-api", Some("CELERIAC_BROKER_API"), &[]),
             ("queues", "queues", Some("CELERIAC_QUEUES"), &[]),
             (

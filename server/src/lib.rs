@@ -355,7 +355,7 @@ async fn open_history(h: &Arc<history::History>, app: &AppState) -> anyhow::Resu
 /// The whole program after configuration: logs to stderr, the listening
 /// line to stdout, and a graceful stop on SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    init_tracing(&config.log)?;
+    init_tracing(&config.log, config.log_format)?;
     let running = start(config).await?;
     let url = running.url();
     {
@@ -373,7 +373,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     running.serve_until(termination()).await
 }
 
-fn init_tracing(filter: &str) -> anyhow::Result<()> {
+fn init_tracing(filter: &str, format: config::LogFormat) -> anyhow::Result<()> {
     // lapin logs every channel the broker closes at ERROR, including the
     // expected 404 of a passive declare; ingest reports the failures that
     // matter itself, with the broker's reason. `--log lapin=debug` brings
@@ -385,11 +385,18 @@ fn init_tracing(filter: &str) -> anyhow::Result<()> {
     };
     let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .with_context(|| format!("--log: invalid filter `{filter}`"))?;
-    // Already installed (several runs in one test process) is fine.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(filter)
-        .try_init();
+        .with_env_filter(filter);
+    // Colour codes are for people at a terminal; in a file or a log
+    // shipper they are noise. Already installed (several runs in one test
+    // process) is fine.
+    let _ = match format {
+        config::LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        config::LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
     Ok(())
 }
 

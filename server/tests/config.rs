@@ -112,3 +112,73 @@ fn bad_config_files_name_the_file_and_key() {
 
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// celeriac started with its stderr in a file (not a terminal), against a
+/// broker port where nothing listens so it logs a warning, then stopped.
+fn stderr_of_a_short_run(extra: &[&str]) -> String {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "log-format-{}-{}",
+        std::process::id(),
+        extra.len()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("stderr.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_celeriac"))
+        .args([
+            "--broker",
+            "amqp://guest:guest@127.0.0.1:1//",
+            "--port",
+            "0",
+        ])
+        .args(["--db", "none"])
+        .args(extra)
+        .env_remove("CELERIAC_LOG")
+        .env_remove("CELERIAC_LOG_FORMAT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start celeriac");
+    let start = Instant::now();
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("retrying") || start.elapsed() > Duration::from_secs(30) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    text
+}
+
+#[test]
+fn logs_to_a_file_carry_no_colour_codes_and_json_lines_parse() {
+    let text = stderr_of_a_short_run(&[]);
+    assert!(text.contains("retrying"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "ANSI escape codes in a file:\n{text}"
+    );
+
+    let text = stderr_of_a_short_run(&["--log-format", "json"]);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("retrying") && l.contains("\"level\":\"WARN\"")),
+        "{text}"
+    );
+    assert_rejected(&["--log-format", "xml"], &["--log-format", "xml"]);
+}

@@ -9,6 +9,7 @@ mod errors;
 mod export;
 mod failures;
 mod flower;
+mod flower_pages;
 mod health;
 mod latency;
 mod metrics;
@@ -54,6 +55,7 @@ pub fn router(shared: Arc<AppState>) -> Router {
         .merge(alerts::routes())
         .merge(failures::routes())
         .merge(latency::routes())
+        .merge(flower_pages::routes())
         .fallback(assets::fallback) // the dashboard's files, deep links, else not_found
         .layer(auth.clone())
         .with_state(shared.clone());

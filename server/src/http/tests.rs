@@ -64,6 +64,7 @@ fn mixed_stream() -> State {
 struct Reply {
     status: StatusCode,
     content_type: String,
+    location: String,
     body: String,
 }
 
@@ -107,17 +108,21 @@ async fn get(shared: &Arc<AppState>, uri: &str) -> Reply {
     let req = Request::get(uri).body(Body::empty()).expect("request");
     let resp = app.oneshot(req).await.expect("infallible");
     let status = resp.status();
-    let content_type = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let header_text = |name| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let content_type = header_text(header::CONTENT_TYPE);
+    let location = header_text(header::LOCATION);
     let bytes = resp.into_body().collect().await.expect("body").to_bytes();
     let body = String::from_utf8(bytes.to_vec()).expect("UTF-8 body");
     Reply {
         status,
         content_type,
+        location,
         body,
     }
 }
@@ -439,6 +444,23 @@ async fn index_links_to_the_api() {
 }
 
 #[tokio::test]
+async fn flowers_page_addresses_lead_to_the_dashboards_pages() {
+    for (flags, prefix) in [(&[][..], ""), (&["--url-prefix", "flower"][..], "/flower")] {
+        let shared = shared_with(scenarios(&["success"]), flags);
+        for (flower, ours) in [
+            ("/task/0b9c-1", "/tasks/0b9c-1"),
+            ("/worker/w1@host", "/workers/w1@host"),
+            ("/worker/a%20b", "/workers/a%20b"),
+            ("/broker", "/queues"),
+        ] {
+            let r = get(&shared, &format!("{prefix}{flower}")).await;
+            assert_eq!(r.status, StatusCode::TEMPORARY_REDIRECT, "{prefix}{flower}");
+            assert_eq!(r.location, format!("{prefix}{ours}"), "{prefix}{flower}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn url_prefix_nests_every_route() {
     let shared = shared_with(scenarios(&["success"]), &["--url-prefix", "flower/"]);
     for uri in [
@@ -618,6 +640,7 @@ async fn post(shared: &Arc<AppState>, uri: &str, body: &str) -> Reply {
     Reply {
         status,
         content_type: String::new(),
+        location: String::new(),
         body: String::from_utf8(bytes.to_vec()).expect("UTF-8 body"),
     }
 }
