@@ -43,6 +43,8 @@ async function newPage(browser, credentials) {
   const page = await context.newPage();
   page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') log('console:', m.text()); });
   page.on('pageerror', (e) => log('page error:', e.message));
+  page.missing = [];
+  page.on('response', (r) => { if (r.status() === 404) page.missing.push(r.url()); });
   return { context, page };
 }
 
@@ -56,6 +58,7 @@ async function live(browser, shot, pageOut) {
     await page.waitForSelector(`tr[data-worker="${worker}"] .pill.ok`, { timeout: T });
     console.log(`FIGURE first_worker_row_ms ${Date.now() - t0}`);
     check(true, 'worker online on /workers');
+    check(page.missing.length === 0, `loading the dashboard asks for nothing that is missing: ${page.missing}`);
     await page.waitForSelector('[data-conn="live"]', { timeout: T });
     await shot('workers');
 
