@@ -17,6 +17,7 @@
 pub mod action;
 mod args;
 pub mod bulk;
+pub mod bulk_retry;
 pub mod command;
 pub mod form;
 pub mod inspect;
