@@ -448,6 +448,166 @@ mod tests {
         assert_eq!(p.request.target, Target::Workers(vec!["a@h".into()]));
     }
 
+    /// Answers `active_queues` from a table of what each worker consumes,
+    /// and applies `cancel_consumer`/`add_consumer` to it, as workers do.
+    struct Cluster {
+        consuming: parking_lot::Mutex<BTreeMap<String, BTreeSet<String>>>,
+        down: std::sync::atomic::AtomicBool,
+        sent: parking_lot::Mutex<Vec<Request>>,
+    }
+
+    impl Cluster {
+        fn new(workers: &[(&str, &[&str])]) -> Cluster {
+            Cluster {
+                consuming: parking_lot::Mutex::new(
+                    workers
+                        .iter()
+                        .map(|(w, qs)| (w.to_string(), qs.iter().map(|q| q.to_string()).collect()))
+                        .collect(),
+                ),
+                down: Default::default(),
+                sent: Default::default(),
+            }
+        }
+
+        fn consumes(&self, worker: &str, queue: &str) -> bool {
+            self.consuming.lock()[worker].contains(queue)
+        }
+    }
+
+    impl Mailbox for Cluster {
+        fn call(
+            &self,
+            request: &Request,
+        ) -> impl std::future::Future<
+            Output = Result<crate::mailbox::Outcome, crate::mailbox::ControlError>,
+        > + Send {
+            use std::sync::atomic::Ordering;
+            self.sent.lock().push(request.clone());
+            let r = if self.down.load(Ordering::SeqCst) {
+                Err(crate::mailbox::ControlError::Unavailable("refused".into()))
+            } else {
+                let mut consuming = self.consuming.lock();
+                let targets: Vec<String> = match &request.target {
+                    Target::Workers(list) => list.clone(),
+                    _ => consuming.keys().cloned().collect(),
+                };
+                let queue = request
+                    .arguments
+                    .get("queue")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let mut replies = BTreeMap::new();
+                for w in targets {
+                    let Some(qs) = consuming.get_mut(&w) else {
+                        continue;
+                    };
+                    let reply = match request.method.as_str() {
+                        "active_queues" => {
+                            json!(qs.iter().map(|q| json!({"name": q})).collect::<Vec<_>>())
+                        }
+                        "cancel_consumer" => {
+                            qs.remove(queue);
+                            json!({"ok": format!("no longer consuming from {queue}")})
+                        }
+                        "add_consumer" => {
+                            qs.insert(queue.to_string());
+                            json!({"ok": format!("add consumer {queue}")})
+                        }
+                        other => panic!("unexpected {other}"),
+                    };
+                    replies.insert(w, reply);
+                }
+                Ok(crate::mailbox::Outcome {
+                    replies,
+                    no_reply: vec![],
+                })
+            };
+            std::future::ready(r)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pause_is_kept_on_a_worker_that_consumes_again_until_resumed() {
+        let cluster = Cluster::new(&[
+            ("a@h", &["work", "celery"]),
+            ("b@h", &["work"]),
+            ("c@h", &["celery"]),
+        ]);
+        let (audit, pauses) = (Audit::new(), Pauses::new());
+        let ann = Principal {
+            name: "ann".into(),
+            role: Role::Operator,
+        };
+        let c = Controller {
+            mailbox: &cluster,
+            audit: &audit,
+            who: &ann,
+            clock: || 5.0,
+        };
+        let roster = Roster::default();
+
+        let (v, body) = c.pause(&pauses, &roster, "work").await;
+        assert_eq!(v, Verdict::Ok, "{body:?}");
+        assert_eq!(body.replies.keys().collect::<Vec<_>>(), ["a@h", "b@h"]);
+        assert!(!cluster.consumes("a@h", "work") && cluster.consumes("a@h", "celery"));
+        assert_eq!(pauses.list()[0].by, "ann");
+        assert_eq!(audit.recent(1)[0].command, "cancel_consumer");
+
+        // Nothing to do while the workers stay as they are.
+        assert_eq!(keep(&cluster, &audit, &pauses, &roster).await.unwrap(), 0);
+        // b restarts, and c is told to consume it: both are cancelled again.
+        cluster
+            .consuming
+            .lock()
+            .get_mut("b@h")
+            .unwrap()
+            .insert("work".into());
+        cluster
+            .consuming
+            .lock()
+            .get_mut("c@h")
+            .unwrap()
+            .insert("work".into());
+        assert_eq!(keep(&cluster, &audit, &pauses, &roster).await.unwrap(), 2);
+        assert!(!cluster.consumes("b@h", "work") && !cluster.consumes("c@h", "work"));
+        assert_eq!(audit.recent(1)[0].user, KEEPER);
+
+        // A resume the broker does not carry leaves the queue paused.
+        cluster
+            .down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let (v, _) = c.resume(&pauses, "work").await.unwrap();
+        assert_eq!(v, Verdict::Unavailable);
+        assert!(pauses.is_paused("work"));
+        cluster
+            .down
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+
+        // Resume reaches every worker the pause was applied to, c included.
+        let (v, body) = c.resume(&pauses, "work").await.unwrap();
+        assert_eq!(v, Verdict::Ok, "{body:?}");
+        for w in ["a@h", "b@h", "c@h"] {
+            assert!(cluster.consumes(w, "work"), "{w}");
+        }
+        assert!(!pauses.is_paused("work"));
+        assert!(c.resume(&pauses, "work").await.is_none());
+        assert_eq!(keep(&cluster, &audit, &pauses, &roster).await.unwrap(), 0);
+
+        // A queue nobody consumes is still held paused, and audited.
+        let (v, body) = c.pause(&pauses, &roster, "later").await;
+        assert_eq!((v, body.replies.len()), (Verdict::Ok, 0));
+        assert_eq!(audit.recent(1)[0].command, "pause_queue");
+        cluster
+            .consuming
+            .lock()
+            .get_mut("c@h")
+            .unwrap()
+            .insert("later".into());
+        assert_eq!(keep(&cluster, &audit, &pauses, &roster).await.unwrap(), 1);
+        assert!(!cluster.consumes("c@h", "later"));
+    }
+
     #[test]
     fn the_gauge_follows_pauses() {
         let pauses = Pauses::new();
