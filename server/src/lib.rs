@@ -295,10 +295,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }
 
     // Re-applies queue pauses to workers that consume a paused queue again.
-    let (ops, state) = (app.ops.clone(), app.state.clone());
+    let ops = app.ops.clone();
     let sd = shutdown.clone();
     tasks.spawn(async move {
-        control::pause::run_keeper(ops, state, sd).await;
+        control::pause::run_keeper(ops, sd).await;
         "queue pause keeper"
     });
 

@@ -14,24 +14,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::control::{Command, ControlResponse};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use prometheus::{IntGaugeVec, Opts};
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::action::Controller;
-use super::command::{Prepared, Roster};
+use super::command::Prepared;
 use super::judge::{Judge, Text, Verdict};
 use super::Ops;
 use crate::audit::Audit;
 use crate::auth::{Principal, Role};
 use crate::clock;
 use crate::mailbox::{Mailbox, Request, Target};
-use crate::state::State;
 
 /// How often the keeper looks for workers consuming a paused queue (only
 /// while a queue is paused): one `active_queues` broadcast per round.
 pub const KEEPER_INTERVAL: Duration = Duration::from_secs(3);
+
+/// Idle timeout of the `active_queues` broadcast, which always waits it
+/// out (see [`active_queues`]); a worker slower than this is found by the
+/// next keeper round.
+pub const ACTIVE_QUEUES_TIMEOUT: Duration = Duration::from_secs(2);
+/// Idle timeout of `cancel_consumer`/`add_consumer`: they address named
+/// workers, so collection ends as soon as all of them answered.
+pub const CONSUMER_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Who the keeper's own `cancel_consumer` commands are recorded as.
 pub const KEEPER: &str = "celeriac";
@@ -194,7 +201,8 @@ fn cancel(queue: &str, workers: Vec<String>) -> Prepared {
         Command::CancelConsumer.as_str(),
         json!({"queue": queue}),
         Target::Workers(workers),
-    );
+    )
+    .timeout(CONSUMER_REPLY_TIMEOUT);
     Prepared {
         request,
         judge: Judge::All {
@@ -220,7 +228,8 @@ fn add(queue: &str, binding: &Binding, workers: Vec<String>) -> Prepared {
             Command::AddConsumer.as_str(),
             arguments,
             Target::Workers(workers),
-        ),
+        )
+        .timeout(CONSUMER_REPLY_TIMEOUT),
         judge: Judge::All {
             ok: format!("Resumed queue '{queue}'"),
             fail: Text::new("Failed to resume queue '{queue}': {error}").with("queue", queue),
@@ -233,13 +242,15 @@ pub const PAUSE_NOTE: &str = "celeriac cancels the queue again on any worker tha
 consuming it (a restarted worker, a new one) until it is resumed; pauses are kept in memory \
 only: a celeriac restart forgets them";
 
-/// Every worker's `active_queues`, asked of all workers (the live ones
-/// expected).
+/// Every worker's `active_queues`. Collection runs to the idle timeout
+/// rather than ending once the live workers celeriac knows have answered:
+/// a worker it has not heard from yet (just started, or sending no events)
+/// consumes queues too.
 async fn active_queues<M: Mailbox>(
     mailbox: &M,
-    roster: &Roster,
 ) -> Result<BTreeMap<String, Value>, crate::mailbox::ControlError> {
-    let request = roster.broadcast(Command::ActiveQueues, json!({}));
+    let request = Request::new(Command::ActiveQueues.as_str(), json!({}), Target::All)
+        .timeout(ACTIVE_QUEUES_TIMEOUT);
     Ok(mailbox.call(&request).await?.replies)
 }
 
@@ -256,14 +267,9 @@ fn unavailable(e: impl std::fmt::Display) -> (Verdict, ControlResponse) {
 impl<M: Mailbox> Controller<'_, M> {
     /// Pauses `queue`: `cancel_consumer` to every worker consuming it now,
     /// and the pause remembered (unless the broker could not be reached).
-    pub async fn pause(
-        &self,
-        pauses: &Pauses,
-        roster: &Roster,
-        queue: &str,
-    ) -> (Verdict, ControlResponse) {
+    pub async fn pause(&self, pauses: &Pauses, queue: &str) -> (Verdict, ControlResponse) {
         let _serial = pauses.serial.lock().await;
-        let replies = match active_queues(self.mailbox, roster).await {
+        let replies = match active_queues(self.mailbox).await {
             Ok(r) => r,
             Err(e) => return unavailable(e),
         };
@@ -335,13 +341,12 @@ pub async fn keep<M: Mailbox>(
     mailbox: &M,
     audit: &Audit,
     pauses: &Pauses,
-    roster: &Roster,
 ) -> Result<usize, crate::mailbox::ControlError> {
     if pauses.names().is_empty() {
         return Ok(0);
     }
     let _serial = pauses.serial.lock().await;
-    let replies = active_queues(mailbox, roster).await?;
+    let replies = active_queues(mailbox).await?;
     // Read after the broadcast: a queue resumed meanwhile is left alone.
     let found = strays(&replies, &pauses.names());
     let who = Principal {
@@ -366,11 +371,7 @@ pub async fn keep<M: Mailbox>(
 
 /// Runs [`keep`] every [`KEEPER_INTERVAL`] until shutdown, on its own task
 /// (never the state owner's).
-pub async fn run_keeper<M: Mailbox>(
-    ops: Arc<Ops<M>>,
-    state: Arc<RwLock<State>>,
-    mut shutdown: crate::shutdown::Shutdown,
-) {
+pub async fn run_keeper<M: Mailbox>(ops: Arc<Ops<M>>, mut shutdown: crate::shutdown::Shutdown) {
     let mut ticker = tokio::time::interval(KEEPER_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -381,8 +382,7 @@ pub async fn run_keeper<M: Mailbox>(
         if ops.pauses.names().is_empty() {
             continue;
         }
-        let roster = Roster::of(&state.read(), &ops.inspect, clock::now());
-        if let Err(e) = keep(&ops.pidbox, &ops.audit, &ops.pauses, &roster).await {
+        if let Err(e) = keep(&ops.pidbox, &ops.audit, &ops.pauses).await {
             tracing::debug!(error = %e, "queue pause keeper round failed");
         }
     }
@@ -545,9 +545,8 @@ mod tests {
             who: &ann,
             clock: || 5.0,
         };
-        let roster = Roster::default();
 
-        let (v, body) = c.pause(&pauses, &roster, "work").await;
+        let (v, body) = c.pause(&pauses, "work").await;
         assert_eq!(v, Verdict::Ok, "{body:?}");
         assert_eq!(body.replies.keys().collect::<Vec<_>>(), ["a@h", "b@h"]);
         assert!(!cluster.consumes("a@h", "work") && cluster.consumes("a@h", "celery"));
@@ -555,7 +554,7 @@ mod tests {
         assert_eq!(audit.recent(1)[0].command, "cancel_consumer");
 
         // Nothing to do while the workers stay as they are.
-        assert_eq!(keep(&cluster, &audit, &pauses, &roster).await.unwrap(), 0);
+        assert_eq!(keep(&cluster, &audit, &pauses).await.unwrap(), 0);
         // b restarts, and c is told to consume it: both are cancelled again.
         cluster
             .consuming
@@ -569,7 +568,7 @@ mod tests {
             .get_mut("c@h")
             .unwrap()
             .insert("work".into());
-        assert_eq!(keep(&cluster, &audit, &pauses, &roster).await.unwrap(), 2);
+        assert_eq!(keep(&cluster, &audit, &pauses).await.unwrap(), 2);
         assert!(!cluster.consumes("b@h", "work") && !cluster.consumes("c@h", "work"));
         assert_eq!(audit.recent(1)[0].user, KEEPER);
 
@@ -592,10 +591,10 @@ mod tests {
         }
         assert!(!pauses.is_paused("work"));
         assert!(c.resume(&pauses, "work").await.is_none());
-        assert_eq!(keep(&cluster, &audit, &pauses, &roster).await.unwrap(), 0);
+        assert_eq!(keep(&cluster, &audit, &pauses).await.unwrap(), 0);
 
         // A queue nobody consumes is still held paused, and audited.
-        let (v, body) = c.pause(&pauses, &roster, "later").await;
+        let (v, body) = c.pause(&pauses, "later").await;
         assert_eq!((v, body.replies.len()), (Verdict::Ok, 0));
         assert_eq!(audit.recent(1)[0].command, "pause_queue");
         cluster
@@ -604,7 +603,7 @@ mod tests {
             .get_mut("c@h")
             .unwrap()
             .insert("later".into());
-        assert_eq!(keep(&cluster, &audit, &pauses, &roster).await.unwrap(), 1);
+        assert_eq!(keep(&cluster, &audit, &pauses).await.unwrap(), 1);
         assert!(!cluster.consumes("c@h", "later"));
     }
 

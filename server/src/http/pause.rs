@@ -17,7 +17,6 @@ use crate::app::AppState;
 use crate::auth::Principal;
 use crate::clock;
 use crate::control::action::Controller;
-use crate::control::command::Roster;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -65,9 +64,8 @@ async fn pause(
     Path(queue): Path<String>,
 ) -> Result<Response, HttpError> {
     checked(&queue)?;
-    let roster = Roster::of(&shared.state.read(), &shared.ops.inspect, clock::now());
     let (verdict, body) = controller(&shared, &who)
-        .pause(&shared.ops.pauses, &roster, &queue)
+        .pause(&shared.ops.pauses, &queue)
         .await;
     tracing::info!(%queue, user = %who.name, status = verdict.status(), "paused a queue");
     Ok(answer(verdict, body))
