@@ -113,6 +113,11 @@ pub fn assemble(config: &Config, transport: &Transport) -> AppState {
         &metrics,
     ));
     let sources: Arc<[Arc<SourceStatus>]> = Arc::from([source]);
+    let ops = control::Ops::new(
+        transport.control(config.control.inspect_timeout()),
+        &config.auth,
+    );
+    metrics::register(&metrics.registry, ops.pauses.gauge.clone());
     AppState {
         state: Arc::new(RwLock::new(State::new(
             config.state.limits(&config.metrics),
@@ -121,10 +126,7 @@ pub fn assemble(config: &Config, transport: &Transport) -> AppState {
         dashboard: Arc::new(ws::Hub::new(sources, DashboardTelemetry::new(&metrics))),
         metrics,
         last_event: Arc::default(),
-        ops: Arc::new(control::Ops::new(
-            transport.control(config.control.inspect_timeout()),
-            &config.auth,
-        )),
+        ops: Arc::new(ops),
         submit: Arc::new(submit::Submitter::new(
             transport.publisher(),
             &config.submit,
@@ -291,6 +293,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             "inspect refresh"
         });
     }
+
+    // Re-applies queue pauses to workers that consume a paused queue again.
+    let ops = app.ops.clone();
+    let sd = shutdown.clone();
+    tasks.spawn(async move {
+        control::pause::run_keeper(ops, sd).await;
+        "queue pause keeper"
+    });
 
     // The alert evaluation loop and SIGHUP reload.
     let (a, watched) = (app.alerting.clone(), app.watched());

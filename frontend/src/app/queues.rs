@@ -1,5 +1,6 @@
 //! The queues page: broker depth, ready/unacked, consumers, publish and
-//! deliver rates, and a depth sparkline per queue.
+//! deliver rates, a depth sparkline per queue, and a `paused` pill (who,
+//! since when) on the queues celeriac holds paused.
 //!
 //! The websocket snapshot carries no broker statistics, so the page polls
 //! `GET /api/queues/length` (the server's latest broker poll; no broker
@@ -15,7 +16,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use serde::Deserialize;
 
-use super::util::{enc, href, in_place, input_value, sort_mark, with_query};
+use super::util::{absolute, enc, href, in_place, input_value, sort_mark, with_query};
 
 /// How often the page asks the server; its own broker poll defaults to 5 s,
 /// so polling faster would only repeat samples.
@@ -61,6 +62,31 @@ struct Length {
     /// Tasks waiting in RabbitMQ's delayed delivery cascade (quorum queues).
     #[serde(default)]
     scheduled_broker_side: Option<u64>,
+}
+
+/// A queue celeriac holds paused (`GET /api/queues/paused`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+struct Paused {
+    queue: String,
+    by: String,
+    since: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct PausedList {
+    queues: Vec<Paused>,
+}
+
+/// The paused queues by name; none when the server cannot say.
+async fn fetch_paused() -> BTreeMap<String, Paused> {
+    let url = href("/api/queues/paused");
+    let Ok(resp) = gloo_net::http::Request::get(&url).send().await else {
+        return BTreeMap::new();
+    };
+    match resp.json::<PausedList>().await {
+        Ok(l) if resp.ok() => l.queues.into_iter().map(|p| (p.queue.clone(), p)).collect(),
+        _ => BTreeMap::new(),
+    }
 }
 
 /// Depth samples per queue: (epoch seconds, depth), oldest first.
@@ -155,8 +181,11 @@ pub fn Queues() -> impl IntoView {
     let data = RwSignal::new(None::<Result<Length, String>>);
     // Bumped on every answer so sparklines re-read the store.
     let tick = RwSignal::new(0u64);
+    let paused = RwSignal::new(BTreeMap::<String, Paused>::new());
     let poll = move || {
         leptos::task::spawn_local(async move {
+            let p = fetch_paused().await;
+            let _ = paused.try_set(p);
             let r = fetch().await;
             if let Ok(l) = &r {
                 record(js_sys::Date::now() / 1000.0, &l.active_queues);
@@ -286,7 +315,10 @@ pub fn Queues() -> impl IntoView {
                                     let peak = points.iter().map(|p| p.1).max().unwrap_or(0);
                                     view! {
                                         <tr data-queue=q.name.clone() data-depth=q.depth().to_string()>
-                                            <td>{q.name.clone()}{q.queue_type.clone().filter(|t| t != "classic").map(|t| view! {
+                                            <td>{q.name.clone()}{paused.with(|p| p.get(&q.name).cloned()).map(|p| view! {
+                                                " " <span class="pill warn" data-testid="queue-paused"
+                                                    title=format!("paused by {} since {}", p.by, absolute(p.since))>"paused"</span>
+                                            })}{q.queue_type.clone().filter(|t| t != "classic").map(|t| view! {
                                                 " " <span class="dim" data-testid="queue-type">{t}</span>
                                             })}</td>
                                             <td class="num" data-testid="depth">{q.depth()}</td>

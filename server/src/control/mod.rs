@@ -17,10 +17,12 @@
 pub mod action;
 mod args;
 pub mod bulk;
+pub mod bulk_retry;
 pub mod command;
 pub mod form;
 pub mod inspect;
 pub mod judge;
+pub mod pause;
 
 use std::time::Duration;
 
@@ -46,6 +48,8 @@ pub struct Ops<M> {
     pub inspect: InspectCache,
     pub auth: Auth,
     pub audit: std::sync::Arc<Audit>,
+    /// Queues paused across the cluster.
+    pub pauses: pause::Pauses,
 }
 
 impl<M: Mailbox> Ops<M> {
@@ -55,6 +59,7 @@ impl<M: Mailbox> Ops<M> {
             inspect: InspectCache::new(),
             auth: Auth::from_args(auth),
             audit: std::sync::Arc::new(Audit::new()),
+            pauses: pause::Pauses::new(),
         }
     }
 }

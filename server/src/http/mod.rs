@@ -14,6 +14,7 @@ mod health;
 mod latency;
 mod metrics;
 mod params;
+mod pause;
 mod queues;
 mod submit;
 mod ws;
@@ -51,6 +52,7 @@ pub fn router(shared: Arc<AppState>) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/healthcheck", get(health::healthcheck))
         .merge(control::routes())
+        .merge(pause::routes())
         .merge(submit::routes())
         .merge(alerts::routes())
         .merge(failures::routes())

@@ -29,6 +29,7 @@ use super::params::{bool_param, from_query, Params};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::clock;
+use crate::control::bulk_retry::BulkRetry;
 use crate::history::reader;
 use crate::results::{meta, Backend, BackendError, Meta, Ordered};
 use crate::submit::{
@@ -45,6 +46,7 @@ const POLL: std::time::Duration = std::time::Duration::from_millis(100);
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/task/retry/{id}", post(retry))
+        .route("/api/tasks/retry", post(bulk_retry))
         .route("/api/task/async-apply/{name}", post(async_apply))
         .route("/api/task/send-task/{name}", post(send_task))
         .route("/api/task/apply/{name}", post(apply))
@@ -137,23 +139,16 @@ async fn retry(
         })
         .ok_or_else(|| HttpError::not_found(format!("Unknown task '{id}'")))?;
     let submit = &shared.submit;
-    let new_id = uuid::Uuid::new_v4().to_string();
-    let message = rerun
-        .message(
-            &Original::of(&task),
-            new_id.clone(),
-            submit.origin.clone(),
-            submit.oid.clone(),
-            &submit.default_queue,
-            utc(clock::now()),
-        )
+    let message = submit
+        .rerun_message(&Original::of(&task), &rerun, utc(clock::now()))
         .map_err(rerun_error)?;
+    let new_id = message.id.clone();
     let what = published(&message);
     if dry_run {
         let answer = json!({"task-id": null, "retry_of": id, "dry_run": true, "published": what});
         return Ok((StatusCode::OK, Json(answer)).into_response());
     }
-    let outcome = submit.publisher.publish(&message).await;
+    let outcome = submit.publish_rerun(&id, &message).await;
     let mut entry = who.audit_entry(
         clock::now(),
         "retry",
@@ -163,7 +158,6 @@ async fn retry(
         json!({"exchange": message.route.exchange, "routing_key": message.route.routing_key});
     match outcome {
         Ok(()) => {
-            submit.links.add(&id, &new_id);
             entry.status = 200;
             entry.replies = what.clone();
             shared.ops.audit.record(entry);
@@ -179,6 +173,78 @@ async fn retry(
             Err(err)
         }
     }
+}
+
+/// `POST /api/tasks/retry`: `/api/tasks`'s filters, `limit`, `dry_run`, as
+/// query string or JSON body. The dry run answers `{count, ready: [ids],
+/// blocked: [{id, reason}]}`; the real run `{count, retried: [{id,
+/// task-id}], blocked, left}`, with `error` (and 503/502) when the broker
+/// stopped taking messages part way.
+async fn bulk_retry(
+    State(shared): State<Arc<AppState>>,
+    Extension(who): Extension<Principal>,
+    query: Result<Query<Params>, QueryRejection>,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let mut params = from_query(query)?;
+    for (key, value) in object_body(&body)? {
+        let text = match value {
+            Value::Null => continue,
+            Value::String(s) => s,
+            Value::Bool(_) | Value::Number(_) => value.to_string(),
+            _ => {
+                return Err(HttpError::bad_param(
+                    key.as_str(),
+                    format!("{key} must be a string, number or boolean"),
+                ))
+            }
+        };
+        params.push((key, text));
+    }
+    let bulk = BulkRetry::parse(&params)?;
+    let preflight = bulk.preflight(
+        shared.state.read().tasks(),
+        &shared.submit,
+        utc(clock::now()),
+    );
+    let count = preflight.count();
+    if bulk.dry_run {
+        let ready: Vec<&str> = preflight.ready.iter().map(|(id, _)| id.as_str()).collect();
+        let answer = json!({
+            "dry_run": true,
+            "count": count,
+            "ready": ready,
+            "blocked": preflight.blocked,
+            "limit": bulk.limit,
+        });
+        return Ok(Json(answer).into_response());
+    }
+    let run = bulk.run(preflight.ready, &shared.submit).await;
+    let status = match &run.failure {
+        Some(e) => publish_error(e).status,
+        None => StatusCode::OK,
+    };
+    let entry = bulk.audit_entry(
+        &who,
+        count,
+        preflight.blocked.len(),
+        &run,
+        status.as_u16(),
+        clock::now(),
+    );
+    shared.ops.audit.record(entry);
+    tracing::info!(retried = run.retried.len(), blocked = preflight.blocked.len(),
+                   user = %who.name, "bulk re-ran tasks");
+    let mut answer = json!({
+        "count": count,
+        "retried": run.retried,
+        "blocked": preflight.blocked,
+        "left": run.left,
+    });
+    if let Some(e) = &run.failure {
+        answer["error"] = json!(e.to_string());
+    }
+    Ok((status, Json(answer)).into_response())
 }
 
 // ---------------------------------------------------------------------------

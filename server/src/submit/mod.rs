@@ -71,3 +71,35 @@ impl<P: Publisher> Submitter<P> {
         }
     }
 }
+
+impl<P: Publisher> Submitter<P> {
+    /// The message re-running `original` as a new task: what the single
+    /// and the bulk retry both publish.
+    pub fn rerun_message(
+        &self,
+        original: &Original<'_>,
+        rerun: &Rerun,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<TaskMessage, RerunError> {
+        rerun.message(
+            original,
+            uuid::Uuid::new_v4().to_string(),
+            self.origin.clone(),
+            self.oid.clone(),
+            &self.default_queue,
+            now,
+        )
+    }
+
+    /// Publishes the re-run `message` of task `original_id`, and links the
+    /// two once the broker took it.
+    pub async fn publish_rerun(
+        &self,
+        original_id: &str,
+        message: &TaskMessage,
+    ) -> Result<(), PublishError> {
+        self.publisher.publish(message).await?;
+        self.links.add(original_id, &message.id);
+        Ok(())
+    }
+}

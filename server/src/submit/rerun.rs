@@ -47,6 +47,19 @@ impl<'a> Original<'a> {
             queue: t.queue.as_deref(),
         }
     }
+
+    /// The same, from a task held in memory.
+    pub fn of_view(t: &crate::state::TaskView<'a>) -> Original<'a> {
+        Original {
+            id: t.uuid,
+            name: t.name,
+            args: t.args,
+            kwargs: t.kwargs,
+            exchange: t.exchange,
+            routing_key: t.routing_key,
+            queue: t.queue,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

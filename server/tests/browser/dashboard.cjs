@@ -441,6 +441,20 @@ async function controls(browser, shot, pageOut) {
   await v.waitForSelector(`tr[data-fingerprint="${fp}"]`, { timeout: T });
   check(await v.$('[data-testid=failure-mark]') === null, 'a viewer sees failure groups but no resolve');
 
+  // 7b. A paused queue carries a `paused` pill on the queues page until it
+  // is resumed.
+  pageOut.page = page;
+  const control = (url) => page.evaluate(async (u) => (await fetch(u, { method: 'POST' })).status, url);
+  check((await control(`${base}/api/queue/pause/celery`)) === 200, 'the operator paused the celery queue');
+  await page.goto(`${base}/queues`);
+  const pill = 'tr[data-queue="celery"] [data-testid=queue-paused]';
+  await page.waitForSelector(pill, { timeout: T });
+  check((await page.getAttribute(pill, 'title')).startsWith(`paused by ${process.env.OPERATOR.split(':')[0]} since `), 'the pill says who paused it');
+  await shot('queue-paused');
+  check((await control(`${base}/api/queue/resume/celery`)) === 200, 'the operator resumed the celery queue');
+  await page.waitForSelector(pill, { state: 'detached', timeout: T });
+  check(true, 'the pill goes once the queue is resumed');
+
   // 8. Last, as the worker goes: a task running on a killed worker turns
   // LOST once its heartbeats expire.
   pageOut.page = page;
