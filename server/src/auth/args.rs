@@ -2,7 +2,7 @@
 
 use clap::ArgAction;
 
-use super::{parse_credential, parse_token, parse_users_file, Credential, Secret, UsersFile};
+use super::{parse_credential, parse_token, parse_users_file, ApiToken, Credential, UsersFile};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuthArgs {
@@ -22,10 +22,11 @@ pub struct AuthArgs {
     #[arg(long, env = "CELERIAC_USERS", value_name = "FILE", value_parser = parse_users_file)]
     pub users: Option<UsersFile>,
 
-    /// A bearer token with operator rights, for scripts (repeatable).
-    #[arg(long, env = "CELERIAC_API_TOKEN", value_delimiter = ',', value_name = "TOKEN",
+    /// A bearer token for scripts (repeatable): `read:TOKEN` reads only,
+    /// `control:TOKEN` or a bare `TOKEN` also controls.
+    #[arg(long, env = "CELERIAC_API_TOKEN", value_delimiter = ',', value_name = "[SCOPE:]TOKEN",
           value_parser = parse_token)]
-    pub api_token: Vec<Secret>,
+    pub api_token: Vec<ApiToken>,
 
     /// Refuse every control action, for everyone.
     #[arg(long, env = "CELERIAC_READ_ONLY", default_value_t = false, action = ArgAction::Set,

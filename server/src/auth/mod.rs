@@ -1,6 +1,7 @@
 //! Who may do what: users with roles, from `--basic-auth`
 //! (operators), `--viewer` (read only), a users file of hashed passwords
-//! (`--users`), and bearer tokens (`--api-token`, operators).
+//! (`--users`), and bearer tokens (`--api-token`, `read:` or `control:`
+//! scoped; a bare token controls).
 //!
 //! Secrets never reach a log line or a `Debug` print: [`Secret`] and
 //! [`Credential`] print `********`. Plain passwords and tokens are compared
@@ -124,12 +125,57 @@ pub fn parse_credential(s: &str) -> Result<Credential, String> {
     }
 }
 
-/// clap value parser for `--api-token`.
-pub fn parse_token(s: &str) -> Result<Secret, String> {
-    if s.len() < 16 {
+/// What a bearer token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// GET and HEAD only: a viewer.
+    Read,
+    /// Everything an operator may do.
+    Control,
+}
+
+impl Scope {
+    pub fn role(self) -> Role {
+        match self {
+            Scope::Read => Role::Viewer,
+            Scope::Control => Role::Operator,
+        }
+    }
+}
+
+/// `--api-token [read:|control:]TOKEN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub scope: Scope,
+    pub token: Secret,
+}
+
+/// clap value parser for `--api-token`: a `read:` or `control:` prefix
+/// sets the scope; without one the token controls, as tokens always did.
+pub fn parse_token(s: &str) -> Result<ApiToken, String> {
+    let (scope, token) = if let Some(t) = s.strip_prefix("read:") {
+        (Scope::Read, t)
+    } else if let Some(t) = s.strip_prefix("control:") {
+        (Scope::Control, t)
+    } else {
+        (Scope::Control, s)
+    };
+    if token.len() < 16 {
         return Err("an API token must be at least 16 characters".into());
     }
-    Ok(Secret::new(s))
+    Ok(ApiToken {
+        scope,
+        token: Secret::new(token),
+    })
+}
+
+/// The name a token goes by in the audit log and the logs: the first 8
+/// hex digits of its SHA-256, stable across restarts and reorderings, and
+/// useless for guessing the token.
+pub fn token_id(token: &str) -> String {
+    let d: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let hex: String = d[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("token:{hex}")
 }
 
 /// One line of a users file.
@@ -237,8 +283,8 @@ struct Account {
 /// The configured users and tokens, and the policy flags.
 pub struct Auth {
     accounts: HashMap<String, Account>,
-    /// (label, SHA-256 of the token)
-    tokens: Vec<(String, [u8; 32])>,
+    /// (label, role, SHA-256 of the token)
+    tokens: Vec<(String, Role, [u8; 32])>,
     pub read_only: bool,
     pub open_metrics: bool,
     /// Digests of (user, password) pairs whose hash already verified,
@@ -286,11 +332,11 @@ impl Auth {
         let tokens = args
             .api_token
             .iter()
-            .enumerate()
-            .map(|(i, t)| {
+            .map(|t| {
                 (
-                    format!("api-token#{}", i + 1),
-                    digest(&[t.expose().as_bytes()]),
+                    token_id(t.token.expose()),
+                    t.scope.role(),
+                    digest(&[t.token.expose().as_bytes()]),
                 )
             })
             .collect();
@@ -337,15 +383,12 @@ impl Auth {
                 let d = digest(&[token.expose().as_bytes()]);
                 // Every token is compared, so timing does not tell which matched.
                 let mut found = None;
-                for (label, t) in &self.tokens {
+                for (label, role, t) in &self.tokens {
                     if bool::from(t.ct_eq(&d)) && found.is_none() {
-                        found = Some(label.clone());
+                        found = Some((label.clone(), *role));
                     }
                 }
-                found.map(|name| Principal {
-                    name,
-                    role: Role::Operator,
-                })
+                found.map(|(name, role)| Principal { name, role })
             }
             Presented::Basic { user, password } => {
                 let account = self.accounts.get(user)?;
@@ -446,6 +489,10 @@ mod tests {
             "vic:pw",
             "--api-token",
             "0123456789abcdef0123",
+            "--api-token",
+            "read:reader-0123456789abcdef",
+            "--api-token",
+            "control:ctl-0123456789abcdef",
         ]));
         assert!(auth.enabled());
         let ann = auth.authenticate(&basic("ann", "s3cret")).await.unwrap();
@@ -460,7 +507,19 @@ mod tests {
             .await
             .is_none());
         let t = Presented::Bearer(Secret::new("0123456789abcdef0123"));
-        assert_eq!(auth.authenticate(&t).await.unwrap().name, "api-token#1");
+        let bare = auth.authenticate(&t).await.unwrap();
+        assert_eq!(bare.name, token_id("0123456789abcdef0123"));
+        assert_eq!(bare.role, Role::Operator);
+        let read = Presented::Bearer(Secret::new("reader-0123456789abcdef"));
+        let read = auth.authenticate(&read).await.unwrap();
+        assert_eq!(read.role, Role::Viewer);
+        assert!(read.name.starts_with("token:") && read.name.len() == 14);
+        let ctl = Presented::Bearer(Secret::new("ctl-0123456789abcdef"));
+        assert_eq!(auth.authenticate(&ctl).await.unwrap().role, Role::Operator);
+        // The prefix is not part of the token.
+        let prefixed = Presented::Bearer(Secret::new("read:reader-0123456789abcdef"));
+        assert!(auth.authenticate(&prefixed).await.is_none());
+        assert!(parse_token("read:short").is_err());
         assert!(auth
             .authenticate(&Presented::Bearer(Secret::new("nope")))
             .await
