@@ -111,7 +111,7 @@ fn only_transport_speaks_amqp() {
 const LAYERS: &[&[&str]] = &[
     // Values and small utilities every layer may use.
     &[
-        "events", "clock", "mask", "shutdown", "mailbox", "audit", "auth", "pyrepr",
+        "events", "clock", "mask", "shutdown", "mailbox", "audit", "auth", "pyrepr", "redact",
     ],
     // Test-only helpers.
     &["test_args"],
