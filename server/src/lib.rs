@@ -128,6 +128,7 @@ pub fn assemble(config: &Config, transport: &Transport) -> AppState {
         ops: Arc::new(control::Ops::new(
             transport.control(config.control.inspect_timeout()),
             &config.auth,
+            redact::Redactor::new(&config.redact.redact_keys),
         )),
         submit: Arc::new(submit::Submitter::new(
             transport.publisher(),

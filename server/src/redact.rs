@@ -43,7 +43,7 @@ impl Redactor {
     pub fn new(keys: &str) -> Redactor {
         let patterns = keys
             .split(',')
-            .map(|k| k.trim().to_lowercase())
+            .map(|k| k.trim().to_ascii_lowercase())
             .filter(|k| !k.is_empty())
             .collect();
         Redactor { patterns }
@@ -53,9 +53,9 @@ impl Redactor {
         self.patterns.is_empty()
     }
 
-    /// Whether a dict key (the text between its quotes) is to be masked.
+    /// Whether a dict key (the text between its quotes) is to be masked;
+    /// case is ignored for ASCII letters.
     pub fn matches(&self, key: &str) -> bool {
-        let key = key.to_lowercase();
         self.patterns
             .iter()
             .any(|p| glob(p.as_bytes(), key.as_bytes()))
@@ -178,7 +178,8 @@ fn value_end(b: &[u8], start: usize) -> usize {
     b.len()
 }
 
-/// `*` matches any run of bytes; everything else matches itself.
+/// `*` matches any run of bytes; everything else matches itself, ASCII
+/// letters in either case (`p` is lower case).
 fn glob(p: &[u8], s: &[u8]) -> bool {
     let (mut pi, mut si) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
@@ -186,7 +187,7 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
         if pi < p.len() && p[pi] == b'*' {
             star = Some((pi, si));
             pi += 1;
-        } else if pi < p.len() && p[pi] == s[si] {
+        } else if pi < p.len() && p[pi] == s[si].to_ascii_lowercase() {
             pi += 1;
             si += 1;
         } else if let Some((sp, ss)) = star {

@@ -90,6 +90,41 @@ fn secrets_are_masked_everywhere_and_hidden_from_viewers() {
         assert!(!body.contains(SECRET), "the secret leaked: {body}");
     }
 
+    // A running task's arguments, as the worker reports them to inspect
+    // `active`, are masked too, and hidden from viewers.
+    let held = vhost.send(
+        "hold",
+        "[60]",
+        &["--kwargs", r#"{"password": "hunter2", "user": "y"}"#],
+    );
+    let held_path = format!("/api/task/info/{held}");
+    eventually("the held task to start", WAIT, || {
+        let (status, body) = c.request("GET", &held_path, OP, &[], None);
+        (status == 200 && body.contains("STARTED")).then_some(())
+    });
+    let workers_path = "/api/workers?refresh=1&workername=redact@test";
+    let active = eventually("the held task in inspect active", WAIT, || {
+        let body = get(&c, OP, workers_path);
+        body.contains(&held).then_some(body)
+    });
+    let workers: Value = serde_json::from_str(&active).unwrap();
+    let listed = &workers["redact@test"]["active"][0];
+    assert!(
+        listed["kwargs"].as_str().unwrap().contains(MASKED),
+        "{listed}"
+    );
+    bodies.push(active);
+    let workers: Value = serde_json::from_str(&get(&c, VIEWER, workers_path)).unwrap();
+    let listed = &workers["redact@test"]["active"][0];
+    assert_eq!(listed["id"], held.as_str(), "{workers}");
+    assert!(
+        listed["kwargs"].is_null() && listed["args"].is_null(),
+        "{listed}"
+    );
+    for body in &bodies {
+        assert!(!body.contains(SECRET), "the secret leaked: {body}");
+    }
+
     // The real values are gone, so the record cannot be re-run as it was.
     let (status, body) = c.request("POST", &format!("/api/task/retry/{id}"), OP, &[], None);
     assert_eq!(status, 422, "{body}");

@@ -49,10 +49,14 @@ pub struct Ops<M> {
 }
 
 impl<M: Mailbox> Ops<M> {
-    pub fn new(pidbox: M, auth: &crate::auth::AuthArgs) -> Ops<M> {
+    pub fn new(
+        pidbox: M,
+        auth: &crate::auth::AuthArgs,
+        redactor: crate::redact::Redactor,
+    ) -> Ops<M> {
         Ops {
             pidbox,
-            inspect: InspectCache::new(),
+            inspect: InspectCache::new().masking(redactor),
             auth: Auth::from_args(auth),
             audit: std::sync::Arc::new(Audit::new()),
         }

@@ -45,8 +45,10 @@ fn json_response<T: Serialize>(value: &T) -> Response {
 /// `status=true`.
 pub async fn workers(
     State(shared): State<Arc<AppState>>,
+    who: Option<Extension<Principal>>,
     query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, HttpError> {
+    let hide = shared.hides_args(who.as_ref().map(|w| &w.0));
     let params = params::from_query(query)?;
     let refresh = params::bool_param(&params, "refresh")?;
     let status = params::bool_param(&params, "status")?;
@@ -84,11 +86,17 @@ pub async fn workers(
         ))
     } else {
         let inspect = &shared.ops.inspect;
-        json_response(&OrderedObject(
-            workers
-                .iter()
-                .map(|w| (w.hostname.as_str(), inspect.merged(w))),
-        ))
+        let rendered: Vec<_> = workers
+            .iter()
+            .map(|w| {
+                let mut v = inspect.merged(w);
+                if hide {
+                    crate::control::inspect::hide_task_args(&mut v);
+                }
+                (w.hostname.as_str(), v)
+            })
+            .collect();
+        json_response(&OrderedObject(rendered.iter().map(|(k, v)| (*k, v))))
     })
 }
 
