@@ -125,6 +125,35 @@ impl Redactor {
     }
 }
 
+impl Redactor {
+    /// Masks a JSON value in place: the values of matching object keys
+    /// become the mask, and strings are masked as reprs.
+    pub fn mask_json(&self, v: &mut serde_json::Value) {
+        use serde_json::Value;
+        if self.is_empty() {
+            return;
+        }
+        match v {
+            Value::String(text) => {
+                if let Cow::Owned(m) = self.mask(text) {
+                    *text = m;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|i| self.mask_json(i)),
+            Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    if self.matches(k) {
+                        *v = Value::String(MASK.trim_matches('\'').to_string());
+                    } else {
+                        self.mask_json(v);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Whether a repr holds a masked value: re-running it would send the mask.
 pub fn contains_mask(text: &str) -> bool {
     text.contains(MASK)
@@ -256,6 +285,26 @@ mod tests {
         assert!(Redactor::new("").is_empty() && Redactor::new(" , ").is_empty());
         assert_eq!(Redactor::new("").mask("{'password': 1}"), "{'password': 1}");
         assert!(Redactor::new("*").matches("anything"));
+    }
+
+    #[test]
+    fn json_values_are_masked_by_key_and_as_reprs() {
+        let mut v = serde_json::json!({
+            "kwargs": {"password": "p1", "user": "u", "nested": [{"API_KEY": {"a": 1}}]},
+            "kwargsrepr": "{'token': 'p2'}",
+            "n": 1,
+        });
+        default().mask_json(&mut v);
+        let text = v.to_string();
+        assert!(
+            !text.contains("p1") && !text.contains("p2") && !text.contains("\"a\""),
+            "{text}"
+        );
+        assert_eq!(v["kwargs"]["password"], "••••");
+        assert_eq!(
+            (v["kwargs"]["user"].as_str(), v["n"].as_i64()),
+            (Some("u"), Some(1))
+        );
     }
 
     #[test]

@@ -129,6 +129,32 @@ fn secrets_are_masked_everywhere_and_hidden_from_viewers() {
     let (status, body) = c.request("POST", &format!("/api/task/retry/{id}"), OP, &[], None);
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("masked by --redact-keys"), "{body}");
+    // Passed explicitly, the arguments run; the audit log, which viewers
+    // read, masks them too.
+    let edited = r#"{"kwargs": {"password": "hunter2", "user": "z"}}"#;
+    let (status, body) = c.request(
+        "POST",
+        &format!("/api/task/retry/{id}"),
+        OP,
+        &[],
+        Some(edited),
+    );
+    assert_eq!(status, 200, "{body}");
+    let rerun: Value = serde_json::from_str(&body).unwrap();
+    let rerun = rerun["task-id"].as_str().unwrap().to_string();
+    let rerun_path = format!("/api/task/info/{rerun}");
+    let ran: Value = eventually("the re-run to succeed", WAIT, || {
+        let (status, body) = c.request("GET", &rerun_path, OP, &[], None);
+        let task: Value = (status == 200).then(|| serde_json::from_str(&body).ok())??;
+        (task["state"] == "SUCCESS").then_some(task)
+    });
+    assert!(ran["kwargs"].as_str().unwrap().contains(MASKED), "{ran}");
+    let audit = get(&c, VIEWER, "/api/audit");
+    assert!(audit.contains(&rerun) && audit.contains("••••"), "{audit}");
+    assert!(
+        !audit.contains(SECRET) && !ran.to_string().contains(SECRET),
+        "{audit}"
+    );
 
     // --hide-args: a viewer sees no args or kwargs anywhere.
     let seen: Value = serde_json::from_str(&get(&c, VIEWER, &info_path)).unwrap();

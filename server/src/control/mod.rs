@@ -56,9 +56,9 @@ impl<M: Mailbox> Ops<M> {
     ) -> Ops<M> {
         Ops {
             pidbox,
-            inspect: InspectCache::new().masking(redactor),
+            inspect: InspectCache::new().masking(redactor.clone()),
             auth: Auth::from_args(auth),
-            audit: std::sync::Arc::new(Audit::new()),
+            audit: std::sync::Arc::new(Audit::new().masking(redactor)),
         }
     }
 }
