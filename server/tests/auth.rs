@@ -14,6 +14,7 @@ const VIEW_PASSWORD: &str = "view-Secret-9917";
 const TOKEN: &str = "tok-0123456789-abcdefghij";
 const READ_TOKEN: &str = "rd-Tok-5566778899-qwerty";
 const CONTROL_TOKEN: &str = "ctl-Tok-1122334455-asdfgh";
+const FILE_TOKEN: &str = "file-Tok-9988776655-zxcvbn";
 
 /// The audit name of a token: the first 8 hex digits of its SHA-256.
 fn token_id(token: &str) -> String {
@@ -31,7 +32,16 @@ fn roles_csrf_audit_and_no_secret_leaks() {
     let vhost = TestVhost::new("auth-roles");
     let users = vhost.log_dir.join("users");
     let hash = bcrypt::hash(FILE_PASSWORD, 4).unwrap();
-    std::fs::write(&users, format!("# test users\nfile-op:{hash}:operator\n")).unwrap();
+    let digest: String = {
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(FILE_TOKEN.as_bytes());
+        d.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    std::fs::write(
+        &users,
+        format!("# test users\nfile-op:{hash}:operator:sha256={digest}\n"),
+    )
+    .unwrap();
     let c = Celeriac::start(
         &vhost,
         &[
@@ -117,6 +127,7 @@ fn roles_csrf_audit_and_no_secret_leaks() {
         Auth::Bearer(TOKEN),
         Auth::Bearer(CONTROL_TOKEN),
         Auth::Basic("file-op", FILE_PASSWORD),
+        Auth::Bearer(FILE_TOKEN),
     ] {
         let (status, body) = req("POST", PING, auth, &[]);
         assert_eq!(status, 200, "{auth:?}: {body}");
@@ -154,9 +165,17 @@ fn roles_csrf_audit_and_no_secret_leaks() {
         .map(|e| e["user"].as_str().unwrap())
         .collect();
     let (bare, control) = (token_id(TOKEN), token_id(CONTROL_TOKEN));
+    let file_token = format!("file-op ({})", token_id(FILE_TOKEN));
     assert_eq!(
         users,
-        ["ops", "file-op", control.as_str(), bare.as_str(), "ops"],
+        [
+            "ops",
+            file_token.as_str(),
+            "file-op",
+            control.as_str(),
+            bare.as_str(),
+            "ops"
+        ],
         "{audit}"
     );
     assert_eq!(audit["entries"][0]["command"], "enable_events");
@@ -175,6 +194,7 @@ fn roles_csrf_audit_and_no_secret_leaks() {
         TOKEN,
         READ_TOKEN,
         CONTROL_TOKEN,
+        FILE_TOKEN,
         FILE_PASSWORD,
         "bad-Guess-5150",
     ] {

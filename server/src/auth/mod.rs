@@ -184,6 +184,8 @@ pub struct UserEntry {
     pub user: String,
     pub hash: String,
     pub role: Role,
+    /// SHA-256 digests of bearer tokens that act as this user.
+    pub tokens: Vec<[u8; 32]>,
 }
 
 impl fmt::Debug for UserEntry {
@@ -202,10 +204,13 @@ pub struct UsersFile {
     pub users: Vec<UserEntry>,
 }
 
-/// clap value parser for `--users FILE`: lines `user:hash[:role]`, `#`
-/// comments and blank lines ignored; `hash` is an argon2 PHC string
+/// clap value parser for `--users FILE`: lines `user:hash[:role[:tokens]]`,
+/// `#` comments and blank lines ignored; `hash` is an argon2 PHC string
 /// (`$argon2id$...`) or a bcrypt hash (`$2b$...`, as `htpasswd -B` writes);
-/// `role` is `operator` or `viewer` (the default).
+/// `role` is `operator` or `viewer` (the default); `tokens` is a comma list
+/// of `sha256=HEX`, the SHA-256 of bearer tokens that act as this user with
+/// this role (the file holds no secret in clear). Neither hash format
+/// contains `:`, so the fourth field is unambiguous.
 pub fn parse_users_file(path: &str) -> Result<UsersFile, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     parse_users(&text)
@@ -224,7 +229,7 @@ pub fn parse_users(text: &str) -> Result<Vec<UserEntry>, String> {
             continue;
         }
         let n = i + 1;
-        let mut parts = line.splitn(3, ':');
+        let mut parts = line.splitn(4, ':');
         let user = parts.next().unwrap_or_default().trim();
         let hash = parts.next().unwrap_or_default().trim();
         let role = match parts.next() {
@@ -232,8 +237,18 @@ pub fn parse_users(text: &str) -> Result<Vec<UserEntry>, String> {
             Some(r) => Role::parse(r)
                 .ok_or_else(|| format!("line {n}: unknown role `{r}` (operator or viewer)"))?,
         };
+        let tokens = match parts.next() {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(parse_token_digest)
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("line {n}: user `{user}`: {e}"))?,
+        };
         if user.is_empty() {
-            return Err(format!("line {n}: expected user:hash[:role]"));
+            return Err(format!("line {n}: expected user:hash[:role[:tokens]]"));
         }
         if !(hash.starts_with("$argon2") || is_bcrypt(hash)) {
             return Err(format!(
@@ -248,9 +263,25 @@ pub fn parse_users(text: &str) -> Result<Vec<UserEntry>, String> {
             user: user.to_string(),
             hash: hash.to_string(),
             role,
+            tokens,
         });
     }
     Ok(users)
+}
+
+/// `sha256=` and 64 hex digits.
+fn parse_token_digest(s: &str) -> Result<[u8; 32], String> {
+    let bad =
+        || format!("a token must be sha256=<64 hex digits> (`sha256sum` of the token), got `{s}`");
+    let hex = s.strip_prefix("sha256=").ok_or_else(bad)?;
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(out)
 }
 
 fn is_bcrypt(hash: &str) -> bool {
@@ -285,6 +316,8 @@ pub struct Auth {
     accounts: HashMap<String, Account>,
     /// (label, role, SHA-256 of the token)
     tokens: Vec<(String, Role, [u8; 32])>,
+    /// Users-file tokens: (user, role, plain SHA-256 of the token).
+    file_tokens: Vec<(String, Role, [u8; 32])>,
     pub read_only: bool,
     pub open_metrics: bool,
     /// Digests of (user, password) pairs whose hash already verified,
@@ -303,8 +336,12 @@ pub enum Presented {
 impl Auth {
     pub fn from_args(args: &AuthArgs) -> Auth {
         let mut accounts = HashMap::new();
+        let mut file_tokens = Vec::new();
         if let Some(file) = &args.users {
             for u in &file.users {
+                for t in &u.tokens {
+                    file_tokens.push((u.user.clone(), u.role, *t));
+                }
                 accounts.insert(
                     u.user.clone(),
                     Account {
@@ -347,6 +384,7 @@ impl Auth {
         Auth {
             accounts,
             tokens,
+            file_tokens,
             read_only: args.read_only,
             open_metrics: args.open_metrics,
             verified: parking_lot::Mutex::new(HashMap::new()),
@@ -357,7 +395,7 @@ impl Auth {
     /// False when nobody is configured: then everything is served to
     /// everyone (with a loud warning).
     pub fn enabled(&self) -> bool {
-        !self.accounts.is_empty() || !self.tokens.is_empty()
+        !self.accounts.is_empty() || !self.tokens.is_empty() || !self.file_tokens.is_empty()
     }
 
     /// How many users and tokens there are, for the start-up log.
@@ -371,7 +409,7 @@ impl Auth {
             "{} operator(s), {} viewer(s), {} API token(s)",
             ops,
             self.accounts.len() - ops,
-            self.tokens.len()
+            self.tokens.len() + self.file_tokens.len()
         )
     }
 
@@ -386,6 +424,15 @@ impl Auth {
                 for (label, role, t) in &self.tokens {
                     if bool::from(t.ct_eq(&d)) && found.is_none() {
                         found = Some((label.clone(), *role));
+                    }
+                }
+                // Users-file tokens are stored as plain SHA-256 (what
+                // `sha256sum` prints), and act as their user.
+                let plain: [u8; 32] = Sha256::digest(token.expose().as_bytes()).into();
+                for (user, role, t) in &self.file_tokens {
+                    if bool::from(t.ct_eq(&plain)) && found.is_none() {
+                        let id = token_id(token.expose());
+                        found = Some((format!("{user} ({id})"), *role));
                     }
                 }
                 found.map(|(name, role)| Principal { name, role })
@@ -539,7 +586,9 @@ mod tests {
             .unwrap()
             .to_string();
         let b = bcrypt::hash("bpw", 4).unwrap();
-        let text = format!("# users\nalice:{a}:operator\n\nbob:{b}\n");
+        let tok: [u8; 32] = Sha256::digest(b"alice-token-0123456789").into();
+        let hex: String = tok.iter().map(|b| format!("{b:02x}")).collect();
+        let text = format!("# users\nalice:{a}:operator:sha256={hex}\n\nbob:{b}\n");
         let users = parse_users(&text).unwrap();
         assert_eq!(users[0].role, Role::Operator);
         assert_eq!(users[1].role, Role::Viewer);
@@ -560,6 +609,15 @@ mod tests {
             auth.authenticate(&basic("bob", "bpw")).await.unwrap().role,
             Role::Viewer
         );
+        let t = Presented::Bearer(Secret::new("alice-token-0123456789"));
+        let by_token = auth.authenticate(&t).await.unwrap();
+        assert_eq!(by_token.role, Role::Operator);
+        assert_eq!(
+            by_token.name,
+            format!("alice ({})", token_id("alice-token-0123456789"))
+        );
+        let wrong = Presented::Bearer(Secret::new("alice-token-0123456780"));
+        assert!(auth.authenticate(&wrong).await.is_none());
         std::fs::remove_dir_all(&dir).unwrap();
 
         assert!(parse_users("carol:plaintext\n")
@@ -568,6 +626,12 @@ mod tests {
         assert!(parse_users(&format!("x:{b}:boss\n"))
             .unwrap_err()
             .contains("role"));
+        assert!(parse_users(&format!("x:{b}:viewer:plain-token\n"))
+            .unwrap_err()
+            .contains("sha256="));
+        assert!(parse_users(&format!("x:{b}:viewer:sha256=abc\n"))
+            .unwrap_err()
+            .contains("line 1"));
     }
 
     #[test]
