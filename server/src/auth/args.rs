@@ -17,8 +17,8 @@ pub struct AuthArgs {
           value_parser = parse_credential)]
     pub viewer: Vec<Credential>,
 
-    /// A users file: lines `user:hash[:operator|viewer]` with argon2 or
-    /// bcrypt hashes.
+    /// A users file: lines `user:hash[:operator|viewer[:sha256=HEX,...]]`
+    /// with argon2 or bcrypt hashes and the SHA-256 of the user's tokens.
     #[arg(long, env = "CELERIAC_USERS", value_name = "FILE", value_parser = parse_users_file)]
     pub users: Option<UsersFile>,
 
