@@ -46,6 +46,9 @@ pub struct Ops<M> {
     pub inspect: InspectCache,
     pub auth: Auth,
     pub audit: std::sync::Arc<Audit>,
+    /// `--redact-keys`, for what handlers read beyond the events (results
+    /// from the result backend).
+    pub redactor: crate::redact::Redactor,
 }
 
 impl<M: Mailbox> Ops<M> {
@@ -58,7 +61,8 @@ impl<M: Mailbox> Ops<M> {
             pidbox,
             inspect: InspectCache::new().masking(redactor.clone()),
             auth: Auth::from_args(auth),
-            audit: std::sync::Arc::new(Audit::new().masking(redactor)),
+            audit: std::sync::Arc::new(Audit::new().masking(redactor.clone())),
+            redactor,
         }
     }
 }
