@@ -44,9 +44,16 @@ pub struct AppState {
     pub url_prefix: String,
     /// How `/metrics` renders (buckets, name cardinality, Flower's names).
     pub exporter: MetricsArgs,
+    /// `--hide-args`: task args and kwargs are left out of viewers' answers.
+    pub hide_args: bool,
 }
 
 impl AppState {
+    /// Whether `who` is to see no task args or kwargs (`--hide-args`).
+    pub fn hides_args(&self, who: Option<&crate::auth::Principal>) -> bool {
+        self.hide_args && who.is_none_or(|p| p.role != crate::auth::Role::Operator)
+    }
+
     /// True while any event source is consuming.
     pub fn consuming(&self) -> bool {
         any_consuming(&self.sources)

@@ -5,6 +5,8 @@
 
 use std::collections::VecDeque;
 
+use crate::redact::Redactor;
+
 /// Entries `GET /api/audit` can return; older ones are only in the log.
 pub const AUDIT_CAPACITY: usize = 1000;
 
@@ -17,6 +19,9 @@ pub type Sink = Box<dyn Fn(&AuditEntry) + Send + Sync>;
 pub struct Audit {
     entries: parking_lot::Mutex<(u64, VecDeque<AuditEntry>)>,
     sink: std::sync::OnceLock<Sink>,
+    /// `--redact-keys`: arguments an operator passed (a retry's edited
+    /// kwargs, a submitted task's) are readable by viewers here.
+    redactor: Redactor,
 }
 
 impl Default for Audit {
@@ -30,7 +35,14 @@ impl Audit {
         Audit {
             entries: parking_lot::Mutex::new((0, VecDeque::new())),
             sink: std::sync::OnceLock::new(),
+            redactor: Redactor::default(),
         }
+    }
+
+    /// Masks `--redact-keys` in every entry's arguments and replies.
+    pub fn masking(mut self, redactor: Redactor) -> Audit {
+        self.redactor = redactor;
+        self
     }
 
     /// Sends every entry recorded from now on to `sink` too (once).
@@ -53,6 +65,8 @@ impl Audit {
 
     /// Records `entry` (its `id` is assigned here) and logs it.
     pub fn record(&self, mut entry: AuditEntry) -> u64 {
+        self.redactor.mask_json(&mut entry.arguments);
+        self.redactor.mask_json(&mut entry.replies);
         let id = {
             let mut guard = self.entries.lock();
             guard.0 += 1;
@@ -113,6 +127,21 @@ mod tests {
             replies: Value::Null,
             no_reply: vec![],
         }
+    }
+
+    #[test]
+    fn secrets_in_arguments_and_replies_are_masked() {
+        let audit = Audit::new().masking(Redactor::new("password"));
+        let mut e = entry("retry");
+        e.arguments = serde_json::json!({"edited": {"kwargs": {"password": "s1", "u": "x"}}});
+        e.replies = serde_json::json!({"kwargs": {"Password": "s2"}});
+        audit.record(e);
+        let text = serde_json::to_string(&audit.recent(1)).unwrap();
+        assert!(!text.contains("s1") && !text.contains("s2"), "{text}");
+        assert!(
+            text.contains("\"u\":\"x\"") && text.contains("••••"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::ingest::IngestArgs;
 use crate::insight::InsightArgs;
 use crate::metrics::MetricsArgs;
 use crate::owner::StateArgs;
+use crate::redact::RedactArgs;
 use crate::results::ResultsArgs;
 use crate::submit::SubmitArgs;
 
@@ -90,6 +91,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub insight: InsightArgs,
+
+    #[command(flatten)]
+    pub redact: RedactArgs,
 
     /// A TOML file with any of the options above (keys as the flag names).
     #[arg(long, env = "CELERIAC_CONFIG", value_name = "FILE")]
@@ -499,6 +503,18 @@ mod tests {
                 &[],
             ),
             ("config", "config", Some("CELERIAC_CONFIG"), &[]),
+            (
+                "redact_keys",
+                "redact-keys",
+                Some("CELERIAC_REDACT_KEYS"),
+                &["password,token,secret,authorization,api_key"],
+            ),
+            (
+                "hide_args",
+                "hide-args",
+                Some("CELERIAC_HIDE_ARGS"),
+                &["false"],
+            ),
         ];
         let mut actual: Vec<(String, String, Option<String>, Vec<String>)> = Config::command()
             .get_arguments()

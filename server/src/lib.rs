@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod owner;
 pub mod pyrepr;
 pub mod query;
+pub mod redact;
 pub mod results;
 pub mod shutdown;
 pub mod state;
@@ -116,6 +117,7 @@ pub fn assemble(config: &Config, transport: &Transport) -> AppState {
     let ops = control::Ops::new(
         transport.control(config.control.inspect_timeout()),
         &config.auth,
+        redact::Redactor::new(&config.redact.redact_keys),
     );
     metrics::register(&metrics.registry, ops.pauses.gauge.clone());
     AppState {
@@ -123,7 +125,10 @@ pub fn assemble(config: &Config, transport: &Transport) -> AppState {
             config.state.limits(&config.metrics),
         ))),
         sources: sources.clone(),
-        dashboard: Arc::new(ws::Hub::new(sources, DashboardTelemetry::new(&metrics))),
+        dashboard: Arc::new(
+            ws::Hub::new(sources, DashboardTelemetry::new(&metrics))
+                .hiding_args(config.redact.hide_args),
+        ),
         metrics,
         last_event: Arc::default(),
         ops: Arc::new(ops),
@@ -142,6 +147,7 @@ pub fn assemble(config: &Config, transport: &Transport) -> AppState {
         insight: Arc::new(insight::Insight::new(&config.insight)),
         url_prefix: config.http.url_prefix.clone(),
         exporter: config.metrics.clone(),
+        hide_args: config.redact.hide_args,
     }
 }
 
@@ -241,6 +247,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         metrics: app.metrics.clone(),
         last_event: app.last_event.clone(),
         feed: subscribers(&app),
+        redactor: redact::Redactor::new(&config.redact.redact_keys),
     };
     let sd = shutdown.clone();
     tasks.spawn(async move {

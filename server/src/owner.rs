@@ -24,6 +24,7 @@ use clap::builder::TypedValueParser;
 
 use crate::clock::now;
 use crate::metrics::SelfMetrics;
+use crate::redact::Redactor;
 use crate::shutdown::Shutdown;
 use crate::state::{Limits, State, DEFAULT_MAX_TASKS, DEFAULT_MAX_WORKERS};
 use crate::telemetry::LastEvent;
@@ -69,6 +70,9 @@ pub struct Owner {
     pub last_event: Arc<LastEvent>,
     /// Everyone told what changed, once per feed tick.
     pub feed: Feed,
+    /// `--redact-keys`, applied to each batch before it is applied, so
+    /// every reader (and the history store) only ever sees masked text.
+    pub redactor: Redactor,
 }
 
 impl Owner {
@@ -88,7 +92,8 @@ impl Owner {
                     return;
                 }
                 batch = batches.recv() => match batch {
-                    Some(batch) => {
+                    Some(mut batch) => {
+                        self.mask_batch(&mut batch);
                         self.apply_batch(&batch);
                         batches.recycle(batch);
                     }
@@ -97,6 +102,19 @@ impl Owner {
                 _ = ticker.tick() => self.state.write().tick(now()),
                 _ = feed_ticker.tick() => self.feed.publish(&self.state, now()),
             }
+        }
+    }
+
+    /// Masks the values of `--redact-keys` in task args, kwargs and
+    /// results, outside the lock.
+    pub fn mask_batch(&self, events: &mut [Event]) {
+        if self.redactor.is_empty() {
+            return;
+        }
+        for e in events {
+            self.redactor.mask_field(&mut e.args);
+            self.redactor.mask_field(&mut e.kwargs);
+            self.redactor.mask_field(&mut e.result);
         }
     }
 
@@ -140,7 +158,26 @@ mod tests {
             metrics: app.metrics.clone(),
             last_event: app.last_event.clone(),
             feed: Feed::default(),
+            redactor: Redactor::new(crate::redact::DEFAULT_REDACT_KEYS),
         }
+    }
+
+    #[test]
+    fn secrets_are_masked_before_the_state_sees_them() {
+        let s = owner();
+        let body = r#"{"type": "task-received", "hostname": "w", "timestamp": 1, "uuid": "u1",
+            "name": "t", "args": "({'token': 'abc'},)",
+            "kwargs": "{'password': 'hunter2', 'user': 'x'}"}"#;
+        let mut batch = events(&[body.to_string()]);
+        s.mask_batch(&mut batch);
+        s.apply_batch(&batch);
+        let state = s.state.read();
+        let text = format!("{:?}", state.task("u1").map(|t| (t.args, t.kwargs)));
+        assert!(text.contains("'password': '••••', 'user': 'x'"), "{text}");
+        assert!(
+            text.contains("'token': '••••'") && !text.contains("hunter2"),
+            "{text}"
+        );
     }
 
     fn events(bodies: &[String]) -> Vec<Event> {

@@ -12,6 +12,16 @@ use support::{Auth, Celeriac, TestVhost};
 const OP_PASSWORD: &str = "op-Secret-7731";
 const VIEW_PASSWORD: &str = "view-Secret-9917";
 const TOKEN: &str = "tok-0123456789-abcdefghij";
+const READ_TOKEN: &str = "rd-Tok-5566778899-qwerty";
+const CONTROL_TOKEN: &str = "ctl-Tok-1122334455-asdfgh";
+const FILE_TOKEN: &str = "file-Tok-9988776655-zxcvbn";
+
+/// The audit name of a token: the first 8 hex digits of its SHA-256.
+fn token_id(token: &str) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(token.as_bytes());
+    format!("token:{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3])
+}
 const FILE_PASSWORD: &str = "file-Secret-4242";
 
 const PING: &str = "/api/control/enable_events";
@@ -22,7 +32,16 @@ fn roles_csrf_audit_and_no_secret_leaks() {
     let vhost = TestVhost::new("auth-roles");
     let users = vhost.log_dir.join("users");
     let hash = bcrypt::hash(FILE_PASSWORD, 4).unwrap();
-    std::fs::write(&users, format!("# test users\nfile-op:{hash}:operator\n")).unwrap();
+    let digest: String = {
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(FILE_TOKEN.as_bytes());
+        d.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    std::fs::write(
+        &users,
+        format!("# test users\nfile-op:{hash}:operator:sha256={digest}\n"),
+    )
+    .unwrap();
     let c = Celeriac::start(
         &vhost,
         &[
@@ -32,6 +51,10 @@ fn roles_csrf_audit_and_no_secret_leaks() {
             &format!("view:{VIEW_PASSWORD}"),
             "--api-token",
             TOKEN,
+            "--api-token",
+            &format!("read:{READ_TOKEN}"),
+            "--api-token",
+            &format!("control:{CONTROL_TOKEN}"),
             "--users",
             users.to_str().unwrap(),
         ],
@@ -78,11 +101,33 @@ fn roles_csrf_audit_and_no_secret_leaks() {
     assert_eq!(who["role"], "viewer");
     assert_eq!(who["may_control"], false);
 
-    // Operators act: Basic, bearer token, and a users-file (bcrypt) user.
+    // A read-scoped token reads but may not act, whatever the route.
+    let read = Auth::Bearer(READ_TOKEN);
+    let (status, body) = req("GET", "/api/workers", read, &[]);
+    assert_eq!(status, 200, "{body}");
+    for path in [PING, "/api/worker/shutdown/w@x", "/api/task/retry/some-id"] {
+        let (status, body) = req("POST", path, read, &[]);
+        assert_eq!(status, 403, "POST {path}: {body}");
+        let err: Value = serde_json::from_str(&body).unwrap();
+        assert!(err["error"].is_string(), "{body}");
+        bodies.push(body);
+    }
+    let (status, _) = req(
+        "POST",
+        PING,
+        Auth::Bearer(&format!("read:{READ_TOKEN}")),
+        &[],
+    );
+    assert_eq!(status, 401, "the scope prefix is not part of the token");
+
+    // Operators act: Basic, a bare token (as before scopes), a control
+    // token, and a users-file (bcrypt) user.
     for auth in [
         op,
         Auth::Bearer(TOKEN),
+        Auth::Bearer(CONTROL_TOKEN),
         Auth::Basic("file-op", FILE_PASSWORD),
+        Auth::Bearer(FILE_TOKEN),
     ] {
         let (status, body) = req("POST", PING, auth, &[]);
         assert_eq!(status, 200, "{auth:?}: {body}");
@@ -119,7 +164,20 @@ fn roles_csrf_audit_and_no_secret_leaks() {
         .iter()
         .map(|e| e["user"].as_str().unwrap())
         .collect();
-    assert_eq!(users, ["ops", "file-op", "api-token#1", "ops"], "{audit}");
+    let (bare, control) = (token_id(TOKEN), token_id(CONTROL_TOKEN));
+    let file_token = format!("file-op ({})", token_id(FILE_TOKEN));
+    assert_eq!(
+        users,
+        [
+            "ops",
+            file_token.as_str(),
+            "file-op",
+            control.as_str(),
+            bare.as_str(),
+            "ops"
+        ],
+        "{audit}"
+    );
     assert_eq!(audit["entries"][0]["command"], "enable_events");
     bodies.push(body);
 
@@ -134,6 +192,9 @@ fn roles_csrf_audit_and_no_secret_leaks() {
         OP_PASSWORD,
         VIEW_PASSWORD,
         TOKEN,
+        READ_TOKEN,
+        CONTROL_TOKEN,
+        FILE_TOKEN,
         FILE_PASSWORD,
         "bad-Guess-5150",
     ] {

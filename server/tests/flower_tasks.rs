@@ -138,6 +138,31 @@ fn tasks_are_submitted_and_their_results_read_as_flower_does() {
         (s == 200 && v["state"] == "SUCCESS").then_some(v)
     });
     assert_eq!(info["kwargs"], "{'x': 1, 'y': 2}");
+
+    // A result the backend holds as the task returned it is masked by
+    // --redact-keys, in apply's answer and in the result API.
+    let flag = vhost.log_dir.join("flower-flag");
+    std::fs::write(&flag, "").unwrap();
+    let body =
+        json!({"args": [flag.to_str().unwrap()], "kwargs": {"password": "hunter2", "user": "x"}});
+    let (status, v, text) = call(
+        &c,
+        "POST",
+        OP,
+        "/api/task/apply/tasks.fail_until",
+        Some(&body.to_string()),
+    );
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        v["result"]["kwargs"],
+        json!({"password": "••••", "user": "x"}),
+        "{text}"
+    );
+    let id = v["task-id"].as_str().unwrap().to_string();
+    let (status, v, text) = call(&c, "GET", VIEWER, &format!("/api/task/result/{id}"), None);
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(v["result"]["kwargs"]["password"], "••••", "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
     assert_eq!(info["args"], "()");
 
     // apply waits: a failure comes back with its traceback.

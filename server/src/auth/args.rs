@@ -2,7 +2,7 @@
 
 use clap::ArgAction;
 
-use super::{parse_credential, parse_token, parse_users_file, Credential, Secret, UsersFile};
+use super::{parse_credential, parse_token, parse_users_file, ApiToken, Credential, UsersFile};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuthArgs {
@@ -17,15 +17,16 @@ pub struct AuthArgs {
           value_parser = parse_credential)]
     pub viewer: Vec<Credential>,
 
-    /// A users file: lines `user:hash[:operator|viewer]` with argon2 or
-    /// bcrypt hashes.
+    /// A users file: lines `user:hash[:operator|viewer[:sha256=HEX,...]]`
+    /// with argon2 or bcrypt hashes and the SHA-256 of the user's tokens.
     #[arg(long, env = "CELERIAC_USERS", value_name = "FILE", value_parser = parse_users_file)]
     pub users: Option<UsersFile>,
 
-    /// A bearer token with operator rights, for scripts (repeatable).
-    #[arg(long, env = "CELERIAC_API_TOKEN", value_delimiter = ',', value_name = "TOKEN",
+    /// A bearer token for scripts (repeatable): `read:TOKEN` reads only,
+    /// `control:TOKEN` or a bare `TOKEN` also controls.
+    #[arg(long, env = "CELERIAC_API_TOKEN", value_delimiter = ',', value_name = "[SCOPE:]TOKEN",
           value_parser = parse_token)]
-    pub api_token: Vec<Secret>,
+    pub api_token: Vec<ApiToken>,
 
     /// Refuse every control action, for everyone.
     #[arg(long, env = "CELERIAC_READ_ONLY", default_value_t = false, action = ArgAction::Set,

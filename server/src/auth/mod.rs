@@ -1,6 +1,7 @@
 //! Who may do what: users with roles, from `--basic-auth`
 //! (operators), `--viewer` (read only), a users file of hashed passwords
-//! (`--users`), and bearer tokens (`--api-token`, operators).
+//! (`--users`), and bearer tokens (`--api-token`, `read:` or `control:`
+//! scoped; a bare token controls).
 //!
 //! Secrets never reach a log line or a `Debug` print: [`Secret`] and
 //! [`Credential`] print `********`. Plain passwords and tokens are compared
@@ -124,12 +125,57 @@ pub fn parse_credential(s: &str) -> Result<Credential, String> {
     }
 }
 
-/// clap value parser for `--api-token`.
-pub fn parse_token(s: &str) -> Result<Secret, String> {
-    if s.len() < 16 {
+/// What a bearer token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// GET and HEAD only: a viewer.
+    Read,
+    /// Everything an operator may do.
+    Control,
+}
+
+impl Scope {
+    pub fn role(self) -> Role {
+        match self {
+            Scope::Read => Role::Viewer,
+            Scope::Control => Role::Operator,
+        }
+    }
+}
+
+/// `--api-token [read:|control:]TOKEN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub scope: Scope,
+    pub token: Secret,
+}
+
+/// clap value parser for `--api-token`: a `read:` or `control:` prefix
+/// sets the scope; without one the token controls, as tokens always did.
+pub fn parse_token(s: &str) -> Result<ApiToken, String> {
+    let (scope, token) = if let Some(t) = s.strip_prefix("read:") {
+        (Scope::Read, t)
+    } else if let Some(t) = s.strip_prefix("control:") {
+        (Scope::Control, t)
+    } else {
+        (Scope::Control, s)
+    };
+    if token.len() < 16 {
         return Err("an API token must be at least 16 characters".into());
     }
-    Ok(Secret::new(s))
+    Ok(ApiToken {
+        scope,
+        token: Secret::new(token),
+    })
+}
+
+/// The name a token goes by in the audit log and the logs: the first 8
+/// hex digits of its SHA-256, stable across restarts and reorderings, and
+/// useless for guessing the token.
+pub fn token_id(token: &str) -> String {
+    let d: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let hex: String = d[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("token:{hex}")
 }
 
 /// One line of a users file.
@@ -138,6 +184,8 @@ pub struct UserEntry {
     pub user: String,
     pub hash: String,
     pub role: Role,
+    /// SHA-256 digests of bearer tokens that act as this user.
+    pub tokens: Vec<[u8; 32]>,
 }
 
 impl fmt::Debug for UserEntry {
@@ -156,10 +204,13 @@ pub struct UsersFile {
     pub users: Vec<UserEntry>,
 }
 
-/// clap value parser for `--users FILE`: lines `user:hash[:role]`, `#`
-/// comments and blank lines ignored; `hash` is an argon2 PHC string
+/// clap value parser for `--users FILE`: lines `user:hash[:role[:tokens]]`,
+/// `#` comments and blank lines ignored; `hash` is an argon2 PHC string
 /// (`$argon2id$...`) or a bcrypt hash (`$2b$...`, as `htpasswd -B` writes);
-/// `role` is `operator` or `viewer` (the default).
+/// `role` is `operator` or `viewer` (the default); `tokens` is a comma list
+/// of `sha256=HEX`, the SHA-256 of bearer tokens that act as this user with
+/// this role (the file holds no secret in clear). Neither hash format
+/// contains `:`, so the fourth field is unambiguous.
 pub fn parse_users_file(path: &str) -> Result<UsersFile, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     parse_users(&text)
@@ -178,7 +229,7 @@ pub fn parse_users(text: &str) -> Result<Vec<UserEntry>, String> {
             continue;
         }
         let n = i + 1;
-        let mut parts = line.splitn(3, ':');
+        let mut parts = line.splitn(4, ':');
         let user = parts.next().unwrap_or_default().trim();
         let hash = parts.next().unwrap_or_default().trim();
         let role = match parts.next() {
@@ -186,8 +237,18 @@ pub fn parse_users(text: &str) -> Result<Vec<UserEntry>, String> {
             Some(r) => Role::parse(r)
                 .ok_or_else(|| format!("line {n}: unknown role `{r}` (operator or viewer)"))?,
         };
+        let tokens = match parts.next() {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(parse_token_digest)
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("line {n}: user `{user}`: {e}"))?,
+        };
         if user.is_empty() {
-            return Err(format!("line {n}: expected user:hash[:role]"));
+            return Err(format!("line {n}: expected user:hash[:role[:tokens]]"));
         }
         if !(hash.starts_with("$argon2") || is_bcrypt(hash)) {
             return Err(format!(
@@ -202,9 +263,25 @@ pub fn parse_users(text: &str) -> Result<Vec<UserEntry>, String> {
             user: user.to_string(),
             hash: hash.to_string(),
             role,
+            tokens,
         });
     }
     Ok(users)
+}
+
+/// `sha256=` and 64 hex digits.
+fn parse_token_digest(s: &str) -> Result<[u8; 32], String> {
+    let bad =
+        || format!("a token must be sha256=<64 hex digits> (`sha256sum` of the token), got `{s}`");
+    let hex = s.strip_prefix("sha256=").ok_or_else(bad)?;
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(out)
 }
 
 fn is_bcrypt(hash: &str) -> bool {
@@ -237,8 +314,10 @@ struct Account {
 /// The configured users and tokens, and the policy flags.
 pub struct Auth {
     accounts: HashMap<String, Account>,
-    /// (label, SHA-256 of the token)
-    tokens: Vec<(String, [u8; 32])>,
+    /// (label, role, SHA-256 of the token)
+    tokens: Vec<(String, Role, [u8; 32])>,
+    /// Users-file tokens: (user, role, plain SHA-256 of the token).
+    file_tokens: Vec<(String, Role, [u8; 32])>,
     pub read_only: bool,
     pub open_metrics: bool,
     /// Digests of (user, password) pairs whose hash already verified,
@@ -257,8 +336,12 @@ pub enum Presented {
 impl Auth {
     pub fn from_args(args: &AuthArgs) -> Auth {
         let mut accounts = HashMap::new();
+        let mut file_tokens = Vec::new();
         if let Some(file) = &args.users {
             for u in &file.users {
+                for t in &u.tokens {
+                    file_tokens.push((u.user.clone(), u.role, *t));
+                }
                 accounts.insert(
                     u.user.clone(),
                     Account {
@@ -286,11 +369,11 @@ impl Auth {
         let tokens = args
             .api_token
             .iter()
-            .enumerate()
-            .map(|(i, t)| {
+            .map(|t| {
                 (
-                    format!("api-token#{}", i + 1),
-                    digest(&[t.expose().as_bytes()]),
+                    token_id(t.token.expose()),
+                    t.scope.role(),
+                    digest(&[t.token.expose().as_bytes()]),
                 )
             })
             .collect();
@@ -301,6 +384,7 @@ impl Auth {
         Auth {
             accounts,
             tokens,
+            file_tokens,
             read_only: args.read_only,
             open_metrics: args.open_metrics,
             verified: parking_lot::Mutex::new(HashMap::new()),
@@ -311,7 +395,7 @@ impl Auth {
     /// False when nobody is configured: then everything is served to
     /// everyone (with a loud warning).
     pub fn enabled(&self) -> bool {
-        !self.accounts.is_empty() || !self.tokens.is_empty()
+        !self.accounts.is_empty() || !self.tokens.is_empty() || !self.file_tokens.is_empty()
     }
 
     /// How many users and tokens there are, for the start-up log.
@@ -325,7 +409,7 @@ impl Auth {
             "{} operator(s), {} viewer(s), {} API token(s)",
             ops,
             self.accounts.len() - ops,
-            self.tokens.len()
+            self.tokens.len() + self.file_tokens.len()
         )
     }
 
@@ -337,15 +421,21 @@ impl Auth {
                 let d = digest(&[token.expose().as_bytes()]);
                 // Every token is compared, so timing does not tell which matched.
                 let mut found = None;
-                for (label, t) in &self.tokens {
+                for (label, role, t) in &self.tokens {
                     if bool::from(t.ct_eq(&d)) && found.is_none() {
-                        found = Some(label.clone());
+                        found = Some((label.clone(), *role));
                     }
                 }
-                found.map(|name| Principal {
-                    name,
-                    role: Role::Operator,
-                })
+                // Users-file tokens are stored as plain SHA-256 (what
+                // `sha256sum` prints), and act as their user.
+                let plain: [u8; 32] = Sha256::digest(token.expose().as_bytes()).into();
+                for (user, role, t) in &self.file_tokens {
+                    if bool::from(t.ct_eq(&plain)) && found.is_none() {
+                        let id = token_id(token.expose());
+                        found = Some((format!("{user} ({id})"), *role));
+                    }
+                }
+                found.map(|(name, role)| Principal { name, role })
             }
             Presented::Basic { user, password } => {
                 let account = self.accounts.get(user)?;
@@ -446,6 +536,10 @@ mod tests {
             "vic:pw",
             "--api-token",
             "0123456789abcdef0123",
+            "--api-token",
+            "read:reader-0123456789abcdef",
+            "--api-token",
+            "control:ctl-0123456789abcdef",
         ]));
         assert!(auth.enabled());
         let ann = auth.authenticate(&basic("ann", "s3cret")).await.unwrap();
@@ -460,7 +554,19 @@ mod tests {
             .await
             .is_none());
         let t = Presented::Bearer(Secret::new("0123456789abcdef0123"));
-        assert_eq!(auth.authenticate(&t).await.unwrap().name, "api-token#1");
+        let bare = auth.authenticate(&t).await.unwrap();
+        assert_eq!(bare.name, token_id("0123456789abcdef0123"));
+        assert_eq!(bare.role, Role::Operator);
+        let read = Presented::Bearer(Secret::new("reader-0123456789abcdef"));
+        let read = auth.authenticate(&read).await.unwrap();
+        assert_eq!(read.role, Role::Viewer);
+        assert!(read.name.starts_with("token:") && read.name.len() == 14);
+        let ctl = Presented::Bearer(Secret::new("ctl-0123456789abcdef"));
+        assert_eq!(auth.authenticate(&ctl).await.unwrap().role, Role::Operator);
+        // The prefix is not part of the token.
+        let prefixed = Presented::Bearer(Secret::new("read:reader-0123456789abcdef"));
+        assert!(auth.authenticate(&prefixed).await.is_none());
+        assert!(parse_token("read:short").is_err());
         assert!(auth
             .authenticate(&Presented::Bearer(Secret::new("nope")))
             .await
@@ -480,7 +586,9 @@ mod tests {
             .unwrap()
             .to_string();
         let b = bcrypt::hash("bpw", 4).unwrap();
-        let text = format!("# users\nalice:{a}:operator\n\nbob:{b}\n");
+        let tok: [u8; 32] = Sha256::digest(b"alice-token-0123456789").into();
+        let hex: String = tok.iter().map(|b| format!("{b:02x}")).collect();
+        let text = format!("# users\nalice:{a}:operator:sha256={hex}\n\nbob:{b}\n");
         let users = parse_users(&text).unwrap();
         assert_eq!(users[0].role, Role::Operator);
         assert_eq!(users[1].role, Role::Viewer);
@@ -501,6 +609,15 @@ mod tests {
             auth.authenticate(&basic("bob", "bpw")).await.unwrap().role,
             Role::Viewer
         );
+        let t = Presented::Bearer(Secret::new("alice-token-0123456789"));
+        let by_token = auth.authenticate(&t).await.unwrap();
+        assert_eq!(by_token.role, Role::Operator);
+        assert_eq!(
+            by_token.name,
+            format!("alice ({})", token_id("alice-token-0123456789"))
+        );
+        let wrong = Presented::Bearer(Secret::new("alice-token-0123456780"));
+        assert!(auth.authenticate(&wrong).await.is_none());
         std::fs::remove_dir_all(&dir).unwrap();
 
         assert!(parse_users("carol:plaintext\n")
@@ -509,6 +626,12 @@ mod tests {
         assert!(parse_users(&format!("x:{b}:boss\n"))
             .unwrap_err()
             .contains("role"));
+        assert!(parse_users(&format!("x:{b}:viewer:plain-token\n"))
+            .unwrap_err()
+            .contains("sha256="));
+        assert!(parse_users(&format!("x:{b}:viewer:sha256=abc\n"))
+            .unwrap_err()
+            .contains("line 1"));
     }
 
     #[test]

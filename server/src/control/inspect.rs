@@ -19,6 +19,7 @@ use crate::broker::BrokerStats;
 use crate::clock;
 use crate::mailbox::Mailbox;
 use crate::mask::mask_password;
+use crate::redact::Redactor;
 use crate::state::State;
 
 /// Each refresh is up to 8 broadcasts; more at once would only queue on
@@ -43,6 +44,9 @@ const TASK_METHODS: [Command; 4] = [
 pub struct InspectCache {
     workers: parking_lot::RwLock<BTreeMap<String, Map<String, Value>>>,
     permits: Semaphore,
+    /// `--redact-keys`, for the `args`/`kwargs` reprs of the tasks that
+    /// `active`, `reserved` and `scheduled` list.
+    redactor: Redactor,
 }
 
 impl Default for InspectCache {
@@ -56,7 +60,14 @@ impl InspectCache {
         InspectCache {
             workers: parking_lot::RwLock::new(BTreeMap::new()),
             permits: Semaphore::new(MAX_CONCURRENT_REFRESHES),
+            redactor: Redactor::default(),
         }
+    }
+
+    /// Masks `--redact-keys` in the task lists before they are cached.
+    pub fn masking(mut self, redactor: Redactor) -> InspectCache {
+        self.redactor = redactor;
+        self
     }
 
     /// The cached inspect fields of `worker` (with their `timestamp`).
@@ -91,14 +102,66 @@ impl InspectCache {
     fn store(&self, method: &str, replies: BTreeMap<String, Value>, now: f64) {
         let mut workers = self.workers.write();
         for (worker, reply) in replies {
-            let reply = if method == "conf" {
-                mask_conf(reply)
-            } else {
-                reply
+            let reply = match method {
+                "conf" => mask_conf(reply),
+                "active" | "reserved" | "scheduled" => {
+                    let mut reply = reply;
+                    mask_task_args(&self.redactor, &mut reply);
+                    reply
+                }
+                _ => reply,
             };
             let entry = workers.entry(worker).or_default();
             entry.insert(method.to_string(), reply);
             entry.insert("timestamp".into(), json!(now));
+        }
+    }
+}
+
+/// Masks every string `args`/`kwargs`/`result` found in a task list reply
+/// (`scheduled` nests each task under `request`).
+fn mask_task_args(redactor: &Redactor, v: &mut Value) {
+    match v {
+        Value::Array(items) => items.iter_mut().for_each(|i| mask_task_args(redactor, i)),
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                match v {
+                    Value::String(text) if matches!(k.as_str(), "args" | "kwargs" | "result") => {
+                        if let std::borrow::Cow::Owned(m) = redactor.mask(text) {
+                            *text = m;
+                        }
+                    }
+                    _ => mask_task_args(redactor, v),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A worker as `/api/workers` renders it, with the `args` and `kwargs` of
+/// the tasks it lists set to null (`--hide-args`, for viewers).
+pub fn hide_task_args(worker: &mut Value) {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    if matches!(k.as_str(), "args" | "kwargs") {
+                        *v = Value::Null;
+                    } else {
+                        walk(v);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Value::Object(map) = worker {
+        for list in ["active", "reserved", "scheduled"] {
+            if let Some(v) = map.get_mut(list) {
+                walk(v);
+            }
         }
     }
 }
@@ -253,6 +316,33 @@ mod tests {
         // Without active_queues nothing is known yet; stats alone is not enough.
         let stats_only = json!({"stats": {"pool": {"processes": [1]}}});
         assert!(worker_queues(stats_only.as_object().unwrap()).is_none());
+    }
+
+    #[test]
+    fn task_lists_are_masked() {
+        let cache = InspectCache::new().masking(Redactor::new("password"));
+        let active = json!([{"id": "a", "args": "({'password': 'p1'},)",
+                             "kwargs": "{'password': 'p2', 'n': 1}"}]);
+        let scheduled = json!([{"eta": "x", "request": {"kwargs": "{'Password': 'p3'}"}}]);
+        let replies = |v: Value| BTreeMap::from([("w".to_string(), v)]);
+        cache.store("active", replies(active), 1.0);
+        cache.store("scheduled", replies(scheduled), 1.0);
+        let text = Value::Object(cache.get("w").unwrap()).to_string();
+        assert!(
+            !text.contains("p1") && !text.contains("p2") && !text.contains("p3"),
+            "{text}"
+        );
+        assert!(text.contains("'n': 1") && text.contains("••••"), "{text}");
+
+        let mut worker = Value::Object(cache.get("w").unwrap());
+        worker["name"] = json!("w");
+        hide_task_args(&mut worker);
+        assert!(worker["active"][0]["kwargs"].is_null() && worker["active"][0]["args"].is_null());
+        assert!(worker["scheduled"][0]["request"]["kwargs"].is_null());
+        assert_eq!(
+            (worker["active"][0]["id"].as_str(), worker["name"].as_str()),
+            (Some("a"), Some("w"))
+        );
     }
 
     #[test]

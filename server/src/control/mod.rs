@@ -50,16 +50,24 @@ pub struct Ops<M> {
     pub audit: std::sync::Arc<Audit>,
     /// Queues paused across the cluster.
     pub pauses: pause::Pauses,
+    /// `--redact-keys`, for what handlers read beyond the events (results
+    /// from the result backend).
+    pub redactor: crate::redact::Redactor,
 }
 
 impl<M: Mailbox> Ops<M> {
-    pub fn new(pidbox: M, auth: &crate::auth::AuthArgs) -> Ops<M> {
+    pub fn new(
+        pidbox: M,
+        auth: &crate::auth::AuthArgs,
+        redactor: crate::redact::Redactor,
+    ) -> Ops<M> {
         Ops {
             pidbox,
-            inspect: InspectCache::new(),
+            inspect: InspectCache::new().masking(redactor.clone()),
             auth: Auth::from_args(auth),
-            audit: std::sync::Arc::new(Audit::new()),
+            audit: std::sync::Arc::new(Audit::new().masking(redactor.clone())),
             pauses: pause::Pauses::new(),
+            redactor,
         }
     }
 }

@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::params::{self, Params};
 use super::HttpError;
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::history::export::Format;
 use crate::history::reader::Export;
 use crate::query::TaskQuery;
@@ -23,8 +24,10 @@ const PAGES_IN_FLIGHT: usize = 4;
 
 pub async fn export(
     State(shared): State<Arc<AppState>>,
+    who: Option<Extension<Principal>>,
     query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, HttpError> {
+    let hide = shared.hides_args(who.as_ref().map(|w| &w.0));
     let params = params::from_query(query)?;
     let format = Format::parse(
         params
@@ -49,9 +52,14 @@ pub async fn export(
         }
         loop {
             let chunk = match export.next_page(&shared.state).await {
-                Ok(Some(page)) => Ok(Bytes::from(
-                    page.iter().flat_map(|t| format.row(t)).collect::<Vec<u8>>(),
-                )),
+                Ok(Some(mut page)) => {
+                    if hide {
+                        page.iter_mut().for_each(super::flower::hide_args);
+                    }
+                    Ok(Bytes::from(
+                        page.iter().flat_map(|t| format.row(t)).collect::<Vec<u8>>(),
+                    ))
+                }
                 Ok(None) => return,
                 // The status line is sent already: cut the body short, so
                 // the client sees an incomplete transfer, not a short file.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::ser::{Serialize, Serializer};
@@ -13,6 +13,7 @@ use serde::ser::{Serialize, Serializer};
 use super::errors::HttpError;
 use super::params::{self, Params};
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::clock;
 use crate::history::reader;
 use crate::query::TaskQuery;
@@ -44,8 +45,10 @@ fn json_response<T: Serialize>(value: &T) -> Response {
 /// `status=true`.
 pub async fn workers(
     State(shared): State<Arc<AppState>>,
+    who: Option<Extension<Principal>>,
     query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, HttpError> {
+    let hide = shared.hides_args(who.as_ref().map(|w| &w.0));
     let params = params::from_query(query)?;
     let refresh = params::bool_param(&params, "refresh")?;
     let status = params::bool_param(&params, "status")?;
@@ -83,17 +86,30 @@ pub async fn workers(
         ))
     } else {
         let inspect = &shared.ops.inspect;
-        json_response(&OrderedObject(
-            workers
-                .iter()
-                .map(|w| (w.hostname.as_str(), inspect.merged(w))),
-        ))
+        let rendered: Vec<_> = workers
+            .iter()
+            .map(|w| {
+                let mut v = inspect.merged(w);
+                if hide {
+                    crate::control::inspect::hide_task_args(&mut v);
+                }
+                (w.hostname.as_str(), v)
+            })
+            .collect();
+        json_response(&OrderedObject(rendered.iter().map(|(k, v)| (*k, v))))
     })
+}
+
+/// Blanks a task's args and kwargs for someone `--hide-args` hides them from.
+pub fn hide_args(task: &mut api::Task) {
+    task.args = None;
+    task.kwargs = None;
 }
 
 /// `GET /api/tasks`: `{uuid: task}` in the query's order.
 pub async fn tasks(
     State(shared): State<Arc<AppState>>,
+    who: Option<Extension<Principal>>,
     query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, HttpError> {
     let params = params::from_query(query)?;
@@ -123,7 +139,7 @@ pub async fn tasks(
         .await
         .map_err(|e| HttpError::internal(format!("task listing failed: {e}")))?
     };
-    let page = match shared.history.as_deref().and_then(|h| h.store()) {
+    let mut page = match shared.history.as_deref().and_then(|h| h.store()) {
         Some(store) if !reader::memory_suffices(beyond, &query, memory.len()) => {
             match reader::tasks(&store, &shared.state, &query, memory.clone()).await {
                 Ok(page) => page,
@@ -135,6 +151,9 @@ pub async fn tasks(
         }
         _ => cut(memory, &query, beyond),
     };
+    if shared.hides_args(who.as_ref().map(|w| &w.0)) {
+        page.iter_mut().for_each(hide_args);
+    }
     Ok(json_response(&OrderedObject(
         page.iter().map(|t| (t.uuid.as_str(), t)),
     )))
@@ -153,6 +172,7 @@ fn cut(memory: Vec<api::Task>, query: &TaskQuery, from_zero: bool) -> Vec<api::T
 /// `GET /api/task/info/{uuid}`.
 pub async fn task_info(
     State(shared): State<Arc<AppState>>,
+    who: Option<Extension<Principal>>,
     Path(uuid): Path<String>,
 ) -> Result<Response, HttpError> {
     let task = reader::task(shared.history.as_deref(), &shared.state, &uuid)
@@ -161,9 +181,12 @@ pub async fn task_info(
             tracing::warn!(error = %e, "history unavailable; answering from memory");
             None
         });
-    let Some(task) = task else {
+    let Some(mut task) = task else {
         return Err(HttpError::not_found(format!("Unknown task '{uuid}'")));
     };
+    if shared.hides_args(who.as_ref().map(|w| &w.0)) {
+        hide_args(&mut task);
+    }
     // Beyond Flower: the re-runs celeriac published, both ways.
     let links = &shared.submit.links;
     let (retry_of, reruns) = (links.retry_of(&uuid), links.reruns(&uuid));

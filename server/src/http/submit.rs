@@ -442,12 +442,13 @@ async fn submit(
     if kind == Submit::Apply {
         let timeout = timeout.unwrap_or(DEFAULT_APPLY_TIMEOUT_SECS);
         let meta = wait_ready(backend, &id, timeout).await?;
-        let Some(meta) = meta.filter(Meta::ready) else {
+        let Some(mut meta) = meta.filter(Meta::ready) else {
             return Err(HttpError::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 format!("task '{id}' was sent but gave no result within {timeout} s"),
             ));
         };
+        shared.ops.redactor.mask_json(&mut meta.result);
         meta::add_result(&mut answer, &meta);
         answer.push("state", meta.status.as_str());
     } else if backend.configured() {
@@ -476,10 +477,14 @@ async fn result(
         .find(|(k, _)| k == "timeout")
         .map(|(_, v)| Value::String(v.clone()));
     let timeout = seconds_param("timeout", timeout.as_ref())?;
-    let meta = match timeout {
+    let mut meta = match timeout {
         Some(t) if t > 0.0 => wait_ready(backend, &id, t).await?,
         _ => backend.get(&id).await.map_err(|e| backend_error(&e))?,
     };
+    // The backend holds the result as the task returned it.
+    if let Some(m) = meta.as_mut() {
+        shared.ops.redactor.mask_json(&mut m.result);
+    }
     Ok((
         StatusCode::OK,
         Json(meta::result_answer(&id, meta.as_ref())),

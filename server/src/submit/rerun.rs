@@ -181,13 +181,23 @@ impl Rerun {
 }
 
 fn recorded<'a>(repr: Option<&'a str>, which: &str) -> Result<&'a str, RerunError> {
-    repr.filter(|r| !r.is_empty()).ok_or_else(|| {
+    let repr = repr.filter(|r| !r.is_empty()).ok_or_else(|| {
         RerunError::Arguments(Refusal {
             argument: which.to_string(),
             reason: "no repr was recorded (the events carried none); pass them in the body".into(),
             text: String::new(),
         })
-    })
+    })?;
+    // Masking happens at ingest, so the real values are gone: re-running
+    // would send the mask itself.
+    if crate::redact::contains_mask(repr) {
+        return Err(RerunError::Arguments(Refusal {
+            argument: which.to_string(),
+            reason: "arguments were masked by --redact-keys; pass args/kwargs explicitly".into(),
+            text: String::new(),
+        }));
+    }
+    Ok(repr)
 }
 
 #[cfg(test)]
@@ -222,6 +232,25 @@ mod tests {
             "celery",
             now(),
         )
+    }
+
+    #[test]
+    fn masked_arguments_are_not_sent_again() {
+        let masked = Original {
+            kwargs: Some("{'password': '••••', 'user': 'x'}"),
+            ..original()
+        };
+        match run(&Rerun::default(), &masked) {
+            Err(RerunError::Arguments(r)) => {
+                assert_eq!(r.argument, "kwargs");
+                assert!(r.reason.contains("masked by --redact-keys"), "{r}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Arguments passed in the body replace the masked ones.
+        let body = json!({"kwargs": {"password": "real", "user": "x"}});
+        let r = Rerun::from_body(body.as_object().unwrap()).unwrap();
+        assert_eq!(run(&r, &masked).unwrap().kwargs["password"], "real");
     }
 
     #[test]

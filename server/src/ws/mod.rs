@@ -45,6 +45,9 @@ pub struct Hub {
     telemetry: DashboardTelemetry,
     /// When the state's counters started.
     started: f64,
+    /// `--hide-args`: one feed serves everyone, viewers included, so it
+    /// carries no args or kwargs; operators read them from the task's page.
+    hide_args: bool,
 }
 
 #[derive(Default)]
@@ -76,7 +79,14 @@ impl Hub {
             sources,
             telemetry,
             started: now(),
+            hide_args: false,
         }
+    }
+
+    /// Leaves task args and kwargs out of every message.
+    pub fn hiding_args(mut self, hide: bool) -> Hub {
+        self.hide_args = hide;
+        self
     }
 
     /// A tick with the hub as the only subscriber, for tests: takes the
@@ -105,7 +115,10 @@ impl Hub {
             }
             if listening {
                 if !changes.overflow {
-                    rows = state.changed_tasks(changes).map(|t| row(&t)).collect();
+                    rows = state
+                        .changed_tasks(changes)
+                        .map(|t| row(&t, self.hide_args))
+                        .collect();
                 }
                 // Liveness changes with time alone: resend once a second.
                 if changes.workers || now - p.last_workers_sent >= 1.0 {
@@ -165,7 +178,7 @@ impl Hub {
             let state = state.read();
             let tasks = state
                 .recent_tasks(SNAPSHOT_TASKS)
-                .map(|t| row(&t))
+                .map(|t| row(&t, self.hide_args))
                 .collect();
             (state.workers(now), tasks)
         };
@@ -299,7 +312,7 @@ fn quantile(h: &Histogram, q: f64, bounds: &[f64]) -> Option<f64> {
     i.or(bounds.len().checked_sub(1)).map(|i| bounds[i])
 }
 
-fn row(t: &TaskView<'_>) -> TaskRow {
+fn row(t: &TaskView<'_>, hide_args: bool) -> TaskRow {
     let s = |x: Option<&str>| x.map(str::to_owned);
     TaskRow {
         uuid: t.uuid.to_owned(),
@@ -312,8 +325,8 @@ fn row(t: &TaskView<'_>) -> TaskRow {
         started: t.started,
         timestamp: t.timestamp,
         runtime: t.runtime,
-        args: t.args.map(clip),
-        kwargs: t.kwargs.map(clip),
+        args: t.args.filter(|_| !hide_args).map(clip),
+        kwargs: t.kwargs.filter(|_| !hide_args).map(clip),
         result: t.result.map(clip),
         exception: t.exception.map(clip),
         parent_id: s(t.parent_id),

@@ -119,3 +119,10 @@ def validate(value, which):
     if which == "negative":
         raise ValueError("negative value %r" % (value,))
     return value
+
+
+@app.task
+def hold(seconds, **kwargs):
+    # Stays active with its kwargs, for what inspect `active` shows.
+    time.sleep(seconds)
+    return sorted(kwargs)
