@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
@@ -159,6 +159,59 @@ fn text_of(v: &Value) -> String {
     }
 }
 
+/// A collection never lasts longer than this many idle timeouts, however
+/// slowly replies trickle in (kombu has no such bound without a limit).
+const MAX_IDLE_PERIODS: u32 = 10;
+
+/// The replies to one request as they arrive, whatever carries them:
+/// kombu's idle timeout (each reply restarts it), an early end once every
+/// addressed or expected worker answered, and a bound on the whole wait.
+pub struct Collection {
+    expected: Option<HashSet<String>>,
+    outcome: Outcome,
+    idle: Duration,
+    deadline: Instant,
+}
+
+impl Collection {
+    pub fn new(request: &Request, idle: Duration) -> Collection {
+        Collection {
+            expected: request.expected(),
+            outcome: Outcome::default(),
+            idle,
+            deadline: Instant::now() + idle * MAX_IDLE_PERIODS,
+        }
+    }
+
+    /// How long to wait for the next reply; `None` once collection is over.
+    pub fn next_wait(&self) -> Option<Duration> {
+        if let Some(exp) = &self.expected {
+            if exp.iter().all(|w| self.outcome.replies.contains_key(w)) {
+                return None;
+            }
+        }
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then(|| self.idle.min(left))
+    }
+
+    pub fn add(&mut self, node: String, reply: Value) {
+        self.outcome.replies.entry(node).or_insert(reply);
+    }
+
+    /// What was collected, with the expected workers that did not answer.
+    pub fn finish(mut self) -> Outcome {
+        if let Some(exp) = self.expected {
+            let mut missing: Vec<String> = exp
+                .into_iter()
+                .filter(|w| !self.outcome.replies.contains_key(w))
+                .collect();
+            missing.sort();
+            self.outcome.no_reply = missing;
+        }
+        self.outcome
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     #[error("the broker is unavailable for remote control: {0}")]
@@ -168,6 +221,42 @@ pub enum ControlError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_collection_ends_once_the_addressed_workers_answered() {
+        let r = Request::new(
+            "ping",
+            json!({}),
+            Target::Workers(vec!["b@h".into(), "a@h".into(), "c@h".into()]),
+        );
+        let mut c = Collection::new(&r, Duration::from_secs(1));
+        assert!(c.next_wait().is_some_and(|w| w <= Duration::from_secs(1)));
+        c.add("b@h".into(), json!({"ok": "pong"}));
+        c.add("b@h".into(), json!({"ok": "again"}));
+        c.add("a@h".into(), json!({"ok": "pong"}));
+        assert!(c.next_wait().is_some(), "c@h has not answered");
+        let outcome = c.finish();
+        assert_eq!(
+            outcome.ok_of("b@h").as_deref(),
+            Some("pong"),
+            "the first reply stays"
+        );
+        assert_eq!(outcome.no_reply, ["c@h"]);
+
+        let mut c = Collection::new(&r, Duration::from_secs(1));
+        for w in ["a@h", "b@h", "c@h"] {
+            c.add(w.into(), json!({"ok": "pong"}));
+        }
+        assert_eq!(c.next_wait(), None);
+        assert!(c.finish().no_reply.is_empty());
+
+        // Everyone, with nobody expected: only the idle timeout ends it.
+        let c = Collection::new(
+            &Request::new("ping", json!({}), Target::All),
+            Duration::ZERO,
+        );
+        assert_eq!(c.next_wait(), None);
+    }
 
     #[test]
     fn bodies_match_kombus() {

@@ -26,15 +26,12 @@ use tokio::task::JoinHandle;
 
 use super::topology::{amqp_int, ensure_exchange, open_channel, PIDBOX_EXCHANGE};
 use super::AmqpError;
-use crate::mailbox::{ControlError, Outcome, Request, Target, REPLY_EXCHANGE};
+use crate::mailbox::{Collection, ControlError, Outcome, Request, Target, REPLY_EXCHANGE};
 
 /// Celery's `control_queue_expires` and `control_queue_ttl`.
 const REPLY_QUEUE_EXPIRES_MS: i32 = 10_000;
 const REPLY_QUEUE_TTL_MS: i32 = 300_000;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// A collection never lasts longer than this many idle timeouts, however
-/// slowly replies trickle in (kombu has no such bound without a limit).
-const MAX_IDLE_PERIODS: u32 = 10;
 
 type Waiters = Arc<parking_lot::Mutex<HashMap<String, mpsc::UnboundedSender<(String, Value)>>>>;
 
@@ -112,34 +109,16 @@ impl Pidbox {
         let Some(mut rx) = receiver else {
             return Ok(Outcome::default());
         };
-        let expected = request.expected();
-        let mut outcome = Outcome::default();
-        let deadline = tokio::time::Instant::now() + timeout * MAX_IDLE_PERIODS;
-        loop {
-            if let Some(exp) = &expected {
-                if exp.iter().all(|w| outcome.replies.contains_key(w)) {
-                    break;
-                }
-            }
-            let wait = timeout.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        let mut collection = Collection::new(request, timeout);
+        while let Some(wait) = collection.next_wait() {
             match tokio::time::timeout(wait, rx.recv()).await {
-                Ok(Some((node, value))) => {
-                    outcome.replies.entry(node).or_insert(value);
-                }
-                // The session broke: what arrived is all there is.
-                Ok(None) => break,
-                Err(_) => break,
+                Ok(Some((node, value))) => collection.add(node, value),
+                // The session broke (what arrived is all there is), or the
+                // idle timeout passed.
+                Ok(None) | Err(_) => break,
             }
         }
-        if let Some(exp) = expected {
-            let mut missing: Vec<String> = exp
-                .into_iter()
-                .filter(|w| !outcome.replies.contains_key(w))
-                .collect();
-            missing.sort();
-            outcome.no_reply = missing;
-        }
-        Ok(outcome)
+        Ok(collection.finish())
     }
 
     /// The live session, or a new one.

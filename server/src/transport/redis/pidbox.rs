@@ -14,14 +14,11 @@ use redis::AsyncCommands;
 use serde_json::{json, Map, Value};
 
 use super::{envelope, Redis};
-use crate::mailbox::{ControlError, Outcome, Request, Target, REPLY_EXCHANGE};
+use crate::mailbox::{Collection, ControlError, Outcome, Request, Target, REPLY_EXCHANGE};
 
 const PIDBOX_EXCHANGE: &str = "celery.pidbox";
 /// kombu's separator inside binding members and priority list names.
 pub(super) const SEP: &str = "\x06\x16";
-/// A collection never lasts longer than this many idle timeouts, however
-/// slowly replies trickle in.
-const MAX_IDLE_PERIODS: u32 = 10;
 
 /// The pidbox client. Cheap to share; calls run concurrently.
 pub struct Pidbox {
@@ -139,19 +136,8 @@ async fn collect(
     request: &Request,
     timeout: Duration,
 ) -> Result<Outcome, ControlError> {
-    let expected = request.expected();
-    let mut outcome = Outcome::default();
-    let deadline = tokio::time::Instant::now() + timeout * MAX_IDLE_PERIODS;
-    loop {
-        if let Some(exp) = &expected {
-            if exp.iter().all(|w| outcome.replies.contains_key(w)) {
-                break;
-            }
-        }
-        let wait = timeout.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-        if wait.is_zero() {
-            break;
-        }
+    let mut collection = Collection::new(request, timeout);
+    while let Some(wait) = collection.next_wait() {
         // BRPOP's timeout has a resolution of milliseconds; 0 means forever.
         let secs = wait.as_secs_f64().max(0.001);
         let popped: Option<(String, Vec<u8>)> = blocking
@@ -166,21 +152,13 @@ async fn collect(
         match envelope::body(&payload).map(|b| serde_json::from_slice::<Value>(&b)) {
             Ok(Ok(Value::Object(map))) => {
                 for (node, reply) in map {
-                    outcome.replies.entry(node).or_insert(reply);
+                    collection.add(node, reply);
                 }
             }
             _ => tracing::debug!("ignoring a reply that is not a JSON object"),
         }
     }
-    if let Some(exp) = expected {
-        let mut missing: Vec<String> = exp
-            .into_iter()
-            .filter(|w| !outcome.replies.contains_key(w))
-            .collect();
-        missing.sort();
-        outcome.no_reply = missing;
-    }
-    Ok(outcome)
+    Ok(collection.finish())
 }
 
 /// Publishes a pidbox body as kombu's Mailbox does on Redis.
