@@ -276,3 +276,35 @@ fn a_failed_task_is_re_run_through_the_redis_queue() {
     let parked: u64 = redis::cmd("LLEN").arg("parked").query(&mut redis).unwrap();
     assert_eq!(parked, 1, "the re-run waits in the `parked` list");
 }
+
+#[test]
+fn tasks_are_revoked_and_terminated_through_the_redis_pidbox() {
+    let (broker, c) = start("redis-revoke", &[]);
+    let _worker = Worker::start(&broker, "r7@test", WorkerOpts::default());
+    wait_online(&c, "r7@test");
+
+    // Terminate a running task.
+    let running = broker.send("sleep", "[60]", &[]);
+    c.wait_task_state(&running, "STARTED", WAIT);
+    let (status, v) = c.post(
+        &format!("/api/task/revoke/{running}"),
+        Some("terminate=true&signal=SIGKILL"),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["replies"]["r7@test"]["ok"],
+        format!("terminate: {running}"),
+        "{v}"
+    );
+    let task = c.wait_task_state(&running, "REVOKED", WAIT);
+    assert!(task["succeeded"].is_null(), "{task}");
+
+    // Revoke a task waiting on its countdown: it never runs.
+    // Celery reports the revoke when the countdown ends.
+    let waiting = broker.send("add", "[1, 2]", &["--countdown", "10"]);
+    c.wait_task_state(&waiting, "RECEIVED", WAIT);
+    let (status, v) = c.post(&format!("/api/task/revoke/{waiting}"), None);
+    assert_eq!(status, 200, "{v}");
+    let task = c.wait_task_state(&waiting, "REVOKED", Duration::from_secs(60));
+    assert!(task["started"].is_null(), "{task}");
+}
