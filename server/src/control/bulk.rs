@@ -20,7 +20,7 @@ pub const MAX_BULK_REVOKE: usize = 10_000;
 /// Ids per `revoke` message in a bulk revoke.
 pub const BULK_CHUNK: usize = 500;
 
-/// The filters of `/api/tasks` a bulk revoke reads; the others (`limit`,
+/// The filters of `/api/tasks` a bulk action reads; the others (`limit`,
 /// `sort_by`, ...) are ignored.
 const FILTERS: [&str; 6] = [
     "taskname",
@@ -31,25 +31,18 @@ const FILTERS: [&str; 6] = [
     "search",
 ];
 
-/// A checked bulk revoke request.
+/// The tasks a bulk action addresses: `/api/tasks`'s filters, at least one
+/// of them unless `all=true`, so a forgotten filter never means "every task".
 #[derive(Debug, Clone, PartialEq)]
-pub struct BulkRevoke {
-    pub dry_run: bool,
-    pub terminate: bool,
-    pub signal: String,
+pub struct Selection {
     /// The filter parameters as given, for the audit log.
     pub filters: Vec<(String, String)>,
     pub query: TaskQuery,
 }
 
-impl BulkRevoke {
-    /// `dry_run`, `terminate`, `signal`, the filters; at least one filter
-    /// or `all=true` is required.
-    pub fn parse(params: &Pairs) -> Result<BulkRevoke, Rejection> {
-        let dry_run = form::flag(params, "dry_run")?;
-        let terminate = form::flag(params, "terminate")?;
+impl Selection {
+    pub fn parse(params: &Pairs) -> Result<Selection, Rejection> {
         let all = form::flag(params, "all")?;
-        let signal = form::text_or(params, "signal", "SIGTERM");
         let filters: Vec<(String, String)> = params
             .iter()
             .filter(|(k, _)| FILTERS.contains(&k.as_str()))
@@ -69,6 +62,29 @@ impl BulkRevoke {
                  received_end, search), or all=true",
             ));
         }
+        Ok(Selection { filters, query })
+    }
+}
+
+/// A checked bulk revoke request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BulkRevoke {
+    pub dry_run: bool,
+    pub terminate: bool,
+    pub signal: String,
+    /// The filter parameters as given, for the audit log.
+    pub filters: Vec<(String, String)>,
+    pub query: TaskQuery,
+}
+
+impl BulkRevoke {
+    /// `dry_run`, `terminate`, `signal`, the filters; at least one filter
+    /// or `all=true` is required.
+    pub fn parse(params: &Pairs) -> Result<BulkRevoke, Rejection> {
+        let dry_run = form::flag(params, "dry_run")?;
+        let terminate = form::flag(params, "terminate")?;
+        let signal = form::text_or(params, "signal", "SIGTERM");
+        let Selection { filters, query } = Selection::parse(params)?;
         Ok(BulkRevoke {
             dry_run,
             terminate,

@@ -11,6 +11,7 @@ use api::control::AuditEntry;
 use serde::Serialize;
 use serde_json::json;
 
+use super::bulk::Selection;
 use super::form::{self, Pairs, Rejection};
 use crate::auth::Principal;
 use crate::query::TaskQuery;
@@ -21,16 +22,6 @@ use crate::submit::{Original, PublishError, Publisher, Rerun, Submitter, TaskMes
 pub const MAX_BULK_RETRY: usize = 1000;
 /// Publishing pace of a bulk retry.
 pub const PUBLISHES_PER_SECOND: u32 = 100;
-
-/// The filters of `/api/tasks` a bulk retry reads.
-const FILTERS: [&str; 6] = [
-    "taskname",
-    "state",
-    "workername",
-    "received_start",
-    "received_end",
-    "search",
-];
 
 /// A checked bulk retry request.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,7 +77,6 @@ impl BulkRetry {
     /// `dry_run`, `limit`, the filters; at least one filter or `all=true`.
     pub fn parse(params: &Pairs) -> Result<BulkRetry, Rejection> {
         let dry_run = form::flag(params, "dry_run")?;
-        let all = form::flag(params, "all")?;
         let limit: usize = form::number(params, "limit")?.unwrap_or(MAX_BULK_RETRY);
         if limit == 0 || limit > MAX_BULK_RETRY {
             return Err(Rejection::param(
@@ -94,19 +84,7 @@ impl BulkRetry {
                 format!("limit must be between 1 and {MAX_BULK_RETRY}"),
             ));
         }
-        let filters: Vec<(String, String)> = params
-            .iter()
-            .filter(|(k, _)| FILTERS.contains(&k.as_str()))
-            .cloned()
-            .collect();
-        let query = TaskQuery::from_params(&filters)?;
-        if filters.is_empty() && !all {
-            return Err(Rejection::param(
-                "taskname",
-                "give at least one filter (taskname, state, workername, received_start, \
-                 received_end, search), or all=true",
-            ));
-        }
+        let Selection { filters, query } = Selection::parse(params)?;
         Ok(BulkRetry {
             dry_run,
             limit,
