@@ -201,6 +201,8 @@ pub struct Filter {
     pub from: Option<f64>,
     /// Created at or before (epoch seconds).
     pub to: Option<f64>,
+    /// One workflow: the root task and every task whose root it is.
+    pub root: Option<String>,
 }
 
 impl Filter {
@@ -217,6 +219,11 @@ impl Filter {
         }
         if let Some(w) = &self.worker {
             if t.worker.as_deref() != Some(w.as_str()) {
+                return false;
+            }
+        }
+        if let Some(r) = &self.root {
+            if t.uuid != *r && t.root_id.as_deref() != Some(r.as_str()) {
                 return false;
             }
         }
@@ -257,6 +264,7 @@ impl Filter {
                 "q" => f.search = v.to_owned(),
                 "from" => f.from = v.parse().ok(),
                 "to" => f.to = v.parse().ok(),
+                "root" => f.root = some(),
                 _ => {}
             }
         }
@@ -284,6 +292,9 @@ impl Filter {
         if let Some(t) = self.to {
             v.push(("to", t.to_string()));
         }
+        if let Some(r) = &self.root {
+            v.push(("root", r.clone()));
+        }
         v
     }
 
@@ -306,6 +317,9 @@ impl Filter {
         }
         if let Some(s) = &self.worker {
             v.push(("workername", s.clone()));
+        }
+        if let Some(r) = &self.root {
+            v.push(("root_id", r.clone()));
         }
         let search = self.search.trim();
         if !search.is_empty() {

@@ -159,6 +159,10 @@ fn drive(
                 let ids = vhost.send_many(task, args, count, &extra);
                 writeln!(to_node, "{}", serde_json::to_string(&ids).unwrap()).unwrap();
             }
+            Some("WORKFLOW") => {
+                let kind = words.next().expect("WORKFLOW kind");
+                writeln!(to_node, "{}", vhost.start_workflow(kind)).unwrap();
+            }
             Some(r @ ("RESTART" | "KILL")) => {
                 request(r);
                 writeln!(to_node, "OK").unwrap();

@@ -11,6 +11,7 @@ mod pages;
 mod queues; // the Queues page (broker stats, polled)
 mod retry; // the task page's Retry button and re-run links
 mod tasks;
+mod workflow; // the task page's workflow tree
 mod util;
 mod worker;
 

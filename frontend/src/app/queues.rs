@@ -16,7 +16,9 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use serde::Deserialize;
 
+use super::control::{ask, can_control};
 use super::util::{absolute, enc, href, in_place, input_value, sort_mark, with_query};
+use crate::model::control::Action;
 
 /// How often the page asks the server; its own broker poll defaults to 5 s,
 /// so polling faster would only repeat samples.
@@ -182,6 +184,7 @@ pub fn Queues() -> impl IntoView {
     // Bumped on every answer so sparklines re-read the store.
     let tick = RwSignal::new(0u64);
     let paused = RwSignal::new(BTreeMap::<String, Paused>::new());
+    let operator = can_control();
     let poll = move || {
         leptos::task::spawn_local(async move {
             let p = fetch_paused().await;
@@ -305,6 +308,7 @@ pub fn Queues() -> impl IntoView {
                             {th("unacked", "unacked", true)}{th("consumers", "consumers", true)}
                             {th("publish", "published / s", true)}{th("deliver", "delivered / s", true)}
                             <th>"depth, last 15 min"</th>
+                            {move || operator.get().then(|| view! { <th></th> })}
                         </tr></thead>
                         <tbody>
                             {move || {
@@ -336,6 +340,17 @@ pub fn Queues() -> impl IntoView {
                                                         style="fill:none;stroke:var(--accent);stroke-width:1.5"/>
                                                 </svg>
                                             </td>
+                                            {operator.get().then(|| {
+                                                let queue = q.name.clone();
+                                                let is_paused = paused.with(|p| p.contains_key(&queue));
+                                                let (label, action) = if is_paused {
+                                                    ("resume", Action::ResumeQueue { queue })
+                                                } else {
+                                                    ("pause", Action::PauseQueue { queue })
+                                                };
+                                                view! { <td><button type="button" data-testid="queue-pause-toggle"
+                                                    on:click=move |_| ask(action.clone())>{label}</button></td> }
+                                            })}
                                         </tr>
                                     }
                                 }).collect_view()

@@ -15,7 +15,7 @@ use crate::model::{created, duration, Column, Filter, Model, Sort, STATES};
 const ROW_H: f64 = 30.0;
 const OVERSCAN: usize = 10;
 
-fn state_class(s: &TaskState) -> &'static str {
+pub(super) fn state_class(s: &TaskState) -> &'static str {
     match s {
         TaskState::Success => "pill ok",
         TaskState::Failure | TaskState::Rejected => "pill bad",
@@ -34,7 +34,7 @@ pub fn Tasks() -> impl IntoView {
     let navigate = use_navigate();
     let filter = Memo::new(move |_| {
         query.with(|q| {
-            let keys = ["state", "name", "worker", "q", "from", "to"];
+            let keys = ["state", "name", "worker", "q", "from", "to", "root"];
             let owned: Vec<(&str, String)> = keys
                 .iter()
                 .filter_map(|k| q.get(k).map(|v| (*k, v)))
@@ -119,6 +119,7 @@ pub fn Tasks() -> impl IntoView {
         }
     };
     let reset = go.clone();
+    let unroot = go.clone();
     view! {
         <h1>"Tasks " <span class="dim count" data-testid="count">{move || format!("{} shown", list.with(|l| l.len()))}</span></h1>
         <form class="filters" on:submit=|e| e.prevent_default()>
@@ -153,6 +154,19 @@ pub fn Tasks() -> impl IntoView {
                 <option value="86400">"last day"</option>
             </select>
             <button type="button" on:click=move |_| reset(Filter::default(), Sort::default())>"clear"</button>
+            {move || filter.with(|f| f.root.clone()).map(|root| {
+                let unroot = unroot.clone();
+                view! {
+                    <span class="chip" data-testid="root-filter">"workflow of "
+                        <a class="mono" href=href(&format!("/tasks/{root}"))>{root.chars().take(8).collect::<String>()}</a>
+                        <button type="button" aria-label="show every workflow" on:click=move |_| {
+                            let mut f = filter.get_untracked();
+                            f.root = None;
+                            unroot(f, sort.get_untracked());
+                        }>"×"</button>
+                    </span>
+                }
+            })}
         </form>
         <super::control::RevokeShown ids=Callback::new(move |()| unfinished_shown(m, &list.get_untracked()))/>
         <Show when=move || m.with(|m| m.synced && (m.task_count() > 0 || !m.workers.is_empty())) fallback=|| view! { <NoEvents/> }>
@@ -457,6 +471,7 @@ fn detail(m: RwSignal<Model>, t: api::Task, signal: RwSignal<String>) -> impl In
                 </table>
             </section>
         </div>
+        <super::workflow::Workflow uuid=t.uuid.clone()/>
         <h2>"Fields"</h2>
         <table class="fields">
             {field("args", t.args.clone())}

@@ -71,6 +71,15 @@ pub enum Action {
     Shutdown {
         worker: String,
     },
+    /// Every worker stops consuming the queue, and workers that come online
+    /// later are stopped too, until resumed (`/api/queue/pause/{queue}`).
+    PauseQueue {
+        queue: String,
+    },
+    /// The workers the pause stopped consume the queue again.
+    ResumeQueue {
+        queue: String,
+    },
 }
 
 /// A request body.
@@ -93,8 +102,8 @@ impl Action {
             Action::PoolGrow { .. } => Command::PoolGrow,
             Action::PoolShrink { .. } => Command::PoolShrink,
             Action::Autoscale { .. } => Command::Autoscale,
-            Action::AddConsumer { .. } => Command::AddConsumer,
-            Action::CancelConsumer { .. } => Command::CancelConsumer,
+            Action::AddConsumer { .. } | Action::ResumeQueue { .. } => Command::AddConsumer,
+            Action::CancelConsumer { .. } | Action::PauseQueue { .. } => Command::CancelConsumer,
             Action::PoolRestart { .. } => Command::PoolRestart,
             Action::Shutdown { .. } => Command::Shutdown,
         }
@@ -125,6 +134,8 @@ impl Action {
                 format!("/api/worker/pool/restart/{}", seg(worker))
             }
             Action::Shutdown { worker } => format!("/api/worker/shutdown/{}", seg(worker)),
+            Action::PauseQueue { queue } => format!("/api/queue/pause/{}", seg(queue)),
+            Action::ResumeQueue { queue } => format!("/api/queue/resume/{}", seg(queue)),
         }
     }
 
@@ -179,7 +190,10 @@ impl Action {
             Action::AddConsumer { queue, .. } | Action::CancelConsumer { queue, .. } => {
                 Body::Form(vec![("queue", queue.clone())])
             }
-            Action::PoolRestart { .. } | Action::Shutdown { .. } => Body::Form(Vec::new()),
+            Action::PoolRestart { .. }
+            | Action::Shutdown { .. }
+            | Action::PauseQueue { .. }
+            | Action::ResumeQueue { .. } => Body::Form(Vec::new()),
         }
     }
 
@@ -215,6 +229,10 @@ impl Action {
             Action::CancelConsumer { queue, .. } => format!("Stop consuming from {queue}"),
             Action::PoolRestart { .. } => "Restart the pool".into(),
             Action::Shutdown { .. } => "Shut down".into(),
+            Action::PauseQueue { .. } => {
+                "Pause: every worker stops consuming it, also after a restart".into()
+            }
+            Action::ResumeQueue { .. } => "Resume: the paused workers consume it again".into(),
         }
     }
 
@@ -240,6 +258,9 @@ impl Action {
             | Action::CancelConsumer { worker, .. }
             | Action::PoolRestart { worker }
             | Action::Shutdown { worker } => format!("worker {worker}"),
+            Action::PauseQueue { queue } | Action::ResumeQueue { queue } => {
+                format!("queue {queue} on every worker")
+            }
         }
     }
 
@@ -632,6 +653,23 @@ mod tests {
         assert_eq!(c.path(), "/api/worker/queue/add-consumer/w1%40h");
         assert_eq!(c.title(), "Start consuming from emails");
         assert!(Action::Shutdown { worker: "w".into() }.silent());
+    }
+
+    #[test]
+    fn pausing_a_queue_posts_to_the_queue_path() {
+        let p = Action::PauseQueue {
+            queue: "mail out".into(),
+        };
+        assert_eq!(p.path(), "/api/queue/pause/mail%20out");
+        assert_eq!(p.body(), Body::Form(Vec::new()));
+        assert_eq!(p.command(), Command::CancelConsumer);
+        assert_eq!(p.target(), "queue mail out on every worker");
+        assert!(!p.destructive(), "nothing is lost: messages wait in the queue");
+        let r = Action::ResumeQueue {
+            queue: "mail out".into(),
+        };
+        assert_eq!(r.path(), "/api/queue/resume/mail%20out");
+        assert_eq!(r.command(), Command::AddConsumer);
     }
 
     #[test]

@@ -156,10 +156,34 @@ fn filters_narrow_and_round_trip_through_the_url() {
     let idx = m.query_indices(&Filter::default(), &Sort::default());
     assert_eq!(idx, [1, 2, 0]);
 
-    let f = Filter::from_pairs([("state", "SUCCESS"), ("q", "x y"), ("from", "1.5")]);
+    let f = Filter::from_pairs([
+        ("state", "SUCCESS"),
+        ("q", "x y"),
+        ("from", "1.5"),
+        ("root", "a1"),
+    ]);
     let pairs = f.to_pairs();
     let back = Filter::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
     assert_eq!(back, f);
+}
+
+#[test]
+fn a_workflow_filter_keeps_its_root_and_members() {
+    let mut m = Model::default();
+    let mut member = row("m1", TaskState::Failure, 2.0);
+    member.root_id = Some("r0".into());
+    let mut other = row("o1", TaskState::Success, 3.0);
+    other.root_id = Some("o1".into());
+    m.apply(snapshot(vec![row("r0", TaskState::Success, 1.0), member, other]));
+    let f = Filter::from_pairs([("root", "r0")]);
+    let ids: Vec<String> = m
+        .query(&f, &Sort::default())
+        .iter()
+        .map(|t| t.uuid.clone())
+        .collect();
+    assert_eq!(ids, ["m1", "r0"]);
+    let history = f.history_params(0, 50).unwrap();
+    assert!(history.contains(&("root_id", "r0".to_owned())), "{history:?}");
 }
 
 #[test]

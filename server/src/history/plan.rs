@@ -41,6 +41,14 @@ impl Plan {
         if let Some(worker) = &q.workername {
             plan.add("lower(worker) = $", Param::Text(worker.to_lowercase()));
         }
+        if let Some(root) = &q.root_id {
+            // The root itself and every task naming it, as in memory; two
+            // indexed lookups rather than one `IN` that neither index serves.
+            plan.add_each(
+                "(root_id = $ OR uuid = $)",
+                [Param::Text(root.clone()), Param::Text(root.clone())],
+            );
+        }
         // As in memory, a task never received passes the time filters.
         if let Some(start) = q.received_start {
             plan.add("(received IS NULL OR received >= $)", Param::Real(start));
@@ -80,10 +88,18 @@ impl Plan {
 
     /// Adds a condition whose one `$` is the next parameter.
     fn add(&mut self, condition: &str, param: Param) {
-        self.params.push(param);
-        let n = self.params.len();
-        self.conditions
-            .push(condition.replacen('$', &format!("${n}"), 1));
+        self.add_each(condition, [param]);
+    }
+
+    /// Adds a condition whose `$`s are these parameters, in order.
+    fn add_each<const N: usize>(&mut self, condition: &str, params: [Param; N]) {
+        let mut pieces = condition.split('$');
+        let mut numbered = pieces.next().unwrap_or_default().to_owned();
+        for (param, piece) in params.into_iter().zip(pieces) {
+            self.params.push(param);
+            numbered.push_str(&format!("${}{piece}", self.params.len()));
+        }
+        self.conditions.push(numbered);
     }
 
     /// The same selection, in Flower's default order (newest first).
@@ -198,6 +214,16 @@ mod tests {
         );
         assert_eq!(p.order_by, "coalesce(timestamp, 0) DESC, uuid DESC");
         assert_eq!(plan(&[], Dialect::Sqlite).where_clause(), "");
+    }
+
+    #[test]
+    fn a_workflow_is_its_root_and_the_tasks_naming_it() {
+        let p = plan(&[("state", "FAILURE"), ("root_id", "r-1")], Dialect::Postgres);
+        assert_eq!(
+            p.where_clause(),
+            "WHERE state = $1 AND (root_id = $2 OR uuid = $3)"
+        );
+        assert_eq!(p.params[1..], [Param::Text("r-1".into()), Param::Text("r-1".into())]);
     }
 
     #[test]

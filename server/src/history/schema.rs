@@ -13,7 +13,7 @@ pub enum Dialect {
 }
 
 /// The schema version this binary writes.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 /// The columns of `tasks`, in the order the upsert binds them.
 pub const TASK_COLUMNS: [&str; 32] = [
@@ -64,6 +64,7 @@ pub fn migration(dialect: Dialect, version: i64) -> Vec<String> {
         1 => v1_tables(dialect),
         2 => v2_search(dialect),
         3 => v3_listing_indexes(),
+        4 => v4_workflow_index(),
         _ => Vec::new(),
     }
 }
@@ -193,6 +194,12 @@ fn v3_listing_indexes() -> Vec<String> {
         "CREATE INDEX tasks_state_newest ON tasks (state, (coalesce(timestamp, 0)), uuid)".into(),
         "DROP INDEX tasks_name".into(),
     ]
+}
+
+/// `/api/tasks?root_id=` (a workflow's tasks) reads its rows by root
+/// instead of scanning the table for them.
+fn v4_workflow_index() -> Vec<String> {
+    vec!["CREATE INDEX tasks_root ON tasks (root_id)".into()]
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod params;
 mod pause;
 mod queues;
 mod submit;
+mod tree;
 mod ws;
 
 use std::sync::Arc;
@@ -58,6 +59,7 @@ pub fn router(shared: Arc<AppState>) -> Router {
         .merge(failures::routes())
         .merge(latency::routes())
         .merge(flower_pages::routes())
+        .merge(tree::routes())
         .fallback(assets::fallback) // the dashboard's files, deep links, else not_found
         .layer(auth.clone())
         .with_state(shared.clone());

@@ -30,6 +30,7 @@
 //!   which breaks `"quoted phrases"` and `'` over its API; we do not.
 
 pub mod search;
+pub mod tree;
 mod text;
 
 #[cfg(test)]
@@ -80,6 +81,8 @@ pub struct TaskQuery {
     pub received_start: Option<f64>,
     /// Unix seconds, inclusive.
     pub received_end: Option<f64>,
+    /// A workflow: its root task and every task whose `root_id` names it.
+    pub root_id: Option<String>,
     pub search: Option<Search>,
 }
 
@@ -117,6 +120,7 @@ impl TaskQuery {
             received_end: get("received_end")
                 .map(|v| parse_date("received_end", v))
                 .transpose()?,
+            root_id: get("root_id").map(str::to_owned),
             search: get("search")
                 .map(|v| {
                     Search::parse(v).map_err(|e| ParamError {
@@ -142,6 +146,11 @@ impl TaskQuery {
             || !exact(&self.workername, t.worker)
         {
             return false;
+        }
+        if let Some(root) = &self.root_id {
+            if t.uuid != root && t.root_id != Some(root.as_str()) {
+                return false;
+            }
         }
         if let Some(received) = t.received {
             if self.received_start.is_some_and(|start| received < start)

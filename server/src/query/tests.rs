@@ -496,3 +496,26 @@ fn heap_page_equals_slice_of_full_sort() {
         }
     }
 }
+
+#[test]
+fn a_workflow_is_its_root_and_the_tasks_naming_it() {
+    let query = |pairs: &[(&str, &str)]| {
+        let params: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        TaskQuery::from_params(&params).unwrap()
+    };
+    let mut tasks = fixture();
+    for t in &mut tasks {
+        if matches!(t.uuid, "t2" | "t5" | "t8") {
+            t.root_id = Some("t1");
+        }
+    }
+    let ids = |q: &TaskQuery| -> Vec<&str> { q.run(tasks.clone().into_iter()).iter().map(|t| t.uuid).collect() };
+    assert_eq!(ids(&query(&[("root_id", "t1")])), ["t5", "t2", "t1", "t8"]);
+    assert_eq!(ids(&query(&[("root_id", "t1"), ("state", "STARTED")])), ["t5"]);
+    assert_eq!(ids(&query(&[("root_id", "t3")])), ["t3"]);
+    assert!(ids(&query(&[("root_id", "nobody")])).is_empty());
+    assert_eq!(ids(&query(&[("root_id", "")])).len(), 8);
+}

@@ -527,6 +527,53 @@ impl State {
         self.tasks.iter().map(|(_, t)| self.view(t))
     }
 
+    /// The retained tasks of the workflow rooted at `root`: the root, every
+    /// task whose `root_id` names it, and whatever hangs below those through
+    /// children links (a task sent without a root id still has a parent).
+    /// At most `max` of them; the bool says whether some were left out.
+    ///
+    /// One pass over the retained tasks comparing inline ids: a workflow's
+    /// members can be anywhere in creation order, and no request is frequent
+    /// enough to pay for an index by root on every event.
+    pub fn workflow(&self, root: &str, max: usize) -> (Vec<TaskView<'_>>, bool) {
+        let root_text = IdText::new(root);
+        let mut seen: HashSet<tasks::SlotRef> = HashSet::new();
+        let mut members: Vec<tasks::SlotRef> = Vec::new();
+        let mut truncated = false;
+        let mut take = |r: tasks::SlotRef, members: &mut Vec<tasks::SlotRef>| {
+            if members.len() >= max {
+                truncated = true;
+            } else if seen.insert(r) {
+                members.push(r);
+            }
+        };
+        if let Some(r) = self.tasks.find(root) {
+            take(r, &mut members);
+        }
+        for (r, t) in self.tasks.iter() {
+            if t.root_id.as_ref() == Some(&root_text) {
+                take(r, &mut members);
+            }
+        }
+        let mut next = 0;
+        while next < members.len() {
+            if let Some(t) = self.tasks.get(members[next]) {
+                for &child in &t.children {
+                    if self.tasks.get(child).is_some() {
+                        take(child, &mut members);
+                    }
+                }
+            }
+            next += 1;
+        }
+        let views = members
+            .into_iter()
+            .filter_map(|r| self.tasks.get(r))
+            .map(|t| self.view(t))
+            .collect();
+        (views, truncated)
+    }
+
     pub fn task_count(&self) -> usize {
         self.tasks.len()
     }

@@ -1,7 +1,8 @@
 // Drives the dashboard in Debian's Chromium (playwright-core, never a
 // downloaded browser). Run by tests/browser.rs, which answers two requests
-// on stdin: `SEND task args-json [count [countdown]]` -> JSON array of ids, and
-// `RESTART` -> `OK` once celeriac is back on the same port.
+// on stdin: `SEND task args-json [count [countdown]]` -> JSON array of ids,
+// `WORKFLOW chain` -> `{"root": id, "last": id}` of a three-task chain whose
+// last task fails, and `RESTART` -> `OK` once celeriac is back on the same port.
 // MODE=live (default): the live pages, no users configured; prints
 // `FIGURE name value` lines for the benchmark. MODE=controls: remote
 // control as OPERATOR (user:password) and VIEWER. MODE=readonly: celeriac
@@ -176,6 +177,29 @@ async function live(browser, shot, pageOut) {
     check(true, 'tasks from before the restart are back, from history');
     await shot('after-restart');
     check(await page.isVisible('[data-testid=noauth]'), 'the banner is still there on every page');
+
+    // 8. A chain's page draws its workflow, the failed path marked, and
+    // lists its tasks on the tasks page.
+    const flow = JSON.parse(await ask('WORKFLOW chain'));
+    await page.goto(`${base}/tasks/${flow.last}`);
+    await page.waitForFunction(() => {
+      const n = [...document.querySelectorAll('[data-testid=tree-node]')];
+      return n.length === 3 && n[2].textContent.includes('FAILURE');
+    }, null, { timeout: T });
+    const nodes = await page.$$eval('[data-testid=tree-node]', (n) => n.map((e) => ({
+      depth: e.dataset.depth, failed: e.classList.contains('failed'), here: e.classList.contains('here'),
+    })));
+    check(nodes.map((n) => n.depth).join() === '0,1,2', 'the chain is drawn as a line, parent above child');
+    check(nodes.every((n) => n.failed), 'the failed path is marked from the root down');
+    check(nodes[2].here, 'the task shown is highlighted in its tree');
+    await shot('task-workflow');
+    await page.click('[data-testid=workflow-tasks]');
+    await page.waitForSelector('[data-testid=root-filter]', { timeout: T });
+    await page.waitForFunction(() => document.querySelectorAll('.scroller [data-uuid]').length === 3, null, { timeout: T });
+    check(page.url().includes(`root=${flow.root}`), 'the workflow filter lives in the URL');
+    await page.click('[data-testid=root-filter] button');
+    await page.waitForFunction(() => !document.querySelector('[data-testid=root-filter]'), null, { timeout: T });
+    check(true, 'the workflow filter can be cleared');
   }
 }
 
@@ -416,6 +440,9 @@ async function controls(browser, shot, pageOut) {
   await v.waitForSelector('.scroller [data-uuid]', { timeout: T });
   check(await v.$('[data-testid=revoke-shown]') === null, 'a viewer sees no bulk revoke');
   check(await v.$('[data-row-menu]') === null, 'a viewer sees no row menu');
+  await v.goto(`${base}/queues`);
+  await v.waitForSelector('tr[data-queue="celery"]', { timeout: T });
+  check(await v.$('[data-testid=queue-pause-toggle]') === null, 'a viewer sees no pause button');
   const refused = await v.evaluate(async (url) => (await fetch(url, { method: 'POST' })).status, `${base}/api/task/revoke/${other}`);
   check(refused === 403, `a viewer's control request is refused (${refused})`);
 
@@ -441,17 +468,30 @@ async function controls(browser, shot, pageOut) {
   await v.waitForSelector(`tr[data-fingerprint="${fp}"]`, { timeout: T });
   check(await v.$('[data-testid=failure-mark]') === null, 'a viewer sees failure groups but no resolve');
 
-  // 7b. A paused queue carries a `paused` pill on the queues page until it
-  // is resumed.
+  // 7b. Pausing a queue from the queues page: confirmed, every worker's
+  // reply shown, a `paused` pill (who, since when) until it is resumed.
   pageOut.page = page;
-  const control = (url) => page.evaluate(async (u) => (await fetch(u, { method: 'POST' })).status, url);
-  check((await control(`${base}/api/queue/pause/celery`)) === 200, 'the operator paused the celery queue');
   await page.goto(`${base}/queues`);
+  const toggle = 'tr[data-queue="celery"] [data-testid=queue-pause-toggle]';
+  await page.waitForSelector(toggle, { timeout: T });
+  check((await page.textContent(toggle)) === 'pause', 'an unpaused queue offers pause');
+  await page.click(toggle);
+  await page.waitForSelector('[data-testid=dialog]', { timeout: T });
+  await page.keyboard.press('Enter');
+  const paused = await outcome(page);
+  check(paused.ok && paused.replies[worker] !== undefined, `pause: the worker answered ${paused.replies[worker]}`);
+  await page.keyboard.press('Escape');
   const pill = 'tr[data-queue="celery"] [data-testid=queue-paused]';
   await page.waitForSelector(pill, { timeout: T });
   check((await page.getAttribute(pill, 'title')).startsWith(`paused by ${process.env.OPERATOR.split(':')[0]} since `), 'the pill says who paused it');
+  await page.waitForFunction((sel) => document.querySelector(sel)?.textContent === 'resume', toggle, { timeout: T });
   await shot('queue-paused');
-  check((await control(`${base}/api/queue/resume/celery`)) === 200, 'the operator resumed the celery queue');
+  await page.click(toggle);
+  await page.waitForSelector('[data-testid=dialog]', { timeout: T });
+  await page.keyboard.press('Enter');
+  const resumed = await outcome(page);
+  check(resumed.ok, `resume: ${resumed.text}`);
+  await page.keyboard.press('Escape');
   await page.waitForSelector(pill, { state: 'detached', timeout: T });
   check(true, 'the pill goes once the queue is resumed');
 

@@ -2,6 +2,13 @@
 
     client.py send <task> <args-json> [--kwargs JSON] [--countdown N] [--expires N] [--queue Q] [--priority N] [--count N]
     client.py revoke <id> [--terminate] [--signal SIGTERM]
+    client.py workflow [chord|chain]
+
+`workflow chord` (the default) starts chain(add(1, 1), chord([add(0, 0),
+add(1, 1), add(2, 2)], tsum), fail) (a chord needs CELERY_RESULT_BACKEND);
+`workflow chain` starts chain(add(1, 1), add(2, 2), fail('chain-boom')),
+which needs no result backend. Both print `{"root": <first task>, "last":
+<the failing task>}`.
 
 `send` prints a JSON array of the new task ids on stdout; `revoke` prints
 `{"revoked": "<id>"}`. The broker comes from CELERY_BROKER_URL.
@@ -43,6 +50,23 @@ def revoke(opts):
     print(json.dumps({"revoked": opts.id}), flush=True)
 
 
+def workflow(opts):
+    from celery import chain, chord
+
+    add, fail, tsum = (app.tasks["tasks." + n] for n in ("add", "fail", "tsum"))
+    if opts.kind == "chain":
+        flow = chain(add.si(1, 1), add.si(2, 2), fail.si("chain-boom"))
+    else:
+        header = [add.si(i, i) for i in range(3)]
+        flow = chain(add.si(1, 1), chord(header, tsum.s()), fail.s())
+    last = flow.apply_async()
+    root = last.parent
+    while root.parent is not None:
+        root = root.parent
+    app.close()
+    print(json.dumps({"root": root.id, "last": last.id}), flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(prog="client.py")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +87,10 @@ def main():
     p.add_argument("--terminate", action="store_true")
     p.add_argument("--signal", default="SIGTERM")
     p.set_defaults(func=revoke)
+
+    p = sub.add_parser("workflow")
+    p.add_argument("kind", nargs="?", default="chord", choices=["chord", "chain"])
+    p.set_defaults(func=workflow)
 
     opts = parser.parse_args()
     opts.func(opts)

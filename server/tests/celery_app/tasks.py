@@ -126,3 +126,9 @@ def hold(seconds, **kwargs):
     # Stays active with its kwargs, for what inspect `active` shows.
     time.sleep(seconds)
     return sorted(kwargs)
+
+
+@app.task
+def tsum(values):
+    """A chord body: the sum of its header's results."""
+    return sum(values)

@@ -502,6 +502,22 @@ impl TestVhost {
         self.send_many(task, args, 1, opts).remove(0)
     }
 
+    /// Starts `client.py workflow <kind>` (`chord`: a chain through a chord
+    /// into a failing task; `chain`: three tasks, the last failing);
+    /// returns its JSON answer (`root`, `last`).
+    pub fn start_workflow(&self, kind: &str) -> serde_json::Value {
+        let out = self.python(&["client.py", "workflow", kind]);
+        assert!(
+            out.status.success(),
+            "client.py workflow failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout.lines().last().unwrap_or_default();
+        serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("client.py workflow printed {stdout:?}: {e}"))
+    }
+
     /// Broadcasts `revoke` for `id` (with `terminate`, SIGTERM).
     pub fn revoke(&self, id: &str, terminate: bool) {
         let mut argv = vec!["client.py", "revoke", id];
