@@ -26,7 +26,10 @@ fn a_chords_tree_holds_its_header_unlock_body_and_failed_branch() {
     c.wait_readyz(200, WAIT);
 
     let flow = vhost.start_workflow("chord");
-    let (root, last) = (flow["root"].as_str().unwrap(), flow["last"].as_str().unwrap());
+    let (root, last) = (
+        flow["root"].as_str().unwrap(),
+        flow["last"].as_str().unwrap(),
+    );
     c.wait_task_state(last, "FAILURE", WAIT);
 
     // Every task of the workflow, whichever one is asked about.
@@ -73,7 +76,11 @@ fn a_chords_tree_holds_its_header_unlock_body_and_failed_branch() {
         .position(|l| l.contains("chord_unlock"))
         .unwrap();
     assert_eq!(drawn[unlock + 1], "    tasks.tsum SUCCESS !", "{drawn:#?}");
-    assert_eq!(drawn[unlock + 2], "      tasks.fail FAILURE !", "{drawn:#?}");
+    assert_eq!(
+        drawn[unlock + 2],
+        "      tasks.fail FAILURE !",
+        "{drawn:#?}"
+    );
     assert_eq!(nodes[unlock + 2]["uuid"], last);
     assert_eq!(nodes[unlock + 2]["worker"], "wf1@test");
     assert!(nodes[unlock + 1]["runtime"].as_f64().is_some());

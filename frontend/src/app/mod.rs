@@ -11,9 +11,9 @@ mod pages;
 mod queues; // the Queues page (broker stats, polled)
 mod retry; // the task page's Retry button and re-run links
 mod tasks;
-mod workflow; // the task page's workflow tree
 mod util;
 mod worker;
+mod workflow; // the task page's workflow tree
 
 use leptos::prelude::*;
 use leptos_router::components::{Route, Router, Routes};

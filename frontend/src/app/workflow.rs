@@ -56,7 +56,12 @@ pub fn Workflow(uuid: String) -> impl IntoView {
         let t = tree.get().filter(|t| t.nodes.len() > 1)?;
         let this = uuid.clone();
         let all = with_query("/tasks", &[("root", t.root_id.clone())]);
-        let failed = t.nodes.iter().filter(|n| n.failed_below && n.depth == 0).count() > 0;
+        let failed = t
+            .nodes
+            .iter()
+            .filter(|n| n.failed_below && n.depth == 0)
+            .count()
+            > 0;
         Some(view! {
             <section class="workflow" data-testid="workflow">
                 <h2>"Workflow "

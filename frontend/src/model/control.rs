@@ -664,7 +664,10 @@ mod tests {
         assert_eq!(p.body(), Body::Form(Vec::new()));
         assert_eq!(p.command(), Command::CancelConsumer);
         assert_eq!(p.target(), "queue mail out on every worker");
-        assert!(!p.destructive(), "nothing is lost: messages wait in the queue");
+        assert!(
+            !p.destructive(),
+            "nothing is lost: messages wait in the queue"
+        );
         let r = Action::ResumeQueue {
             queue: "mail out".into(),
         };

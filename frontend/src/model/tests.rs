@@ -174,7 +174,11 @@ fn a_workflow_filter_keeps_its_root_and_members() {
     member.root_id = Some("r0".into());
     let mut other = row("o1", TaskState::Success, 3.0);
     other.root_id = Some("o1".into());
-    m.apply(snapshot(vec![row("r0", TaskState::Success, 1.0), member, other]));
+    m.apply(snapshot(vec![
+        row("r0", TaskState::Success, 1.0),
+        member,
+        other,
+    ]));
     let f = Filter::from_pairs([("root", "r0")]);
     let ids: Vec<String> = m
         .query(&f, &Sort::default())
@@ -183,7 +187,10 @@ fn a_workflow_filter_keeps_its_root_and_members() {
         .collect();
     assert_eq!(ids, ["m1", "r0"]);
     let history = f.history_params(0, 50).unwrap();
-    assert!(history.contains(&("root_id", "r0".to_owned())), "{history:?}");
+    assert!(
+        history.contains(&("root_id", "r0".to_owned())),
+        "{history:?}"
+    );
 }
 
 #[test]

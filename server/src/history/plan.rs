@@ -218,12 +218,18 @@ mod tests {
 
     #[test]
     fn a_workflow_is_its_root_and_the_tasks_naming_it() {
-        let p = plan(&[("state", "FAILURE"), ("root_id", "r-1")], Dialect::Postgres);
+        let p = plan(
+            &[("state", "FAILURE"), ("root_id", "r-1")],
+            Dialect::Postgres,
+        );
         assert_eq!(
             p.where_clause(),
             "WHERE state = $1 AND (root_id = $2 OR uuid = $3)"
         );
-        assert_eq!(p.params[1..], [Param::Text("r-1".into()), Param::Text("r-1".into())]);
+        assert_eq!(
+            p.params[1..],
+            [Param::Text("r-1".into()), Param::Text("r-1".into())]
+        );
     }
 
     #[test]

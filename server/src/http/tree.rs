@@ -39,5 +39,9 @@ async fn tree(
     let state = shared.state.read();
     workflow_tree(&state, &uuid, limit)
         .map(Json)
-        .ok_or_else(|| HttpError::not_found(format!("Unknown task '{uuid}' (the tree is built from the tasks in memory)")))
+        .ok_or_else(|| {
+            HttpError::not_found(format!(
+                "Unknown task '{uuid}' (the tree is built from the tasks in memory)"
+            ))
+        })
 }

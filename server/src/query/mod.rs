@@ -30,8 +30,8 @@
 //!   which breaks `"quoted phrases"` and `'` over its API; we do not.
 
 pub mod search;
-pub mod tree;
 mod text;
+pub mod tree;
 
 #[cfg(test)]
 mod tests;

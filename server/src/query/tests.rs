@@ -512,9 +512,17 @@ fn a_workflow_is_its_root_and_the_tasks_naming_it() {
             t.root_id = Some("t1");
         }
     }
-    let ids = |q: &TaskQuery| -> Vec<&str> { q.run(tasks.clone().into_iter()).iter().map(|t| t.uuid).collect() };
+    let ids = |q: &TaskQuery| -> Vec<&str> {
+        q.run(tasks.clone().into_iter())
+            .iter()
+            .map(|t| t.uuid)
+            .collect()
+    };
     assert_eq!(ids(&query(&[("root_id", "t1")])), ["t5", "t2", "t1", "t8"]);
-    assert_eq!(ids(&query(&[("root_id", "t1"), ("state", "STARTED")])), ["t5"]);
+    assert_eq!(
+        ids(&query(&[("root_id", "t1"), ("state", "STARTED")])),
+        ["t5"]
+    );
     assert_eq!(ids(&query(&[("root_id", "t3")])), ["t3"]);
     assert!(ids(&query(&[("root_id", "nobody")])).is_empty());
     assert_eq!(ids(&query(&[("root_id", "")])).len(), 8);

@@ -124,9 +124,8 @@ pub(crate) fn arrange(members: &[TaskView<'_>]) -> Vec<TreeNode> {
     let mut rest: Vec<usize> = (0..members.len()).collect();
     rest.sort_by(order);
     for i in rest {
-        if !placed[i] {
-            walk(i, &mut out);
-        }
+        // A placed member is skipped by the walk itself.
+        walk(i, &mut out);
     }
 
     // A branch failed if any task in it did: children come after their

@@ -29,7 +29,9 @@ fn apply(state: &mut State, body: String, at: f64) {
 fn cluster(tasks: &[Sent<'_>], outcomes: &[(&str, &str, f64)]) -> State {
     let mut state = State::new(Limits::default());
     for t in tasks {
-        let parent = t.parent.map_or("null".to_owned(), |p| format!("\"{}\"", id(p)));
+        let parent = t
+            .parent
+            .map_or("null".to_owned(), |p| format!("\"{}\"", id(p)));
         for (kind, host) in [("task-sent", "client@h"), ("task-received", "w1@h")] {
             let body = format!(
                 r#"{{"type":"{kind}","uuid":"{}","name":"{}","root_id":"{}","parent_id":{parent},"hostname":"{host}","timestamp":{},"args":"()","kwargs":"{{}}"}}"#,
@@ -179,7 +181,10 @@ fn an_unknown_root_leaves_its_known_descendants_on_top() {
     let tree = workflow_tree(&state, &id("k2"), DEFAULT_LIMIT).expect("retained");
     assert!(!tree.root_known);
     assert_eq!(tree.root_id, id("gone"));
-    assert_eq!(render(&tree), ["k1 RECEIVED", "  k2 RECEIVED", "k3 RECEIVED"]);
+    assert_eq!(
+        render(&tree),
+        ["k1 RECEIVED", "  k2 RECEIVED", "k3 RECEIVED"]
+    );
 }
 
 #[test]
