@@ -316,15 +316,14 @@ fn task_stats_report_the_runtime_quantiles_of_real_tasks_within_a_few_percent() 
     assert_eq!(status, 400, "{body}");
     let body: Value = serde_json::from_str(&body).expect("a JSON error");
     assert_eq!(body["parameter"], "window", "{body:#}");
-    assert!(body["error"].as_str().is_some_and(|e| e.contains("1d")), "{body:#}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains("1d")),
+        "{body:#}"
+    );
 }
 
 /// `/api/diagnosis` once `probe` accepts it.
-fn diagnosis<T>(
-    celeriac: &Celeriac,
-    what: &str,
-    mut probe: impl FnMut(&Value) -> Option<T>,
-) -> T {
+fn diagnosis<T>(celeriac: &Celeriac, what: &str, mut probe: impl FnMut(&Value) -> Option<T>) -> T {
     eventually(what, Duration::from_secs(60), || {
         probe(&celeriac.get_json("/api/diagnosis"))
     })
@@ -360,20 +359,33 @@ fn a_worker_without_dash_e_and_a_producer_without_task_sent_are_diagnosed() {
     // Idle: heartbeats and no task events is no diagnosis.
     std::thread::sleep(Duration::from_secs(3));
     let d = celeriac.get_json("/api/diagnosis");
-    assert_eq!(d["workers_without_task_events"], serde_json::json!([]), "{d:#}");
+    assert_eq!(
+        d["workers_without_task_events"],
+        serde_json::json!([]),
+        "{d:#}"
+    );
 
     let ids = vhost.send_many("add", "[1, 2]", 3, &[]);
     let silent = diagnosis(&celeriac, "w1 diagnosed without task events", |d| {
-        let w = d["workers_without_task_events"].as_array()?.first()?.clone();
+        let w = d["workers_without_task_events"]
+            .as_array()?
+            .first()?
+            .clone();
         (w["tasks_unseen"].as_i64()? >= 3).then_some(w)
     });
     assert_eq!(silent["hostname"], "w1@test", "{silent:#}");
     for id in &ids {
-        assert!(celeriac.task(id).is_none(), "no event told celeriac of {id}");
+        assert!(
+            celeriac.task(id).is_none(),
+            "no event told celeriac of {id}"
+        );
     }
     let ready = celeriac.get_json("/readyz");
     assert_eq!(
-        listed(&ready["diagnosis"]["workers_without_task_events"], "hostname"),
+        listed(
+            &ready["diagnosis"]["workers_without_task_events"],
+            "hostname"
+        ),
         ["w1@test"],
         "{ready:#}"
     );
@@ -432,8 +444,14 @@ fn a_task_started_longer_than_its_limit_is_stuck_until_it_ends() {
     assert_eq!(stuck["uuid"], id.as_str(), "{stuck:#}");
     assert_eq!(stuck["name"], "tasks.sleep");
     assert_eq!(stuck["worker"], "w1@test");
-    assert_eq!((stuck["limit"].as_f64(), stuck["limit_from"].as_str()), (Some(2.0), Some("stuck_after")));
-    assert!(stuck["running_for"].as_f64().is_some_and(|r| r > 2.0), "{stuck:#}");
+    assert_eq!(
+        (stuck["limit"].as_f64(), stuck["limit_from"].as_str()),
+        (Some(2.0), Some("stuck_after"))
+    );
+    assert!(
+        stuck["running_for"].as_f64().is_some_and(|r| r > 2.0),
+        "{stuck:#}"
+    );
     assert_eq!(
         celeriac.metric("celeriac_tasks_stuck", &[("name", "tasks.sleep")]),
         Some(1.0)

@@ -17,7 +17,10 @@ use crate::model::duration;
 const POLL: Duration = Duration::from_secs(5);
 
 async fn get<T: DeserializeOwned>(path: &str) -> Option<T> {
-    let resp = gloo_net::http::Request::get(&href(path)).send().await.ok()?;
+    let resp = gloo_net::http::Request::get(&href(path))
+        .send()
+        .await
+        .ok()?;
     if !resp.ok() {
         return None;
     }
@@ -90,7 +93,8 @@ pub fn Diagnosis() -> impl IntoView {
                 .unwrap_or_default()
         })
     };
-    let stuck_tasks = move || stuck.with(|s| s.as_ref().map(|s| s.tasks.clone()).unwrap_or_default());
+    let stuck_tasks =
+        move || stuck.with(|s| s.as_ref().map(|s| s.tasks.clone()).unwrap_or_default());
     view! {
         <Show when=move || !silent().is_empty()>
             <div class="empty" role="alert" data-testid="events-off">

@@ -30,10 +30,7 @@ async fn stats(
     let window = match last(&params, "window") {
         None | Some("") => Window::FiveMinutes,
         Some(w) => Window::parse(w).ok_or_else(|| {
-            HttpError::bad_param(
-                "window",
-                format!("window must be 5m, 1h or all, not {w:?}"),
-            )
+            HttpError::bad_param("window", format!("window must be 5m, 1h or all, not {w:?}"))
         })?,
     };
     let s = shared.insight.stats.lock();

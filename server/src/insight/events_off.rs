@@ -227,12 +227,14 @@ pub fn by_queue(
             .filter(|q| !q.is_empty())
             .unwrap_or_else(|| vec![UNKNOWN_QUEUE.to_owned()]);
         for q in queues {
-            let e = by.entry(q.clone()).or_insert_with(|| QueueWithoutSentEvents {
-                queue: q,
-                workers: Vec::new(),
-                tasks_without_sent: 0,
-                last_at: u.last_at,
-            });
+            let e = by
+                .entry(q.clone())
+                .or_insert_with(|| QueueWithoutSentEvents {
+                    queue: q,
+                    workers: Vec::new(),
+                    tasks_without_sent: 0,
+                    last_at: u.last_at,
+                });
             e.workers.push(u.hostname.clone());
             e.tasks_without_sent += u.tasks_without_sent;
             e.last_at = e.last_at.max(u.last_at);
@@ -343,7 +345,11 @@ mod tests {
         let u = e.unsent(30.0);
         assert_eq!(u.len(), 1);
         assert_eq!(
-            (u[0].hostname.as_str(), u[0].tasks_without_sent, u[0].tasks_with_sent),
+            (
+                u[0].hostname.as_str(),
+                u[0].tasks_without_sent,
+                u[0].tasks_with_sent
+            ),
             ("w1@vm", 1, 1)
         );
         assert!(e.unsent(20.0 + UNSENT_WINDOW_SECS).is_empty());

@@ -4,9 +4,9 @@
 //! windows (`stats`). Kept up to date by a change-feed subscriber, [`InsightFeed`];
 //! read by HTTP, `/metrics` and alert rules through [`Insight`]. No I/O.
 
+pub mod events_off;
 pub mod failures;
 pub mod fingerprint;
-pub mod events_off;
 pub mod latency;
 pub mod stats;
 pub mod stuck;
@@ -21,11 +21,11 @@ use crate::broker::BrokerStats;
 use crate::feed::{Changes, StateReader, Subscriber};
 use crate::state::TaskView;
 
-use failures::{Failure, FailureGroups};
 use events_off::{Beat, EventsOff};
+use failures::{Failure, FailureGroups};
 use latency::{Latency, Seen};
-use stuck::Running;
 use stats::{Ended, Outcome, TaskStats, WaitFrom};
+use stuck::Running;
 
 /// Failure groups held by default.
 pub const DEFAULT_MAX_FAILURE_GROUPS: usize = 1000;
@@ -206,7 +206,8 @@ impl Subscriber for InsightFeed {
                     l.task(&t, Told::Changed);
                 }
             }
-            if changes.workers || changes.overflow || l.events_off.beats_due(now, BEATS_EVERY_SECS) {
+            if changes.workers || changes.overflow || l.events_off.beats_due(now, BEATS_EVERY_SECS)
+            {
                 let workers = st.workers(now);
                 l.events_off.beats(
                     workers.iter().map(|w| Beat {
@@ -330,7 +331,10 @@ fn ended<'a>(t: &TaskView<'a>) -> Option<Ended<'a>> {
     } else {
         None
     };
-    let wait = match (t.started, from.or(t.received.map(|r| (r, WaitFrom::Received)))) {
+    let wait = match (
+        t.started,
+        from.or(t.received.map(|r| (r, WaitFrom::Received))),
+    ) {
         (Some(started), Some((basis, from))) if t.eta.is_none() => Some((started - basis, from)),
         _ => None,
     };

@@ -435,7 +435,13 @@ mod tests {
                 "bimodal",
                 u.iter()
                     .enumerate()
-                    .map(|(i, x)| if i % 10 == 0 { 29.0 + x } else { 0.005 + x * 0.001 })
+                    .map(|(i, x)| {
+                        if i % 10 == 0 {
+                            29.0 + x
+                        } else {
+                            0.005 + x * 0.001
+                        }
+                    })
                     .collect(),
             ),
         ];
@@ -495,7 +501,10 @@ mod tests {
         s.record(&ok("c", "t", 5.0), 70.0 * 60.0);
         let hour = &s.snapshot(Window::Hour, 70.0 * 60.0).0[0];
         assert_eq!(hour.counts.succeeded, 1, "minute 10's slot was reused");
-        assert_eq!(s.snapshot(Window::All, 70.0 * 60.0).0[0].counts.succeeded, 21);
+        assert_eq!(
+            s.snapshot(Window::All, 70.0 * 60.0).0[0].counts.succeeded,
+            21
+        );
     }
 
     #[test]
@@ -519,7 +528,10 @@ mod tests {
         s.record(&done, 13.0);
         let t = &s.snapshot(Window::All, 20.0).0[0];
         assert_eq!((t.counts.retried, t.counts.succeeded), (1, 1));
-        assert_eq!((t.wait.count, t.wait_from_sent, t.wait_from_received), (2, 1, 1));
+        assert_eq!(
+            (t.wait.count, t.wait_from_sent, t.wait_from_received),
+            (2, 1, 1)
+        );
         assert_eq!(t.runtime.count, 1);
         assert_eq!(t.failure_rate, Some(0.0));
     }

@@ -120,10 +120,8 @@ impl Running {
             .tasks
             .iter()
             .filter_map(|(id, s)| {
-                let (limit, source) = limit(
-                    s.worker.as_deref().and_then(&worker_limit),
-                    stuck_after,
-                );
+                let (limit, source) =
+                    limit(s.worker.as_deref().and_then(&worker_limit), stuck_after);
                 is_stuck(s.started, limit, now).then(|| StuckTask {
                     uuid: id.clone(),
                     name: s.name.clone(),
@@ -184,7 +182,10 @@ mod tests {
         assert_eq!(s.iter().map(|s| s.uuid.as_str()).collect::<Vec<_>>(), ["a"]);
         assert_eq!(s[0].limit_from, "task_time_limit");
         let s = r.stuck(200.0, 3600.0, |_| Some(30.0));
-        assert_eq!(s.iter().map(|s| s.uuid.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            s.iter().map(|s| s.uuid.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
         // Ended: no longer stuck.
         r.observe(task("a", None));
         assert_eq!(r.stuck(1000.0, 60.0, none).len(), 1);

@@ -135,7 +135,10 @@ pub fn write_diagnosis(out: &mut String, d: &EventsDiagnosis, known_queues: &[&s
     push_u64(out, d.workers_without_task_events.len() as u64);
     out.push('\n');
     header(out, UNSENT, "gauge");
-    let missing = d.queues_without_sent_events.iter().map(|q| (q.queue.as_str(), 1));
+    let missing = d
+        .queues_without_sent_events
+        .iter()
+        .map(|q| (q.queue.as_str(), 1));
     let fine = known_queues
         .iter()
         .filter(|k| !d.queues_without_sent_events.iter().any(|q| q.queue == **k))
@@ -155,7 +158,8 @@ pub fn write_diagnosis(out: &mut String, d: &EventsDiagnosis, known_queues: &[&s
 pub fn write_stuck(out: &mut String, stuck: &[StuckTask], max_names: usize) {
     let mut by: BTreeMap<&str, u64> = BTreeMap::new();
     for t in stuck {
-        *by.entry(t.name.as_deref().unwrap_or("unknown")).or_default() += 1;
+        *by.entry(t.name.as_deref().unwrap_or("unknown"))
+            .or_default() += 1;
     }
     let mut other = 0;
     let mut kept: Vec<(&str, u64)> = Vec::new();
@@ -237,9 +241,18 @@ mod tests {
         let mut out = String::new();
         write_stuck(&mut out, &stuck, 2);
         crate::metrics::testing::parse(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
-        assert!(out.contains("celeriac_tasks_stuck{name=\"a\"} 1\n"), "{out}");
-        assert!(out.contains("celeriac_tasks_stuck{name=\"b\"} 2\n"), "{out}");
-        assert!(out.contains("celeriac_tasks_stuck{name=\"other\"} 1\n"), "{out}");
+        assert!(
+            out.contains("celeriac_tasks_stuck{name=\"a\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("celeriac_tasks_stuck{name=\"b\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("celeriac_tasks_stuck{name=\"other\"} 1\n"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -256,7 +269,10 @@ mod tests {
         let mut out = String::new();
         write_diagnosis(&mut out, &d, &["q1", "q2"]);
         crate::metrics::testing::parse(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
-        assert!(out.contains("celeriac_workers_without_task_events 0\n"), "{out}");
+        assert!(
+            out.contains("celeriac_workers_without_task_events 0\n"),
+            "{out}"
+        );
         assert!(out.contains("celeriac_queue_task_sent_events_missing{queue_name=\"q1\"} 1\n"));
         assert!(out.contains("celeriac_queue_task_sent_events_missing{queue_name=\"q2\"} 0\n"));
     }
