@@ -26,6 +26,7 @@ pub fn NoEvents() -> impl IntoView {
 #[component]
 pub fn Overview() -> impl IntoView {
     let m = model();
+    let slowest = super::task_stats::poll(RwSignal::new(String::from("1h")));
     let stats = move || {
         m.with(|m| {
             let online = m.workers_online();
@@ -81,21 +82,26 @@ pub fn Overview() -> impl IntoView {
                     </table>
                 </section>
                 <section>
-                    <h2>"Slowest task types (p95)"</h2>
-                    <table>
+                    <h2>"Slowest task types (p95, last hour)"</h2>
+                    <table data-testid="slowest">
                         <thead><tr><th>"task"</th><th class="num">"p95"</th><th class="num">"p99"</th></tr></thead>
                         <tbody>
                             {move || {
-                                let mut t = m.with(|m| m.types.clone());
-                                t.retain(|t| t.p95.is_some());
-                                t.sort_by(|a, b| b.p95.partial_cmp(&a.p95).unwrap_or(std::cmp::Ordering::Equal));
+                                // The server's sketches (1 % relative error), not the
+                                // histogram's bucket bounds.
+                                let mut t = slowest.with(|s| match s {
+                                    Some(Ok(r)) => r.tasks.clone(),
+                                    _ => Vec::new(),
+                                });
+                                t.retain(|t| t.runtime.p95.is_some());
+                                t.sort_by(|a, b| b.runtime.p95.partial_cmp(&a.runtime.p95).unwrap_or(std::cmp::Ordering::Equal));
                                 t.into_iter().take(8).map(|t| {
                                     let link = href(&format!("/tasks?name={}", enc(&t.name)));
                                     view! {
                                         <tr>
                                             <td><a href=link>{t.name.clone()}</a></td>
-                                            <td class="num">{t.p95.map(duration)}</td>
-                                            <td class="num">{t.p99.map(duration)}</td>
+                                            <td class="num">{t.runtime.p95.map(duration)}</td>
+                                            <td class="num">{t.runtime.p99.map(duration)}</td>
                                         </tr>
                                     }
                                 }).collect_view()

@@ -149,6 +149,15 @@ async function live(browser, shot, pageOut) {
     await shot('overview');
     await page.goto(`${base}/types`);
     await page.waitForSelector('text=tasks.add', { timeout: T });
+    // Runtime quantiles from the server's sketches (/api/task/stats, 1 %
+    // relative error), not the histogram's bucket bound ("500 ms").
+    await send('sleep', [0.29], 4);
+    await page.waitForFunction(() => {
+      const row = [...document.querySelectorAll('[data-testid=task-types] tbody tr')]
+        .find((r) => r.cells[0].textContent === 'tasks.sleep');
+      return row && /^(29\d|30\d) ms$/.test(row.querySelector('[data-testid=p95]').textContent);
+    }, null, { timeout: T });
+    check(true, 'the task types page shows the p95 of tasks of 0.29 s as 0.29 s, not a bucket bound');
     await shot('types');
     // Anonymous (no users) may act: the controls are there.
     check(await page.$('[data-testid=limits]') !== null, 'with no users configured the controls show');
