@@ -142,9 +142,11 @@ pub struct TaskTypeStats {
     pub counts: OutcomeCounts,
     /// failed / (succeeded + failed); `null` before either.
     pub failure_rate: Option<f64>,
-    /// Tasks that ended (any state in `counts`) per second over the window.
+    /// Tasks that ended (any state in `counts`) per second over the window
+    /// (at least a minute).
     pub throughput: f64,
-    /// The worker's `runtime` of succeeded and failed tasks.
+    /// The worker's `runtime` of succeeded tasks; failed − started of
+    /// failed ones.
     pub runtime: Quantiles,
     /// Until a worker started the task: from `task-sent` when the producer
     /// sends it, else from `task-received` (the worker's prefetch only).

@@ -319,8 +319,14 @@ fn ended<'a>(t: &TaskView<'a>) -> Option<Ended<'a>> {
     // A task without a name (its task-received was never seen) cannot be
     // attributed; it is left out rather than guessed.
     let name = t.name?;
+    // `task-failed` carries no runtime: the worker's own clock from
+    // started to failed stands in.
     let runtime = match outcome {
-        Outcome::Succeeded | Outcome::Failed => t.runtime,
+        Outcome::Succeeded => t.runtime,
+        Outcome::Failed => t.runtime.or(match (t.started, t.failed) {
+            (Some(s), Some(f)) if f >= s => Some(f - s),
+            _ => None,
+        }),
         _ => None,
     };
     // `sent` is the first attempt's publish: a retried attempt (retries > 0)

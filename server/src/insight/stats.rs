@@ -364,11 +364,9 @@ fn stats_of(name: &str, s: &Slot, covered: f64) -> TaskTypeStats {
         name: name.to_owned(),
         counts: c,
         failure_rate: (done > 0).then(|| c.failed as f64 / done as f64),
-        throughput: if covered > 0.0 {
-            s.ended() as f64 / covered
-        } else {
-            0.0
-        },
+        // Over at least a minute: a window a few seconds old would turn
+        // the first task into hundreds per second.
+        throughput: s.ended() as f64 / covered.max(SLOT_SECS),
         runtime: quantiles(&s.runtime),
         wait: quantiles(&s.wait),
         wait_from_sent: s.from_sent,
