@@ -87,7 +87,10 @@ fn bad_values_name_their_flag() {
     assert_rejected(&["--events-ttl=-1"], &["--events-ttl"]);
     assert_rejected(&["--stuck-after", "0"], &["--stuck-after"]);
     assert_rejected(&["--stuck-after", "soon"], &["--stuck-after", "soon"]);
-    assert_rejected(&["--max-stats-task-names", "1"], &["--max-stats-task-names"]);
+    assert_rejected(
+        &["--max-stats-task-names", "1"],
+        &["--max-stats-task-names"],
+    );
 }
 
 #[test]
