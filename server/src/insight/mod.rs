@@ -367,3 +367,99 @@ fn failure(t: &TaskView<'_>) -> Option<Failure> {
         failed_at: t.failed,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use parking_lot::RwLock;
+
+    use super::*;
+    use crate::events::fixtures;
+    use crate::feed::Feed;
+    use crate::state::{Limits, State};
+    use stats::Window;
+
+    /// Plays messages (receive time, body) through the state and the
+    /// subscriber, one feed tick per message.
+    fn play(messages: impl IntoIterator<Item = (f64, String)>) -> (Arc<Insight>, f64) {
+        let insight = Arc::new(Insight::default());
+        let state = RwLock::new(State::new(Limits::default()));
+        let mut feed = Feed::default();
+        feed.subscribe(InsightFeed(insight.clone()));
+        let mut last = 0.0;
+        for (now, body) in messages {
+            for ev in fixtures::decode(&body) {
+                state.write().apply(&ev, now);
+            }
+            feed.publish(&state, now);
+            last = now;
+        }
+        (insight, last)
+    }
+
+    fn scenarios(names: &[&str]) -> Vec<(f64, String)> {
+        names
+            .iter()
+            .flat_map(|n| fixtures::scenario(n))
+            .enumerate()
+            .map(|(i, b)| (1_795_424_300.0 + i as f64 * 0.1, b))
+            .collect()
+    }
+
+    fn stats_of(insight: &Insight, name: &str, now: f64) -> api::insight::TaskTypeStats {
+        let (all, _) = insight.stats.lock().snapshot(Window::All, now);
+        all.into_iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+    }
+
+    #[test]
+    fn endings_of_the_fixture_scenarios() {
+        let (insight, now) = play(scenarios(&["success", "failure", "retry", "countdown"]));
+        // `success` and `countdown` are both tasks.add; the countdown
+        // waited on purpose, so only the other's wait counts.
+        let add = stats_of(&insight, "tasks.add", now);
+        assert_eq!((add.counts.succeeded, add.runtime.count), (2, 2));
+        assert_eq!(
+            (add.wait.count, add.wait_from_sent),
+            (1, 1),
+            "sent → started"
+        );
+        // task-failed carries no runtime: failed − started stands in.
+        let fail = stats_of(&insight, "tasks.fail", now);
+        assert_eq!((fail.counts.failed, fail.runtime.count), (1, 1));
+        assert_eq!(fail.failure_rate, Some(1.0));
+        // One retry, then success: two endings; both attempts carry the
+        // retry's countdown (an ETA), so no wait is counted.
+        let flaky = stats_of(&insight, "tasks.flaky", now);
+        assert_eq!((flaky.counts.retried, flaky.counts.succeeded), (1, 1));
+        assert_eq!(flaky.wait.count, 0);
+    }
+
+    #[test]
+    fn a_worker_with_dash_e_in_real_traffic_is_never_diagnosed() {
+        // Every message of both captured streams (workers with -E, clients
+        // with task-sent), asked at each tick.
+        for file in ["stream-basic.jsonl", "stream-mixed.jsonl"] {
+            let stream = fixtures::stream(file);
+            let insight = Arc::new(Insight::default());
+            let state = RwLock::new(State::new(Limits::default()));
+            let mut feed = Feed::default();
+            feed.subscribe(InsightFeed(insight.clone()));
+            for (now, body) in stream {
+                for ev in fixtures::decode(&body) {
+                    state.write().apply(&ev, now);
+                }
+                feed.publish(&state, now);
+                let d = insight.diagnosis(&BrokerStats::default(), now);
+                assert!(
+                    d.workers_without_task_events.is_empty(),
+                    "{file} at {now}: {d:?}"
+                );
+                assert!(
+                    d.queues_without_sent_events.is_empty(),
+                    "{file} at {now}: {d:?}"
+                );
+            }
+        }
+    }
+}
