@@ -24,6 +24,10 @@ pub struct Readiness {
     /// later only delays writes.
     #[serde(default)]
     pub history: Option<HistoryDetail>,
+    /// Why tasks may be missing or unmeasured: detail only, it never makes
+    /// celeriac unready (the workers and producers are at fault, not it).
+    #[serde(default)]
+    pub diagnosis: crate::insight::EventsDiagnosis,
 }
 
 /// The history store's state.
@@ -111,8 +115,9 @@ mod tests {
                 },
             },
             history: None,
+            diagnosis: Default::default(),
         };
-        let text = r#"{"ready":false,"consuming":false,"events_behind":0,"last_event_at":null,"last_error":"connection refused","broker_stats":{"source":"amqp","working":true,"up":{"management":false,"amqp":true,"redis":false},"last_success_at":1.5,"last_error":null,"last_error_at":null,"errors":{"management":2,"amqp":0,"redis":0}},"history":null}"#;
+        let text = r#"{"ready":false,"consuming":false,"events_behind":0,"last_event_at":null,"last_error":"connection refused","broker_stats":{"source":"amqp","working":true,"up":{"management":false,"amqp":true,"redis":false},"last_success_at":1.5,"last_error":null,"last_error_at":null,"errors":{"management":2,"amqp":0,"redis":0}},"history":null,"diagnosis":{"workers_without_task_events":[],"queues_without_sent_events":[]}}"#;
         assert_eq!(serde_json::to_string(&r).unwrap(), text);
         assert_eq!(serde_json::from_str::<Readiness>(text).unwrap(), r);
         // An answer of a celeriac before Redis and the backlog wait reads too.

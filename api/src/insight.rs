@@ -111,3 +111,128 @@ pub struct QueuesLatency {
     /// Queue names beyond `--max-latency-queues`, tracked together as `other`.
     pub queues_folded: usize,
 }
+
+/// Quantiles of one measure, seconds, from a DDSketch: each is within
+/// `relative_error` of the true value of that rank; `null` without samples.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Quantiles {
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    /// Samples behind them.
+    pub count: u64,
+}
+
+/// Tasks of one name that ended (or were retried) in the window, by the
+/// state they reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct OutcomeCounts {
+    pub succeeded: u64,
+    pub failed: u64,
+    pub retried: u64,
+    pub revoked: u64,
+    pub rejected: u64,
+    pub lost: u64,
+}
+
+/// One task name's numbers over a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskTypeStats {
+    pub name: String,
+    pub counts: OutcomeCounts,
+    /// failed / (succeeded + failed); `null` before either.
+    pub failure_rate: Option<f64>,
+    /// Tasks that ended (any state in `counts`) per second over the window
+    /// (at least a minute).
+    pub throughput: f64,
+    /// The worker's `runtime` of succeeded tasks; failed − started of
+    /// failed ones.
+    pub runtime: Quantiles,
+    /// Until a worker started the task: from `task-sent` when the producer
+    /// sends it, else from `task-received` (the worker's prefetch only).
+    pub wait: Quantiles,
+    /// Waits measured from `task-sent`.
+    pub wait_from_sent: u64,
+    /// Waits measured from `task-received` (no `task-sent` seen).
+    pub wait_from_received: u64,
+}
+
+/// `GET /api/task/stats`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskStatsResponse {
+    /// `5m`, `1h` or `all`.
+    pub window: String,
+    /// Seconds the window covers now (less than its length shortly after
+    /// start-up, or for `all` the time since start).
+    pub window_seconds: f64,
+    /// The sketches' relative error bound (0.01: each quantile is within
+    /// 1 % of the true value of its rank).
+    pub relative_error: f64,
+    /// Sorted by name.
+    pub tasks: Vec<TaskTypeStats>,
+    /// Task names beyond `--max-stats-task-names`, counted as `other`.
+    pub names_folded: usize,
+}
+
+/// A worker that runs tasks but sends no task events (started without
+/// `-E`, or `disable_events`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerWithoutTaskEvents {
+    pub hostname: String,
+    /// Tasks it accepted (its heartbeats' `processed`) with no task event.
+    pub tasks_unseen: i64,
+    /// The heartbeat that first showed them.
+    pub since: f64,
+    /// Its last task event, if any was seen.
+    pub last_task_event: Option<f64>,
+}
+
+/// A queue whose tasks arrive without `task-sent`: their producers lack
+/// `task_send_sent_event`, so queue wait and latency cannot be measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueWithoutSentEvents {
+    /// A queue the workers below consume (from their `active_queues`), or
+    /// `unknown` before they answered it. Task events carry no queue
+    /// without `task-sent`, so a worker consuming several queues names
+    /// each of them.
+    pub queue: String,
+    pub workers: Vec<String>,
+    /// Tasks those workers finished without `task-sent`, since start.
+    pub tasks_without_sent: u64,
+    /// When the last of them finished.
+    pub last_at: f64,
+}
+
+/// Why tasks may be missing or unmeasured (`GET /api/diagnosis`, and in
+/// `/readyz`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventsDiagnosis {
+    pub workers_without_task_events: Vec<WorkerWithoutTaskEvents>,
+    pub queues_without_sent_events: Vec<QueueWithoutSentEvents>,
+}
+
+/// A task STARTED for longer than it may run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StuckTask {
+    pub uuid: String,
+    pub name: Option<String>,
+    pub worker: Option<String>,
+    /// Its `task-started` timestamp.
+    pub started: f64,
+    /// Seconds since then.
+    pub running_for: f64,
+    /// The limit it passed, seconds.
+    pub limit: f64,
+    /// `task_time_limit` (the worker's, from `inspect conf`) or
+    /// `stuck_after` (celeriac's `--stuck-after`).
+    pub limit_from: String,
+}
+
+/// `GET /api/tasks/stuck`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StuckTasks {
+    /// Longest running first.
+    pub tasks: Vec<StuckTask>,
+    /// `--stuck-after`, seconds.
+    pub stuck_after: f64,
+}

@@ -377,6 +377,18 @@ mod tests {
                 Some("CELERIAC_MAX_LATENCY_QUEUES"),
                 &["100"],
             ),
+            (
+                "max_stats_task_names",
+                "max-stats-task-names",
+                Some("CELERIAC_MAX_STATS_TASK_NAMES"),
+                &["200"],
+            ),
+            (
+                "stuck_after",
+                "stuck-after",
+                Some("CELERIAC_STUCK_AFTER"),
+                &["3600"],
+            ),
             ("log", "log", Some("CELERIAC_LOG"), &["info"]),
             (
                 "log_format",

@@ -384,3 +384,53 @@ fn dashboard_read_only_hides_controls() {
         audit.entries
     );
 }
+
+/// A worker started without `-E` (and celeriac's own `enable_events`
+/// broadcast off) and a producer without `task-sent`: the overview names
+/// the worker and the queue, the operator's one click sends
+/// `enable_events`, and the banner goes once the worker's task events flow;
+/// then a task running past `--stuck-after` is marked stuck.
+#[test]
+fn dashboard_diagnoses_a_worker_without_task_events() {
+    let Some(playwright) = playwright() else {
+        return;
+    };
+    let vhost = TestVhost::new("browser-evoff");
+    let celeriac = Celeriac::start(
+        &vhost,
+        &[
+            "--enable-events",
+            "false",
+            "--inspect-interval",
+            "2",
+            "--stuck-after",
+            "2",
+        ],
+    );
+    let http = reqwest::blocking::Client::new();
+    assert_embedded(&http, &celeriac.base, None);
+    celeriac.wait_readyz(200, Duration::from_secs(30));
+    vhost.set_celery_env("CELERY_TASK_SEND_SENT_EVENT", "0");
+    let worker = "w1@eventsoff";
+    let _worker = Worker::start(
+        &vhost,
+        worker,
+        WorkerOpts {
+            events: false,
+            heartbeat_interval: Some(1.0),
+            ..WorkerOpts::default()
+        },
+    );
+    let ok = drive(
+        &playwright,
+        "eventsoff",
+        &celeriac.base,
+        &vhost,
+        &[("WORKER", worker)],
+        |r| panic!("the events-off scenario does not {r}"),
+    );
+    if !ok {
+        eprintln!("----- celeriac log -----\n{}", celeriac.log());
+    }
+    assert!(ok, "the browser script failed");
+}

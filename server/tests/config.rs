@@ -85,6 +85,12 @@ fn bad_values_name_their_flag() {
     assert_rejected(&["--enable-events", "maybe"], &["--enable-events"]);
     assert_rejected(&["--events-ttl", "0"], &["--events-ttl"]);
     assert_rejected(&["--events-ttl=-1"], &["--events-ttl"]);
+    assert_rejected(&["--stuck-after", "0"], &["--stuck-after"]);
+    assert_rejected(&["--stuck-after", "soon"], &["--stuck-after", "soon"]);
+    assert_rejected(
+        &["--max-stats-task-names", "1"],
+        &["--max-stats-task-names"],
+    );
 }
 
 #[test]

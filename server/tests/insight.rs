@@ -246,3 +246,255 @@ fn the_oldest_unconsumed_task_ages_until_a_worker_takes_it() {
         },
     );
 }
+
+/// The `tasks.sleep` entry of `/api/task/stats?window=...` once `n` of them
+/// succeeded in it.
+fn sleep_stats(celeriac: &Celeriac, window: &str, n: u64) -> Value {
+    eventually(
+        &format!("{n} tasks.sleep in /api/task/stats?window={window}"),
+        Duration::from_secs(60),
+        || {
+            let body = celeriac.get_json(&format!("/api/task/stats?window={window}"));
+            assert_eq!(body["window"], window, "{body:#}");
+            assert_eq!(body["relative_error"], 0.01);
+            let t = body["tasks"]
+                .as_array()?
+                .iter()
+                .find(|t| t["name"] == "tasks.sleep")?
+                .clone();
+            (t["counts"]["succeeded"] == n).then_some(t)
+        },
+    )
+}
+
+#[test]
+fn task_stats_report_the_runtime_quantiles_of_real_tasks_within_a_few_percent() {
+    let (vhost, celeriac) = start("task_stats", &[]);
+    let opts = WorkerOpts {
+        concurrency: 4,
+        ..WorkerOpts::default()
+    };
+    let _worker = Worker::start(&vhost, "w1@test", opts);
+    let n = 20;
+    let ids = vhost.send_many("sleep", "[0.29]", n, &[]);
+    for id in &ids {
+        celeriac.wait_task_state(id, "SUCCESS", Duration::from_secs(60));
+    }
+    // The worker's runtime of `time.sleep(0.29)` is 0.29 s plus a few ms of
+    // its own; the Prometheus histogram would say "≤ 0.5 s".
+    for window in ["5m", "1h", "all"] {
+        let t = sleep_stats(&celeriac, window, n as u64);
+        let runtime = &t["runtime"];
+        assert_eq!(runtime["count"], n as u64, "{t:#}");
+        for q in ["p50", "p95", "p99"] {
+            let v = runtime[q].as_f64().unwrap_or_else(|| panic!("{q}: {t:#}"));
+            assert!(
+                (0.29 * 0.99..=0.29 * 1.06).contains(&v),
+                "{window} runtime {q} = {v}, not within a few % of 0.29 s: {t:#}"
+            );
+        }
+        assert_eq!(t["failure_rate"], 0.0);
+        assert!(t["throughput"].as_f64().is_some_and(|x| x > 0.0), "{t:#}");
+        // The test app sends task-sent, so every wait is from the publish.
+        assert_eq!(t["wait"]["count"], n as u64, "{t:#}");
+        assert_eq!(t["wait_from_sent"], n as u64, "{t:#}");
+        let wait = t["wait"]["p50"].as_f64().expect("a wait p50");
+        assert!((0.0..60.0).contains(&wait), "{t:#}");
+    }
+
+    // A worker with -E and producers with task-sent: nothing to diagnose.
+    let d = celeriac.get_json("/api/diagnosis");
+    assert_eq!(
+        d,
+        serde_json::json!({"workers_without_task_events": [], "queues_without_sent_events": []})
+    );
+
+    // The default window is 5m; a bad one is a 400 naming the parameter.
+    let default = celeriac.get_json("/api/task/stats");
+    assert_eq!(default["window"], "5m");
+    let (status, body) = celeriac.get("/api/task/stats?window=1d");
+    assert_eq!(status, 400, "{body}");
+    let body: Value = serde_json::from_str(&body).expect("a JSON error");
+    assert_eq!(body["parameter"], "window", "{body:#}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains("1d")),
+        "{body:#}"
+    );
+}
+
+/// `/api/diagnosis` once `probe` accepts it.
+fn diagnosis<T>(celeriac: &Celeriac, what: &str, mut probe: impl FnMut(&Value) -> Option<T>) -> T {
+    eventually(what, Duration::from_secs(60), || {
+        probe(&celeriac.get_json("/api/diagnosis"))
+    })
+}
+
+fn listed(list: &Value, key: &str) -> Vec<String> {
+    list.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v[key].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_worker_without_dash_e_and_a_producer_without_task_sent_are_diagnosed() {
+    // celeriac's own periodic enable_events would hide the problem.
+    let (vhost, celeriac) = start(
+        "events_off",
+        &["--enable-events", "false", "--inspect-interval", "2"],
+    );
+    vhost.set_celery_env("CELERY_TASK_SEND_SENT_EVENT", "0");
+    let opts = WorkerOpts {
+        events: false,
+        heartbeat_interval: Some(1.0),
+        ..WorkerOpts::default()
+    };
+    let _worker = Worker::start(&vhost, "w1@test", opts);
+    eventually("w1 online", Duration::from_secs(30), || {
+        celeriac.worker("w1@test").filter(|w| w["status"] == true)
+    });
+    // Idle: heartbeats and no task events is no diagnosis.
+    std::thread::sleep(Duration::from_secs(3));
+    let d = celeriac.get_json("/api/diagnosis");
+    assert_eq!(
+        d["workers_without_task_events"],
+        serde_json::json!([]),
+        "{d:#}"
+    );
+
+    let ids = vhost.send_many("add", "[1, 2]", 3, &[]);
+    let silent = diagnosis(&celeriac, "w1 diagnosed without task events", |d| {
+        let w = d["workers_without_task_events"]
+            .as_array()?
+            .first()?
+            .clone();
+        (w["tasks_unseen"].as_i64()? >= 3).then_some(w)
+    });
+    assert_eq!(silent["hostname"], "w1@test", "{silent:#}");
+    for id in &ids {
+        assert!(
+            celeriac.task(id).is_none(),
+            "no event told celeriac of {id}"
+        );
+    }
+    let ready = celeriac.get_json("/readyz");
+    assert_eq!(
+        listed(
+            &ready["diagnosis"]["workers_without_task_events"],
+            "hostname"
+        ),
+        ["w1@test"],
+        "{ready:#}"
+    );
+    assert_eq!(
+        celeriac.metric("celeriac_workers_without_task_events", &[]),
+        Some(1.0)
+    );
+
+    // The one-click fix: enable_events to that worker.
+    let (status, reply) = celeriac.post(
+        "/api/control/enable_events",
+        Some(r#"{"destination": ["w1@test"]}"#),
+    );
+    assert_eq!(status, 200, "{reply:#}");
+    let id = vhost.send("add", "[2, 3]", &[]);
+    let task = celeriac.wait_task_state(&id, "SUCCESS", Duration::from_secs(30));
+    // The producer sent no task-sent: the task was first seen received.
+    assert!(task["sent"].is_null(), "{task:#}");
+    diagnosis(&celeriac, "the diagnosis to clear", |d| {
+        (d["workers_without_task_events"] == serde_json::json!([])).then_some(())
+    });
+    eventually("the gauge back at 0", Duration::from_secs(10), || {
+        (celeriac.metric("celeriac_workers_without_task_events", &[]) == Some(0.0)).then_some(())
+    });
+
+    // Its queue is named from the worker's active_queues.
+    let q = diagnosis(&celeriac, "celery diagnosed without task-sent", |d| {
+        let q = d["queues_without_sent_events"].as_array()?.first()?.clone();
+        (q["queue"] == "celery").then_some(q)
+    });
+    assert_eq!(q["workers"], serde_json::json!(["w1@test"]), "{q:#}");
+    assert_eq!(q["tasks_without_sent"], 1, "{q:#}");
+    eventually("the queue gauge at 1", Duration::from_secs(10), || {
+        (celeriac.metric(
+            "celeriac_queue_task_sent_events_missing",
+            &[("queue_name", "celery")],
+        ) == Some(1.0))
+        .then_some(())
+    });
+}
+
+#[test]
+fn a_task_started_longer_than_its_limit_is_stuck_until_it_ends() {
+    let (vhost, celeriac) = start("stuck", &["--stuck-after", "2"]);
+    let _worker = Worker::start(&vhost, "w1@test", WorkerOpts::default());
+    let short = vhost.send("sleep", "[0.2]", &[]);
+    let id = vhost.send("sleep", "[120]", &[]);
+    celeriac.wait_task_state(&short, "SUCCESS", Duration::from_secs(30));
+    celeriac.wait_task_state(&id, "STARTED", Duration::from_secs(30));
+    let stuck = eventually("the long task to be stuck", Duration::from_secs(30), || {
+        let body = celeriac.get_json("/api/tasks/stuck");
+        assert_eq!(body["stuck_after"], 2.0);
+        let t = body["tasks"].as_array()?.first()?.clone();
+        Some(t)
+    });
+    assert_eq!(stuck["uuid"], id.as_str(), "{stuck:#}");
+    assert_eq!(stuck["name"], "tasks.sleep");
+    assert_eq!(stuck["worker"], "w1@test");
+    assert_eq!(
+        (stuck["limit"].as_f64(), stuck["limit_from"].as_str()),
+        (Some(2.0), Some("stuck_after"))
+    );
+    assert!(
+        stuck["running_for"].as_f64().is_some_and(|r| r > 2.0),
+        "{stuck:#}"
+    );
+    assert_eq!(
+        celeriac.metric("celeriac_tasks_stuck", &[("name", "tasks.sleep")]),
+        Some(1.0)
+    );
+
+    vhost.revoke(&id, true);
+    celeriac.wait_task_state(&id, "REVOKED", Duration::from_secs(30));
+    eventually("no stuck task left", Duration::from_secs(10), || {
+        let body = celeriac.get_json("/api/tasks/stuck");
+        (body["tasks"] == serde_json::json!([])).then_some(())
+    });
+    assert_eq!(
+        celeriac.metric_or_zero("celeriac_tasks_stuck", &[("name", "tasks.sleep")]),
+        0.0
+    );
+}
+
+#[test]
+fn a_worker_time_limit_overrides_stuck_after() {
+    let (vhost, celeriac) = start(
+        "stuck_limit",
+        &["--stuck-after", "2", "--inspect-interval", "1"],
+    );
+    vhost.set_celery_env("CELERY_TASK_TIME_LIMIT", "3600");
+    let _worker = Worker::start(&vhost, "w1@test", WorkerOpts::default());
+    // The limit is read from the worker's `conf` reply.
+    eventually(
+        "the worker's conf in the inspect cache",
+        Duration::from_secs(30),
+        || {
+            let w = celeriac.get_json("/api/workers");
+            (w["w1@test"]["conf"]["task_time_limit"].as_f64() == Some(3600.0)).then_some(())
+        },
+    );
+    let id = vhost.send("sleep", "[30]", &[]);
+    celeriac.wait_task_state(&id, "STARTED", Duration::from_secs(30));
+    // Past --stuck-after, well within the worker's own hour: not stuck.
+    std::thread::sleep(Duration::from_secs(5));
+    let body = celeriac.get_json("/api/tasks/stuck");
+    assert_eq!(body["tasks"], serde_json::json!([]), "{body:#}");
+    assert_eq!(
+        celeriac.metric_or_zero("celeriac_tasks_stuck", &[("name", "tasks.sleep")]),
+        0.0
+    );
+    vhost.revoke(&id, true);
+}

@@ -5,11 +5,13 @@
 mod alerts;
 mod audit;
 mod control;
+mod diagnosis; // events-off and stuck-task banner (polled)
 mod failures; // failure groups (polled), resolve / unresolve
 mod live;
 mod pages;
 mod queues; // the Queues page (broker stats, polled)
 mod retry; // the task page's Retry button and re-run links
+mod task_stats; // runtime and wait quantiles (polled) for the task types page
 mod tasks;
 mod util;
 mod worker;

@@ -26,6 +26,7 @@ pub fn NoEvents() -> impl IntoView {
 #[component]
 pub fn Overview() -> impl IntoView {
     let m = model();
+    let slowest = super::task_stats::poll(RwSignal::new(String::from("1h")));
     let stats = move || {
         m.with(|m| {
             let online = m.workers_online();
@@ -55,6 +56,7 @@ pub fn Overview() -> impl IntoView {
     };
     view! {
         <h1>"Overview " <super::alerts::AlertsBadge/></h1>
+        <super::diagnosis::Diagnosis/>
         <Show when=move || m.with(|m| m.synced && !m.workers.is_empty() || m.task_count() > 0) fallback=|| view! { <NoEvents/> }>
             <section class="cards">
                 <div class="card"><div class="big" data-testid="online">{move || stats().0}</div>"workers online"</div>
@@ -80,21 +82,26 @@ pub fn Overview() -> impl IntoView {
                     </table>
                 </section>
                 <section>
-                    <h2>"Slowest task types (p95)"</h2>
-                    <table>
+                    <h2>"Slowest task types (p95, last hour)"</h2>
+                    <table data-testid="slowest">
                         <thead><tr><th>"task"</th><th class="num">"p95"</th><th class="num">"p99"</th></tr></thead>
                         <tbody>
                             {move || {
-                                let mut t = m.with(|m| m.types.clone());
-                                t.retain(|t| t.p95.is_some());
-                                t.sort_by(|a, b| b.p95.partial_cmp(&a.p95).unwrap_or(std::cmp::Ordering::Equal));
+                                // The server's sketches (1 % relative error), not the
+                                // histogram's bucket bounds.
+                                let mut t = slowest.with(|s| match s {
+                                    Some(Ok(r)) => r.tasks.clone(),
+                                    _ => Vec::new(),
+                                });
+                                t.retain(|t| t.runtime.p95.is_some());
+                                t.sort_by(|a, b| b.runtime.p95.partial_cmp(&a.runtime.p95).unwrap_or(std::cmp::Ordering::Equal));
                                 t.into_iter().take(8).map(|t| {
                                     let link = href(&format!("/tasks?name={}", enc(&t.name)));
                                     view! {
                                         <tr>
                                             <td><a href=link>{t.name.clone()}</a></td>
-                                            <td class="num">{t.p95.map(duration)}</td>
-                                            <td class="num">{t.p99.map(duration)}</td>
+                                            <td class="num">{t.runtime.p95.map(duration)}</td>
+                                            <td class="num">{t.runtime.p99.map(duration)}</td>
                                         </tr>
                                     }
                                 }).collect_view()
@@ -213,6 +220,7 @@ pub fn Workers() -> impl IntoView {
     };
     view! {
         <h1>"Workers"</h1>
+        <super::diagnosis::Diagnosis/>
         <Show when=move || m.with(|m| !m.workers.is_empty()) fallback=|| view! {
             <div class="empty"><p><b>"No workers seen yet."</b>" Start one, e.g. "<code>"celery -A proj worker -E"</code>
             ", on the broker celeriac watches. Workers appear with their first heartbeat."</p></div>
@@ -299,27 +307,45 @@ pub fn WorkerDetail() -> impl IntoView {
 #[component]
 pub fn TaskTypes() -> impl IntoView {
     let m = model();
+    let window = RwSignal::new(String::from("all"));
+    let stats = super::task_stats::poll(window);
     view! {
         <h1>"Task types"</h1>
         <Show when=move || m.with(|m| !m.types.is_empty()) fallback=|| view! { <NoEvents/> }>
-            <table>
+            <p>
+                <label>"quantiles over "
+                    <select data-testid="stats-window" on:change=move |ev| window.set(event_target_value(&ev))>
+                        <option value="all" selected=true>"since start"</option>
+                        <option value="1h">"the last hour"</option>
+                        <option value="5m">"the last 5 minutes"</option>
+                    </select>
+                </label>
+            </p>
+            <table data-testid="task-types">
                 <thead><tr>
                     <th>"task"</th><th class="num">"sent"</th><th class="num">"received"</th><th class="num">"started"</th>
                     <th class="num">"succeeded"</th><th class="num">"failed"</th><th class="num">"retried"</th><th class="num">"revoked"</th>
-                    <th class="num">"failure rate"</th><th class="num">"p50"</th><th class="num">"p95"</th><th class="num">"p99"</th><th class="num">"per s (1 min)"</th>
+                    <th class="num">"failure rate"</th><th class="num">"p50"</th><th class="num">"p95"</th><th class="num">"p99"</th>
+                    <th class="num">"wait p95"</th><th class="num">"per s (1 min)"</th>
                 </tr></thead>
                 <tbody>
                     {move || m.with(|m| m.types.clone()).into_iter().map(|t| {
                         let done = t.succeeded + t.failed;
                         let fr = if done > 0 { format!("{:.1} %", 100.0 * t.failed as f64 / done as f64) } else { "–".into() };
                         let link = href(&format!("/tasks?name={}", enc(&t.name)));
+                        let name = t.name.clone();
+                        let q = move |f: fn(&api::insight::TaskTypeStats) -> Option<f64>| {
+                            stats.with(|s| super::task_stats::of(s, &name).and_then(f).map(duration))
+                        };
+                        let (p50, p95, p99, wait) = (q(|s| s.runtime.p50), q(|s| s.runtime.p95), q(|s| s.runtime.p99), q(|s| s.wait.p95));
                         view! {
                             <tr>
                                 <td><a href=link>{t.name.clone()}</a></td>
                                 <td class="num">{t.sent}</td><td class="num">{t.received}</td><td class="num">{t.started}</td>
                                 <td class="num">{t.succeeded}</td><td class="num">{t.failed}</td><td class="num">{t.retried}</td><td class="num">{t.revoked}</td>
                                 <td class="num">{fr}</td>
-                                <td class="num">{t.p50.map(duration)}</td><td class="num">{t.p95.map(duration)}</td><td class="num">{t.p99.map(duration)}</td>
+                                <td class="num" data-testid="p50">{p50}</td><td class="num" data-testid="p95">{p95}</td><td class="num" data-testid="p99">{p99}</td>
+                                <td class="num">{wait}</td>
                                 <td class="num">{format!("{:.2}", t.throughput)}</td>
                             </tr>
                         }
@@ -330,7 +356,9 @@ pub fn TaskTypes() -> impl IntoView {
                 let since = m.with(|m| m.ingest.counting_since)
                     .map(|t| format!(" ({})", super::util::absolute(t)))
                     .unwrap_or_default();
-                format!("Counts cover every task seen since celeriac started{since}; tasks loaded back from history are not counted again. Runtimes are histogram bucket bounds.")
+                format!("Counts cover every task seen since celeriac started{since}; tasks loaded back from history are not counted again. \
+                    p50, p95 and p99 are the runtimes of the tasks that succeeded or failed in the window chosen, each within 1 % of the true value (a DDSketch); \
+                    wait is from the producer's task-sent (else the worker's task-received) to task-started. Task names beyond --max-stats-task-names are counted as \"other\".")
             }}</p>
             <super::control::TypeLimits/>
         </Show>

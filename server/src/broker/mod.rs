@@ -104,14 +104,17 @@ pub struct Snapshot {
 }
 
 /// What one worker consumes, for `celery_active_worker_count` and
-/// `celery_active_process_count`. Events do not carry it: it comes from
-/// `inspect active_queues` and `inspect stats` (the remote-control work
-/// fills it through [`BrokerStats::set_worker_queues`]).
+/// `celery_active_process_count`, and its hard time limit, for stuck
+/// tasks. Events do not carry it: it comes from `inspect active_queues`,
+/// `inspect stats` and `inspect conf` (the remote-control work fills it
+/// through [`BrokerStats::set_worker_queues`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WorkerQueues {
     pub queues: Vec<String>,
     /// Pool processes (`len(stats.pool.processes)`).
     pub processes: u64,
+    /// `conf.task_time_limit`, seconds, when the worker sets one.
+    pub task_time_limit: Option<f64>,
 }
 
 /// Shared between the poller (writer) and readers.

@@ -222,7 +222,8 @@ pub async fn refresh<M: Mailbox>(
 }
 
 /// What a worker consumes, from its cached `active_queues` and `stats`
-/// replies; `None` until `active_queues` has answered with a list.
+/// replies, and its `conf` hard time limit; `None` until `active_queues`
+/// has answered with a list.
 pub fn worker_queues(inspect: &Map<String, Value>) -> Option<crate::broker::WorkerQueues> {
     let queues = inspect
         .get("active_queues")?
@@ -235,7 +236,17 @@ pub fn worker_queues(inspect: &Map<String, Value>) -> Option<crate::broker::Work
         .and_then(|s| s.pointer("/pool/processes"))
         .and_then(Value::as_array)
         .map_or(0, |p| p.len() as u64);
-    Some(crate::broker::WorkerQueues { queues, processes })
+    // `conf` is asked without defaults: the key is there only when set.
+    let task_time_limit = inspect
+        .get("conf")
+        .and_then(|c| c.get("task_time_limit"))
+        .and_then(Value::as_f64)
+        .filter(|l| l.is_finite() && *l > 0.0);
+    Some(crate::broker::WorkerQueues {
+        queues,
+        processes,
+        task_time_limit,
+    })
 }
 
 /// Awaits every future concurrently (a tiny `join_all`).

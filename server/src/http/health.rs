@@ -65,6 +65,9 @@ pub async fn readyz(State(shared): State<Arc<AppState>>) -> impl IntoResponse {
         last_error: shared.last_error(),
         broker_stats: broker_stats(&shared),
         history,
+        diagnosis: shared
+            .insight
+            .diagnosis(&shared.broker, crate::clock::now()),
     };
     let status = if ready {
         StatusCode::OK

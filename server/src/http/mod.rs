@@ -5,6 +5,7 @@ mod args;
 mod assets;
 mod auth;
 mod control;
+mod diagnosis;
 mod errors;
 mod export;
 mod failures;
@@ -17,6 +18,7 @@ mod params;
 mod pause;
 mod queues;
 mod submit;
+mod task_stats;
 mod tree;
 mod ws;
 
@@ -58,6 +60,8 @@ pub fn router(shared: Arc<AppState>) -> Router {
         .merge(alerts::routes())
         .merge(failures::routes())
         .merge(latency::routes())
+        .merge(task_stats::routes())
+        .merge(diagnosis::routes())
         .merge(flower_pages::routes())
         .merge(tree::routes())
         .fallback(assets::fallback) // the dashboard's files, deep links, else not_found

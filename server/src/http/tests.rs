@@ -705,3 +705,34 @@ async fn control_requests_are_refused_before_sending() {
         (StatusCode::OK, r#"{"entries":[]}"#)
     );
 }
+
+#[tokio::test]
+async fn task_stats_answer_the_fixtures_endings_and_refuse_a_bad_window() {
+    let shared = shared_with(scenarios(&["success", "failure"]), &[]);
+    let mut feed = crate::feed::Feed::default();
+    feed.subscribe(crate::insight::InsightFeed(shared.insight.clone()));
+    feed.publish(&shared.state, clock::now());
+
+    let body = get(&shared, "/api/task/stats").await.json();
+    assert_eq!(body["window"], "5m", "the default window: {body:#}");
+    let all = get(&shared, "/api/task/stats?window=all").await.json();
+    let tasks = all["tasks"].as_array().expect("tasks");
+    let ended: u64 = tasks
+        .iter()
+        .map(|t| {
+            t["counts"]["succeeded"].as_u64().unwrap() + t["counts"]["failed"].as_u64().unwrap()
+        })
+        .sum();
+    assert_eq!(ended, 2, "one success, one failure: {all:#}");
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t["runtime"]["count"] == 1 && t["runtime"]["p95"].as_f64().is_some()),
+        "{all:#}"
+    );
+    for bad in ["1d", "5M", "all,1h"] {
+        let r = get(&shared, &format!("/api/task/stats?window={bad}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
+        assert_eq!(r.error().parameter.as_deref(), Some("window"));
+    }
+}

@@ -1,6 +1,8 @@
 //! Failure groups (and queue latency) as Prometheus families.
 
-use api::insight::QueueLatency;
+use std::collections::BTreeMap;
+
+use api::insight::{EventsDiagnosis, QueueLatency, StuckTask};
 
 use crate::insight::failures::{FailureGroups, OTHER};
 
@@ -110,6 +112,78 @@ pub fn write_latency(out: &mut String, queues: &[QueueLatency], folded: usize) {
     out.push('\n');
 }
 
+const SILENT: (&str, &str) = (
+    "celeriac_workers_without_task_events",
+    "Live workers whose heartbeats count tasks that sent no task event (started without -E, or disable_events).",
+);
+const UNSENT: (&str, &str) = (
+    "celeriac_queue_task_sent_events_missing",
+    "1 when tasks consumed from the queue in the last 10 minutes came without task-sent (producers without task_send_sent_event): its wait and latency cannot be measured.",
+);
+const STUCK: (&str, &str) = (
+    "celeriac_tasks_stuck",
+    "Tasks STARTED longer than their worker's task_time_limit, else --stuck-after; names beyond --max-task-names are counted under name=\"other\".",
+);
+
+/// `celeriac_workers_without_task_events` and, per queue,
+/// `celeriac_queue_task_sent_events_missing`: 1 for the queues diagnosed,
+/// 0 for the other queues the broker statistics know.
+pub fn write_diagnosis(out: &mut String, d: &EventsDiagnosis, known_queues: &[&str]) {
+    header(out, SILENT, "gauge");
+    out.push_str(SILENT.0);
+    out.push(' ');
+    push_u64(out, d.workers_without_task_events.len() as u64);
+    out.push('\n');
+    header(out, UNSENT, "gauge");
+    let missing = d
+        .queues_without_sent_events
+        .iter()
+        .map(|q| (q.queue.as_str(), 1));
+    let fine = known_queues
+        .iter()
+        .filter(|k| !d.queues_without_sent_events.iter().any(|q| q.queue == **k))
+        .map(|k| (*k, 0));
+    for (queue, v) in missing.chain(fine) {
+        out.push_str(UNSENT.0);
+        out.push('{');
+        push_label(out, "queue_name", queue);
+        out.push_str("} ");
+        push_u64(out, v);
+        out.push('\n');
+    }
+}
+
+/// `celeriac_tasks_stuck{name}`: names in sorted order up to `max_names`,
+/// the rest under `other`.
+pub fn write_stuck(out: &mut String, stuck: &[StuckTask], max_names: usize) {
+    let mut by: BTreeMap<&str, u64> = BTreeMap::new();
+    for t in stuck {
+        *by.entry(t.name.as_deref().unwrap_or("unknown"))
+            .or_default() += 1;
+    }
+    let mut other = 0;
+    let mut kept: Vec<(&str, u64)> = Vec::new();
+    for (name, n) in by {
+        if kept.len() < max_names {
+            kept.push((name, n));
+        } else {
+            other += n;
+        }
+    }
+    if other > 0 {
+        kept.push((OTHER, other));
+    }
+    header(out, STUCK, "gauge");
+    for (name, n) in kept {
+        out.push_str(STUCK.0);
+        out.push('{');
+        push_label(out, "name", name);
+        out.push_str("} ");
+        push_u64(out, n);
+        out.push('\n');
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +224,56 @@ mod tests {
             "celeriac_failure_group_events_total{fingerprint=\"other\",exception=\"other\"} 3\n"
         ));
         assert!(out.contains("celeriac_failure_groups_folded 2\n"));
+    }
+
+    #[test]
+    fn stuck_names_beyond_the_cap_fold_into_other() {
+        let task = |name: &str| StuckTask {
+            uuid: name.into(),
+            name: Some(name.into()),
+            worker: None,
+            started: 1.0,
+            running_for: 10.0,
+            limit: 2.0,
+            limit_from: "stuck_after".into(),
+        };
+        let stuck = [task("a"), task("b"), task("c"), task("b")];
+        let mut out = String::new();
+        write_stuck(&mut out, &stuck, 2);
+        crate::metrics::testing::parse(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+        assert!(
+            out.contains("celeriac_tasks_stuck{name=\"a\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("celeriac_tasks_stuck{name=\"b\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("celeriac_tasks_stuck{name=\"other\"} 1\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn queues_missing_sent_events_read_1_and_the_others_0() {
+        let d = EventsDiagnosis {
+            workers_without_task_events: vec![],
+            queues_without_sent_events: vec![api::insight::QueueWithoutSentEvents {
+                queue: "q1".into(),
+                workers: vec!["w1@vm".into()],
+                tasks_without_sent: 3,
+                last_at: 1.0,
+            }],
+        };
+        let mut out = String::new();
+        write_diagnosis(&mut out, &d, &["q1", "q2"]);
+        crate::metrics::testing::parse(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+        assert!(
+            out.contains("celeriac_workers_without_task_events 0\n"),
+            "{out}"
+        );
+        assert!(out.contains("celeriac_queue_task_sent_events_missing{queue_name=\"q1\"} 1\n"));
+        assert!(out.contains("celeriac_queue_task_sent_events_missing{queue_name=\"q2\"} 0\n"));
     }
 }

@@ -108,6 +108,15 @@ pub fn render_page(shared: Scrape<'_>, now: f64) -> Page {
         (l.snapshot(now), l.folded())
     };
     insight::write_latency(out, &latency, folded);
+    let diagnosis = shared.insight.diagnosis(shared.broker, now);
+    let snapshot = shared.broker.snapshot();
+    let known: Vec<&str> = snapshot.queues.iter().map(|q| q.name.as_str()).collect();
+    insight::write_diagnosis(out, &diagnosis, &known);
+    insight::write_stuck(
+        out,
+        &shared.insight.stuck(shared.broker, now),
+        shared.exporter.max_task_names,
+    );
     // The task families come first; what was written meanwhile follows.
     let families = shared.metrics.registry.gather();
     if let Err(e) = TextEncoder::new().encode_utf8(&families, out) {

@@ -285,6 +285,7 @@ fn queue_wait_prefetch_queues_and_flower_families_render() {
         crate::broker::WorkerQueues {
             queues: vec!["q1".into()],
             processes: 4,
+            task_time_limit: None,
         },
     );
 

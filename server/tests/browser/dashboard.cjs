@@ -6,7 +6,8 @@
 // MODE=live (default): the live pages, no users configured; prints
 // `FIGURE name value` lines for the benchmark. MODE=controls: remote
 // control as OPERATOR (user:password) and VIEWER. MODE=readonly: celeriac
-// runs with --read-only.
+// runs with --read-only. MODE=eventsoff: a worker without -E, the banner
+// and its enable_events button.
 'use strict';
 const { chromium } = require(process.env.PLAYWRIGHT_CORE);
 const path = require('path');
@@ -150,6 +151,15 @@ async function live(browser, shot, pageOut) {
     await shot('overview');
     await page.goto(`${base}/types`);
     await page.waitForSelector('text=tasks.add', { timeout: T });
+    // Runtime quantiles from the server's sketches (/api/task/stats, 1 %
+    // relative error), not the histogram's bucket bound ("500 ms").
+    await send('sleep', [0.29], 4);
+    await page.waitForFunction(() => {
+      const row = [...document.querySelectorAll('[data-testid=task-types] tbody tr')]
+        .find((r) => r.cells[0].textContent === 'tasks.sleep');
+      return row && /^(29\d|30\d) ms$/.test(row.querySelector('[data-testid=p95]').textContent);
+    }, null, { timeout: T });
+    check(true, 'the task types page shows the p95 of tasks of 0.29 s as 0.29 s, not a bucket bound');
     await shot('types');
     // Anonymous (no users) may act: the controls are there.
     check(await page.$('[data-testid=limits]') !== null, 'with no users configured the controls show');
@@ -533,6 +543,32 @@ async function readonly(browser, shot, pageOut) {
   check(refused[0] === 403 && refused[1] === 'Read only mode is enabled', `read-only refuses control (${refused})`);
 }
 
+async function eventsOff(browser, shot, pageOut) {
+  const { page } = await newPage(browser);
+  pageOut.page = page;
+  await page.goto(`${base}/`);
+  await send('add', [1, 2], 3);
+  await page.waitForSelector('[data-testid=events-off]', { timeout: T });
+  check((await page.textContent('[data-testid=events-off]')).includes(worker), 'the overview names the worker without task events');
+  check((await page.textContent('[data-testid=events-off]')).includes('Lost when a worker restarts'), 'the fix says it is lost on restart');
+  await shot('overview');
+  await page.click('[data-testid=enable-events]');
+  await page.waitForSelector('[data-testid=events-off] p.ok', { timeout: T });
+  check(true, 'enable_events was sent');
+  // The next task's events reach celeriac and clear the diagnosis; the
+  // producer still sends no task-sent, which the second banner says.
+  await send('add', [2, 3], 1);
+  await page.waitForSelector('[data-testid=events-off]', { state: 'detached', timeout: T });
+  check(true, 'the banner goes once task events flow');
+  await page.waitForFunction(() => (document.querySelector('[data-testid=sent-missing]')?.textContent || '').includes('celery ('), null, { timeout: T });
+  check(true, 'the queue without task-sent is named');
+  await shot('sent-missing');
+  const [long] = await send('sleep', [60]);
+  await page.waitForSelector(`[data-testid=stuck] a[href$="/tasks/${long}"]`, { timeout: T });
+  check((await page.textContent('[data-testid=stuck]')).includes('tasks.sleep on ' + worker), 'a task past --stuck-after is marked stuck, linked');
+  await shot('stuck');
+}
+
 (async () => {
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
@@ -547,6 +583,7 @@ async function readonly(browser, shot, pageOut) {
   try {
     if (mode === 'controls') await controls(browser, shot, current);
     else if (mode === 'readonly') await readonly(browser, shot, current);
+    else if (mode === 'eventsoff') await eventsOff(browser, shot, current);
     else await live(browser, shot, current);
   } catch (e) {
     log('FAILED:', e.message);
