@@ -13,7 +13,8 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::alerting::AlertingArgs;
-use crate::auth::AuthArgs;
+use crate::auth::{AuthArgs, SessionArgs};
+use crate::oidc::OidcArgs;
 use crate::broker::QueueStatsArgs;
 use crate::control::ControlArgs;
 use crate::history::HistoryArgs;
@@ -76,6 +77,12 @@ pub struct Config {
 
     #[command(flatten)]
     pub auth: AuthArgs,
+
+    #[command(flatten)]
+    pub session: SessionArgs,
+
+    #[command(flatten)]
+    pub oidc: OidcArgs,
 
     #[command(flatten)]
     pub alerting: AlertingArgs,

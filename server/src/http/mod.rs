@@ -13,6 +13,7 @@ mod flower_pages;
 mod health;
 mod latency;
 mod metrics;
+mod oidc;
 mod params;
 mod pause;
 mod queues;
@@ -38,6 +39,7 @@ pub fn router(shared: Arc<AppState>) -> Router {
     let prefix = shared.url_prefix.clone();
     // Authentication in front of every route.
     let auth = axum::middleware::from_fn_with_state(shared.clone(), auth::middleware);
+    let callback = oidc::callback_route(&shared);
     let routes = Router::new()
         .route("/", get(assets::index)) // the dashboard (or the status page)
         .route("/ws", get(ws::handler)) // the dashboard's live feed
@@ -58,6 +60,7 @@ pub fn router(shared: Arc<AppState>) -> Router {
         .merge(failures::routes())
         .merge(latency::routes())
         .merge(flower_pages::routes())
+        .merge(oidc::routes(callback.as_deref()))
         .fallback(assets::fallback) // the dashboard's files, deep links, else not_found
         .layer(auth.clone())
         .with_state(shared.clone());
