@@ -11,12 +11,12 @@ use parking_lot::RwLock;
 
 use crate::alerting::{Alerting, Watched};
 use crate::auth::Sessions;
-use crate::oidc::Oidc;
 use crate::broker::BrokerStats;
 use crate::control::Ops;
 use crate::history::History;
 use crate::insight::Insight;
 use crate::metrics::{MetricsArgs, Scrape, SelfMetrics};
+use crate::oidc::Oidc;
 use crate::results::Backend;
 use crate::state::State;
 use crate::submit::Submitter;

@@ -14,7 +14,6 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::alerting::AlertingArgs;
 use crate::auth::{AuthArgs, SessionArgs};
-use crate::oidc::OidcArgs;
 use crate::broker::QueueStatsArgs;
 use crate::control::ControlArgs;
 use crate::history::HistoryArgs;
@@ -22,6 +21,7 @@ use crate::http::HttpArgs;
 use crate::ingest::IngestArgs;
 use crate::insight::InsightArgs;
 use crate::metrics::MetricsArgs;
+use crate::oidc::OidcArgs;
 use crate::owner::StateArgs;
 use crate::redact::RedactArgs;
 use crate::results::ResultsArgs;

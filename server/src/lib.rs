@@ -16,8 +16,8 @@ pub mod ingest;
 pub mod insight;
 pub mod mailbox;
 pub mod mask;
-pub mod oidc;
 pub mod metrics;
+pub mod oidc;
 pub mod owner;
 pub mod pyrepr;
 pub mod query;
@@ -122,7 +122,12 @@ pub fn assemble(config: &Config, transport: &Transport) -> AppState {
     );
     let mut ops = ops;
     // `start` has already refused OIDC settings that do not hold together.
-    let oidc = config.oidc.settings().ok().flatten().map(|s| Arc::new(oidc::Oidc::new(s)));
+    let oidc = config
+        .oidc
+        .settings()
+        .ok()
+        .flatten()
+        .map(|s| Arc::new(oidc::Oidc::new(s)));
     ops.auth.sign_in = oidc.is_some();
     metrics::register(&metrics.registry, ops.pauses.gauge.clone());
     AppState {
@@ -154,12 +159,14 @@ pub fn assemble(config: &Config, transport: &Transport) -> AppState {
         exporter: config.metrics.clone(),
         hide_args: config.redact.hide_args,
         // `start` has already refused an unreadable secret file.
-        sessions: Arc::new(auth::Sessions::from_args(&config.session).unwrap_or_else(|_| {
-            auth::Sessions::with_key(
-                auth::session::random_bytes(32),
-                config.session.session_ttl,
-            )
-        })),
+        sessions: Arc::new(
+            auth::Sessions::from_args(&config.session).unwrap_or_else(|_| {
+                auth::Sessions::with_key(
+                    auth::session::random_bytes(32),
+                    config.session.session_ttl,
+                )
+            }),
+        ),
         oidc,
         trust_proxy_headers: config.http.trust_proxy_headers,
     }
@@ -217,9 +224,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         let prefix = &config.http.url_prefix;
         if !prefix.is_empty() && !path.starts_with(&format!("{prefix}/")) {
             anyhow::bail!(
-                "--oidc-redirect-url: the path {path} is outside --url-prefix {prefix},                  where celeriac serves nothing"
+                "--oidc-redirect-url: the path {path} is outside --url-prefix {prefix}, where celeriac serves nothing"
             );
         }
+        http::check_callback(path.strip_prefix(prefix.as_str()).unwrap_or(path))
+            .map_err(anyhow::Error::msg)?;
     }
     let listen = config.http.listen();
     let listener = tokio::net::TcpListener::bind(listen)

@@ -440,6 +440,12 @@ impl Auth {
             || !self.file_tokens.is_empty()
     }
 
+    /// Whether any user signs in with a password (then a 401 invites Basic
+    /// credentials).
+    pub fn has_passwords(&self) -> bool {
+        !self.accounts.is_empty()
+    }
+
     /// How many users and tokens there are, for the start-up log.
     pub fn summary(&self) -> String {
         let ops = self

@@ -182,7 +182,10 @@ impl Sessions {
     /// The cookie value for `claims`.
     pub fn seal(&self, claims: &SessionClaims) -> String {
         let payload = B64.encode(serde_json::to_vec(claims).expect("claims serialize"));
-        let sig = self.mac(b"session", payload.as_bytes()).finalize().into_bytes();
+        let sig = self
+            .mac(b"session", payload.as_bytes())
+            .finalize()
+            .into_bytes();
         format!("{payload}.{}", B64.encode(sig))
     }
 
@@ -242,7 +245,10 @@ impl Sessions {
     /// Signs `data` for a short-lived value the server hands the browser
     /// (the pending sign-in's cookie).
     pub fn sign(&self, purpose: &str, data: &str) -> String {
-        let sig = self.mac(purpose.as_bytes(), data.as_bytes()).finalize().into_bytes();
+        let sig = self
+            .mac(purpose.as_bytes(), data.as_bytes())
+            .finalize()
+            .into_bytes();
         format!("{data}.{}", B64.encode(sig))
     }
 
@@ -357,7 +363,10 @@ mod tests {
         assert_eq!(s.verify("login", &v), Some("state-123"));
         assert_eq!(s.verify("other", &v), None);
         assert_eq!(s.verify("login", "state-124.x"), None);
-        assert_eq!(cookie("a=1; celeriac_session=xyz.q; b=2", SESSION_COOKIE), Some("xyz.q"));
+        assert_eq!(
+            cookie("a=1; celeriac_session=xyz.q; b=2", SESSION_COOKIE),
+            Some("xyz.q")
+        );
         assert_eq!(cookie("a=1", SESSION_COOKIE), None);
         assert_eq!(parse_duration("12h").unwrap(), Duration::from_secs(43200));
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));

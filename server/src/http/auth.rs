@@ -66,7 +66,8 @@ pub async fn middleware(
 
     let principal = if !auth.enabled() {
         Principal::anonymous()
-    } else if let (false, Some(c), true) = (has_authorization, session_cookie, shared.oidc.is_some())
+    } else if let (false, Some(c), true) =
+        (has_authorization, session_cookie, shared.oidc.is_some())
     {
         match shared.sessions.open(&c, crate::clock::now() as u64) {
             Ok(claims) => {
@@ -171,7 +172,7 @@ fn session_checks(
                 HttpError::new(
                     StatusCode::FORBIDDEN,
                     format!(
-                        "CSRF token {reason}: a control request from a signed-in browser needs                          the X-CSRF-Token header (the value of the celeriac_csrf cookie)"
+                        "CSRF token {reason}: a control request from a signed-in browser needs the X-CSRF-Token header (the value of the celeriac_csrf cookie)"
                     ),
                 )
                 .into_response(),
@@ -205,6 +206,22 @@ fn no_credentials(shared: &AppState, req: &Request, message: &str) -> Response {
         let next: String = url_encode(&back);
         let location = format!("{prefix}/login?next={next}");
         return (StatusCode::FOUND, [(header::LOCATION, location)]).into_response();
+    }
+    // With sign-in, a Basic challenge would make browsers prompt for a
+    // password: not for a session that ended (the dashboard's requests
+    // would pop a dialog), nor when nobody has a password.
+    let had_session = req
+        .headers()
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| cookie(c, SESSION_COOKIE).is_some());
+    if shared.oidc.is_some() && (had_session || !shared.ops.auth.has_passwords()) {
+        let mut resp = HttpError::new(StatusCode::UNAUTHORIZED, message).into_response();
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"celeriac\""),
+        );
+        return resp;
     }
     unauthorized(message)
 }

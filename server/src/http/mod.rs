@@ -30,6 +30,7 @@ use axum::Router;
 
 pub use args::{HttpArgs, DEFAULT_PORT};
 pub use errors::HttpError;
+pub use oidc::check_callback;
 
 use crate::app::AppState;
 

@@ -38,6 +38,33 @@ pub fn routes(callback: Option<&str>) -> Router<Arc<AppState>> {
     }
 }
 
+/// Refuses a callback path (inside the prefix) that another route serves
+/// or that the router would read as a pattern: the router cannot hold two
+/// routes for one path.
+pub fn check_callback(path: &str) -> Result<(), String> {
+    const TAKEN: &[&str] = &[
+        "/",
+        "/ws",
+        "/login",
+        "/logout",
+        "/metrics",
+        "/healthz",
+        "/readyz",
+        "/healthcheck",
+        "/broker",
+    ];
+    const TAKEN_UNDER: &[&str] = &["/api/", "/task/", "/worker/"];
+    if TAKEN.contains(&path)
+        || TAKEN_UNDER.iter().any(|p| path.starts_with(p))
+        || path.contains(['{', '}', '*'])
+    {
+        return Err(format!(
+            "--oidc-redirect-url: celeriac serves something else at {path}; use a path of its own, e.g. /login/callback"
+        ));
+    }
+    Ok(())
+}
+
 /// The callback's path as the router sees it (the prefix stripped).
 pub fn callback_route(app: &AppState) -> Option<String> {
     let oidc = app.oidc.as_ref()?;
@@ -317,8 +344,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_callback_needs_a_path_of_its_own() {
+        assert!(check_callback("/login/callback").is_ok());
+        assert!(check_callback("/oauth2/callback").is_ok());
+        for taken in ["/login", "/api/workers", "/", "/task/x", "/cb/{x}"] {
+            assert!(check_callback(taken).is_err(), "{taken}");
+        }
+    }
+
+    #[test]
     fn only_local_paths_are_returned_to() {
-        assert_eq!(safe_return(Some("/tasks?state=FAILURE")), "/tasks?state=FAILURE");
+        assert_eq!(
+            safe_return(Some("/tasks?state=FAILURE")),
+            "/tasks?state=FAILURE"
+        );
         assert_eq!(safe_return(Some("//evil.example/x")), "/");
         assert_eq!(safe_return(Some("https://evil.example/")), "/");
         assert_eq!(safe_return(Some("/\\evil.example")), "/");

@@ -98,9 +98,15 @@ mod tests {
         );
         let no_groups: Vec<String> = vec![];
         let ops = s(&["ops-team"]);
-        let role = |email, groups| a.role(&Who { email, groups });
-        assert_eq!(role(Some("boss@example.com"), &no_groups), Some(Role::Operator));
-        assert_eq!(role(Some("ann@example.com"), &no_groups), Some(Role::Viewer));
+        let role = |email: Option<&str>, groups: &[String]| a.role(&Who { email, groups });
+        assert_eq!(
+            role(Some("boss@example.com"), &no_groups),
+            Some(Role::Operator)
+        );
+        assert_eq!(
+            role(Some("ann@example.com"), &no_groups),
+            Some(Role::Viewer)
+        );
         // A group outranks the domain's viewer entry.
         assert_eq!(role(Some("ann@example.com"), &ops), Some(Role::Operator));
         assert_eq!(role(None, &ops), Some(Role::Operator));

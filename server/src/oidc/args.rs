@@ -26,8 +26,12 @@ pub struct OidcArgs {
     pub oidc_client_secret: Option<Secret>,
 
     /// A file holding the client secret (surrounding whitespace ignored).
-    #[arg(long, env = "CELERIAC_OIDC_CLIENT_SECRET_FILE", value_name = "FILE",
-          conflicts_with = "oidc_client_secret")]
+    #[arg(
+        long,
+        env = "CELERIAC_OIDC_CLIENT_SECRET_FILE",
+        value_name = "FILE",
+        conflicts_with = "oidc_client_secret"
+    )]
     pub oidc_client_secret_file: Option<PathBuf>,
 
     /// Where the provider sends the browser back, as registered with it:
@@ -48,11 +52,21 @@ pub struct OidcArgs {
 
     /// Who signs in as an operator: emails, `*@domain` patterns or group
     /// names (comma separated, repeatable).
-    #[arg(long, env = "CELERIAC_OIDC_OPERATORS", value_delimiter = ',', value_name = "WHO")]
+    #[arg(
+        long,
+        env = "CELERIAC_OIDC_OPERATORS",
+        value_delimiter = ',',
+        value_name = "WHO"
+    )]
     pub oidc_operators: Vec<String>,
 
     /// Who signs in as a viewer (read only): emails, `*@domain` patterns or
     /// group names.
-    #[arg(long, env = "CELERIAC_OIDC_VIEWERS", value_delimiter = ',', value_name = "WHO")]
+    #[arg(
+        long,
+        env = "CELERIAC_OIDC_VIEWERS",
+        value_delimiter = ',',
+        value_name = "WHO"
+    )]
     pub oidc_viewers: Vec<String>,
 }

@@ -75,13 +75,18 @@ impl OidcArgs {
         let redirect = RedirectUrl::new(redirect.to_string())
             .map_err(|e| format!("--oidc-redirect-url: not a URL: {e}"))?;
         if redirect.url().path() == "/" {
-            return Err("--oidc-redirect-url needs a path of its own (e.g. /login/callback)".into());
+            return Err(
+                "--oidc-redirect-url needs a path of its own (e.g. /login/callback)".into(),
+            );
         }
         let client_secret = match (&self.oidc_client_secret, &self.oidc_client_secret_file) {
             (Some(s), _) => Some(s.clone()),
             (None, Some(path)) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
-                    format!("--oidc-client-secret-file: cannot read {}: {e}", path.display())
+                    format!(
+                        "--oidc-client-secret-file: cannot read {}: {e}",
+                        path.display()
+                    )
                 })?;
                 Some(Secret::new(text.trim()))
             }
@@ -415,14 +420,22 @@ mod tests {
         let with_redirect = [
             &base[..],
             &["--oidc-client-id", "c"],
-            &["--oidc-redirect-url", "https://c.example.com/flower/login/callback"],
+            &[
+                "--oidc-redirect-url",
+                "https://c.example.com/flower/login/callback",
+            ],
         ]
         .concat();
         let e = args(&with_redirect).settings().unwrap_err();
         assert!(e.contains("--oidc-operators"), "{e}");
         let ok = [
             &with_redirect[..],
-            &["--oidc-viewers", "*@example.com", "--oidc-scopes", "email,groups"],
+            &[
+                "--oidc-viewers",
+                "*@example.com",
+                "--oidc-scopes",
+                "email,groups",
+            ],
             &["--oidc-client-secret", "hunter2-client"],
         ]
         .concat();
@@ -433,9 +446,15 @@ mod tests {
         let oidc = Oidc::new(s);
         assert_eq!(oidc.callback_path(), "/flower/login/callback");
         assert!(oidc.https());
-        let e = args(&[&base[..], &["--oidc-client-id", "c", "--oidc-redirect-url", "x"]].concat())
-            .settings()
-            .unwrap_err();
+        let e = args(
+            &[
+                &base[..],
+                &["--oidc-client-id", "c", "--oidc-redirect-url", "x"],
+            ]
+            .concat(),
+        )
+        .settings()
+        .unwrap_err();
         assert!(e.contains("--oidc-redirect-url: not a URL"), "{e}");
     }
 
