@@ -522,6 +522,78 @@ mod tests {
                 Some("CELERIAC_HIDE_ARGS"),
                 &["false"],
             ),
+            (
+                "trust_proxy_headers",
+                "trust-proxy-headers",
+                Some("CELERIAC_TRUST_PROXY_HEADERS"),
+                &["false"],
+            ),
+            (
+                "session_ttl",
+                "session-ttl",
+                Some("CELERIAC_SESSION_TTL"),
+                &["12h"],
+            ),
+            (
+                "session_secret_file",
+                "session-secret-file",
+                Some("CELERIAC_SESSION_SECRET_FILE"),
+                &[],
+            ),
+            (
+                "oidc_issuer",
+                "oidc-issuer",
+                Some("CELERIAC_OIDC_ISSUER"),
+                &[],
+            ),
+            (
+                "oidc_client_id",
+                "oidc-client-id",
+                Some("CELERIAC_OIDC_CLIENT_ID"),
+                &[],
+            ),
+            (
+                "oidc_client_secret",
+                "oidc-client-secret",
+                Some("CELERIAC_OIDC_CLIENT_SECRET"),
+                &[],
+            ),
+            (
+                "oidc_client_secret_file",
+                "oidc-client-secret-file",
+                Some("CELERIAC_OIDC_CLIENT_SECRET_FILE"),
+                &[],
+            ),
+            (
+                "oidc_redirect_url",
+                "oidc-redirect-url",
+                Some("CELERIAC_OIDC_REDIRECT_URL"),
+                &[],
+            ),
+            (
+                "oidc_scopes",
+                "oidc-scopes",
+                Some("CELERIAC_OIDC_SCOPES"),
+                &["openid email profile"],
+            ),
+            (
+                "oidc_groups_claim",
+                "oidc-groups-claim",
+                Some("CELERIAC_OIDC_GROUPS_CLAIM"),
+                &["groups"],
+            ),
+            (
+                "oidc_operators",
+                "oidc-operators",
+                Some("CELERIAC_OIDC_OPERATORS"),
+                &[],
+            ),
+            (
+                "oidc_viewers",
+                "oidc-viewers",
+                Some("CELERIAC_OIDC_VIEWERS"),
+                &[],
+            ),
         ];
         let mut actual: Vec<(String, String, Option<String>, Vec<String>)> = Config::command()
             .get_arguments()
