@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use support::TestVhost;
+use support::{TestVhost, Worker, WorkerOpts};
 
 const CLIENT_SECRET: &str = "celeriac-test-client-secret";
 
@@ -259,14 +259,37 @@ fn signing_in_maps_roles_and_sessions_need_csrf_and_end_at_sign_out() {
         .and_then(|r| r.text())
         .unwrap_or_default()
         .contains("celeriac-prefix");
+    // A finished task, whose page in the dashboard asks the server
+    // (a POST, dry run) whether to offer Retry: the dashboard's own control
+    // request from a session, which must carry the CSRF token.
+    let mut task = String::new();
+    let _worker = dashboard.then(|| {
+        let w = Worker::start(&s.vhost, "w1@oidc", WorkerOpts::default());
+        task = s.vhost.send("add", "[1, 2]", &[]);
+        support::eventually("the task to succeed", Duration::from_secs(60), || {
+            let info: serde_json::Value = http
+                .get(format!("{}/api/task/info/{task}", s.base))
+                .basic_auth("ann", Some("pw-ann-Kq7"))
+                .send()
+                .ok()?
+                .json()
+                .ok()?;
+            (info["state"] == "SUCCESS").then_some(())
+        });
+        w
+    });
     if !dashboard {
-        eprintln!("note: the binary embeds no dashboard; the header's sign-out is not exercised");
+        eprintln!(
+            "note: the binary embeds no dashboard; its header, sign-out button and CSRF header \
+             are not exercised"
+        );
     }
     s.drive(
         &modules,
         &[
             ("MODE", "roles"),
             ("DASHBOARD", if dashboard { "1" } else { "0" }),
+            ("TASK", &task),
         ],
     );
 

@@ -122,6 +122,13 @@ async function roles(browser) {
 
   // --- Dashboard: who is signed in, and the sign-out button.
   if (process.env.DASHBOARD === '1') {
+    // The task page's Retry check is a POST the dashboard makes itself.
+    const dry = page.waitForRequest((r) => r.method() === 'POST' && r.url().includes('/api/task/retry/'), { timeout: T });
+    await page.goto(`${base}/tasks/${process.env.TASK}`);
+    const req = await dry;
+    const resp = await req.response();
+    check(req.headers()['x-csrf-token'] === token && resp.status() === 200,
+      `the dashboard sends X-CSRF-Token with its control requests (${resp.status()} ${await resp.text()})`);
     await page.goto(base + '/');
     const badge = page.locator('[data-testid=me]');
     await badge.waitFor({ timeout: T });
