@@ -21,6 +21,14 @@ pub struct Me {
     pub read_only: bool,
     /// Whether control requests from this caller would be accepted.
     pub can_control: bool,
+    /// Signed in through OpenID Connect (a browser session): the
+    /// dashboard offers to sign out, and sends the CSRF token with every
+    /// control request.
+    #[serde(default)]
+    pub session: bool,
+    /// The signed-in user's email, when the provider gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

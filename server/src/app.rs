@@ -10,11 +10,13 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::alerting::{Alerting, Watched};
+use crate::auth::Sessions;
 use crate::broker::BrokerStats;
 use crate::control::Ops;
 use crate::history::History;
 use crate::insight::Insight;
 use crate::metrics::{MetricsArgs, Scrape, SelfMetrics};
+use crate::oidc::Oidc;
 use crate::results::Backend;
 use crate::state::State;
 use crate::submit::Submitter;
@@ -46,6 +48,13 @@ pub struct AppState {
     pub exporter: MetricsArgs,
     /// `--hide-args`: task args and kwargs are left out of viewers' answers.
     pub hide_args: bool,
+    /// Browser sessions (signed cookies, sign-outs).
+    pub sessions: Arc<Sessions>,
+    /// Sign-in with OpenID Connect, when `--oidc-issuer` is set.
+    pub oidc: Option<Arc<Oidc>>,
+    /// `--trust-proxy-headers`: `X-Forwarded-Proto` says whether the
+    /// browser used https.
+    pub trust_proxy_headers: bool,
 }
 
 impl AppState {

@@ -13,7 +13,7 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::alerting::AlertingArgs;
-use crate::auth::AuthArgs;
+use crate::auth::{AuthArgs, SessionArgs};
 use crate::broker::QueueStatsArgs;
 use crate::control::ControlArgs;
 use crate::history::HistoryArgs;
@@ -21,6 +21,7 @@ use crate::http::HttpArgs;
 use crate::ingest::IngestArgs;
 use crate::insight::InsightArgs;
 use crate::metrics::MetricsArgs;
+use crate::oidc::OidcArgs;
 use crate::owner::StateArgs;
 use crate::redact::RedactArgs;
 use crate::results::ResultsArgs;
@@ -76,6 +77,12 @@ pub struct Config {
 
     #[command(flatten)]
     pub auth: AuthArgs,
+
+    #[command(flatten)]
+    pub session: SessionArgs,
+
+    #[command(flatten)]
+    pub oidc: OidcArgs,
 
     #[command(flatten)]
     pub alerting: AlertingArgs,
@@ -526,6 +533,78 @@ mod tests {
                 "hide-args",
                 Some("CELERIAC_HIDE_ARGS"),
                 &["false"],
+            ),
+            (
+                "trust_proxy_headers",
+                "trust-proxy-headers",
+                Some("CELERIAC_TRUST_PROXY_HEADERS"),
+                &["false"],
+            ),
+            (
+                "session_ttl",
+                "session-ttl",
+                Some("CELERIAC_SESSION_TTL"),
+                &["12h"],
+            ),
+            (
+                "session_secret_file",
+                "session-secret-file",
+                Some("CELERIAC_SESSION_SECRET_FILE"),
+                &[],
+            ),
+            (
+                "oidc_issuer",
+                "oidc-issuer",
+                Some("CELERIAC_OIDC_ISSUER"),
+                &[],
+            ),
+            (
+                "oidc_client_id",
+                "oidc-client-id",
+                Some("CELERIAC_OIDC_CLIENT_ID"),
+                &[],
+            ),
+            (
+                "oidc_client_secret",
+                "oidc-client-secret",
+                Some("CELERIAC_OIDC_CLIENT_SECRET"),
+                &[],
+            ),
+            (
+                "oidc_client_secret_file",
+                "oidc-client-secret-file",
+                Some("CELERIAC_OIDC_CLIENT_SECRET_FILE"),
+                &[],
+            ),
+            (
+                "oidc_redirect_url",
+                "oidc-redirect-url",
+                Some("CELERIAC_OIDC_REDIRECT_URL"),
+                &[],
+            ),
+            (
+                "oidc_scopes",
+                "oidc-scopes",
+                Some("CELERIAC_OIDC_SCOPES"),
+                &["openid email profile"],
+            ),
+            (
+                "oidc_groups_claim",
+                "oidc-groups-claim",
+                Some("CELERIAC_OIDC_GROUPS_CLAIM"),
+                &["groups"],
+            ),
+            (
+                "oidc_operators",
+                "oidc-operators",
+                Some("CELERIAC_OIDC_OPERATORS"),
+                &[],
+            ),
+            (
+                "oidc_viewers",
+                "oidc-viewers",
+                Some("CELERIAC_OIDC_VIEWERS"),
+                &[],
             ),
         ];
         let mut actual: Vec<(String, String, Option<String>, Vec<String>)> = Config::command()

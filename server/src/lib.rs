@@ -17,6 +17,7 @@ pub mod insight;
 pub mod mailbox;
 pub mod mask;
 pub mod metrics;
+pub mod oidc;
 pub mod owner;
 pub mod pyrepr;
 pub mod query;
@@ -119,6 +120,15 @@ pub fn assemble(config: &Config, transport: &Transport) -> AppState {
         &config.auth,
         redact::Redactor::new(&config.redact.redact_keys),
     );
+    let mut ops = ops;
+    // `start` has already refused OIDC settings that do not hold together.
+    let oidc = config
+        .oidc
+        .settings()
+        .ok()
+        .flatten()
+        .map(|s| Arc::new(oidc::Oidc::new(s)));
+    ops.auth.sign_in = oidc.is_some();
     metrics::register(&metrics.registry, ops.pauses.gauge.clone());
     AppState {
         state: Arc::new(RwLock::new(State::new(
@@ -148,6 +158,17 @@ pub fn assemble(config: &Config, transport: &Transport) -> AppState {
         url_prefix: config.http.url_prefix.clone(),
         exporter: config.metrics.clone(),
         hide_args: config.redact.hide_args,
+        // `start` has already refused an unreadable secret file.
+        sessions: Arc::new(
+            auth::Sessions::from_args(&config.session).unwrap_or_else(|_| {
+                auth::Sessions::with_key(
+                    auth::session::random_bytes(32),
+                    config.session.session_ttl,
+                )
+            }),
+        ),
+        oidc,
+        trust_proxy_headers: config.http.trust_proxy_headers,
     }
 }
 
@@ -196,6 +217,19 @@ fn subscribers(app: &AppState) -> Feed {
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let transport = Transport::from_url(&config.ingest.broker).context("--broker")?;
     results::Backend::from_args(&config.results).map_err(anyhow::Error::msg)?;
+    let sign_in = config.oidc.settings().map_err(anyhow::Error::msg)?;
+    auth::Sessions::from_args(&config.session).map_err(anyhow::Error::msg)?;
+    if let Some(s) = &sign_in {
+        let path = s.redirect.url().path();
+        let prefix = &config.http.url_prefix;
+        if !prefix.is_empty() && !path.starts_with(&format!("{prefix}/")) {
+            anyhow::bail!(
+                "--oidc-redirect-url: the path {path} is outside --url-prefix {prefix}, where celeriac serves nothing"
+            );
+        }
+        http::check_callback(path.strip_prefix(prefix.as_str()).unwrap_or(path))
+            .map_err(anyhow::Error::msg)?;
+    }
     let listen = config.http.listen();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -213,6 +247,27 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         );
     } else {
         tracing::info!("authentication on: {}", auth.summary());
+    }
+    if let Some(oidc) = app.oidc.clone() {
+        tracing::info!(
+            issuer = %oidc.settings.issuer.as_str(),
+            callback = oidc.callback_path(),
+            "sign-in with OpenID Connect at {}/login; sessions last {:?}{}",
+            app.url_prefix,
+            app.sessions.ttl,
+            if config.session.session_secret_file.is_none() {
+                " and end when celeriac restarts (no --session-secret-file)"
+            } else {
+                ""
+            }
+        );
+        // Discovery now, so a wrong issuer shows in the log at once; the
+        // first sign-in retries it anyway.
+        tokio::spawn(async move {
+            if let Err(e) = oidc.warm_up().await {
+                tracing::warn!("OpenID Connect: {e}");
+            }
+        });
     }
     if auth.read_only {
         tracing::info!("read-only mode: every control action is refused");

@@ -135,6 +135,7 @@ const LAYERS: &[&[&str]] = &[
         "alerting",
         "history",
         "results",
+        "oidc",
     ],
     // Composition: what HTTP handlers read, HTTP, the command line.
     &["app"],

@@ -23,6 +23,8 @@ const DEBIAN_PACKAGES: [&str; 4] = ["rustc-web", "cargo-web", "rust-web-src", "l
 const WASM_LD: &str = "/usr/lib/llvm-22/bin/wasm-ld";
 const BINARYEN: &str = "binaryen@132.0.0";
 const PLAYWRIGHT: &str = "playwright-core@1.65.1";
+/// The OpenID provider `server/tests/oidc.rs` signs in against.
+const OIDC_PROVIDER: &str = "oidc-provider@9.13.3";
 /// Marks the template's spot for the server's `<base>` and prefix.
 const TEMPLATE: &str = "frontend/index.html";
 
@@ -131,16 +133,16 @@ pub fn ensure_npm_tools() -> Result<PathBuf> {
             .join("package.json")
             .is_file()
     };
-    if have("binaryen") && have("playwright-core") {
-        step("dashboard: wasm-opt (binaryen 132) and playwright-core present");
+    if have("binaryen") && have("playwright-core") && have("oidc-provider") {
+        step("dashboard: wasm-opt (binaryen 132), playwright-core and oidc-provider present");
         return Ok(dir);
     }
-    step("dashboard: installing binaryen 132 and playwright-core with npm");
+    step("dashboard: installing binaryen 132, playwright-core and oidc-provider with npm");
     std::fs::create_dir_all(&dir)?;
     Cmd::new("npm")
         .args(["install", "--no-audit", "--no-fund", "--prefix"])
         .args([&dir])
-        .args([BINARYEN, PLAYWRIGHT])
+        .args([BINARYEN, PLAYWRIGHT, OIDC_PROVIDER])
         .run()?;
     Ok(dir)
 }

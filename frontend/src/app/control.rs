@@ -8,7 +8,7 @@ use api::control::{ControlResponse, Me};
 use leptos::html;
 use leptos::prelude::*;
 
-use super::util::{enc, href};
+use super::util::{csrf_token, enc, href, post};
 use crate::model::control::{worker_replies, Action, Body, Reply};
 
 /// Who is looking; `None` until `/api/me` answered (controls stay hidden).
@@ -122,13 +122,27 @@ pub fn WhoBadge() -> impl IntoView {
             } else {
                 format!("{} · {role}", m.user)
             };
-            view! { <span class="badge" data-testid="me" data-role=role>{text}</span> }
+            // Signed in with OpenID Connect: a plain form, so signing out
+            // is a navigation to the server's "signed out" page.
+            let sign_out = m.session.then(|| {
+                view! {
+                    <form class="signout" method="post" action=href("/logout")>
+                        <input type="hidden" name="csrf_token" value=csrf_token().unwrap_or_default()/>
+                        <button type="submit" data-testid="sign-out">"Sign out"</button>
+                    </form>
+                }
+            });
+            view! {
+                <span class="badge" data-testid="me" data-role=role data-session=m.session.to_string()>
+                    {text}
+                </span>
+                {sign_out}
+            }
         })
     }
 }
 
 async fn send(action: &Action) -> Result<(u16, ControlResponse), String> {
-    use gloo_net::http::Request;
     let url = href(&action.path());
     let req = match action.body() {
         Body::Form(pairs) => {
@@ -137,11 +151,11 @@ async fn send(action: &Action) -> Result<(u16, ControlResponse), String> {
                 .map(|(k, v)| format!("{k}={}", enc(v)))
                 .collect::<Vec<_>>()
                 .join("&");
-            Request::post(&url)
+            post(&url)
                 .header("Content-Type", "application/x-www-form-urlencoded")
                 .body(body)
         }
-        Body::Json(v) => Request::post(&url).json(&v),
+        Body::Json(v) => post(&url).json(&v),
     }
     .map_err(|e| e.to_string())?;
     let resp = req.send().await.map_err(|e| e.to_string())?;

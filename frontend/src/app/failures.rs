@@ -31,7 +31,7 @@ async fn fetch_failures(state: &str) -> Result<FailuresResponse, String> {
 async fn mark(fingerprint: &str, resolve: bool) -> Result<(), String> {
     let verb = if resolve { "resolve" } else { "unresolve" };
     let url = href(&format!("/api/failures/{}/{verb}", enc(fingerprint)));
-    let resp = gloo_net::http::Request::post(&url)
+    let resp = super::util::post(&url)
         .send()
         .await
         .map_err(|e| e.to_string())?;

@@ -31,7 +31,7 @@ async fn post_retry(uuid: &str, dry_run: bool) -> Result<Value, String> {
     if dry_run {
         url.push_str("?dry_run=true");
     }
-    let resp = gloo_net::http::Request::post(&url)
+    let resp = super::util::post(&url)
         .send()
         .await
         .map_err(|e| e.to_string())?;

@@ -20,6 +20,27 @@ pub fn href(path: &str) -> String {
     format!("{}{}", prefix(), path)
 }
 
+/// A POST that carries the session's CSRF token (`X-CSRF-Token`) when the
+/// user signed in with OpenID Connect; every control request goes through
+/// here. Basic and token users have no such cookie and need no header.
+pub fn post(url: &str) -> gloo_net::http::RequestBuilder {
+    let req = gloo_net::http::Request::post(url);
+    match csrf_token() {
+        Some(token) => req.header("X-CSRF-Token", &token),
+        None => req,
+    }
+}
+
+/// The session's CSRF token, from the `celeriac_csrf` cookie.
+pub fn csrf_token() -> Option<String> {
+    use wasm_bindgen::JsCast;
+    let doc = web_sys::window()?
+        .document()?
+        .dyn_into::<web_sys::HtmlDocument>()
+        .ok()?;
+    crate::model::control::csrf_token(&doc.cookie().ok()?)
+}
+
 pub fn enc(s: &str) -> String {
     js_sys::encode_uri_component(s).into()
 }

@@ -594,10 +594,33 @@ pub fn audit_cells(e: &api::control::AuditEntry) -> (String, String, Vec<(String
     (target, args, worker_replies(&response))
 }
 
+/// The CSRF cookie a browser session carries; its value goes in the
+/// `X-CSRF-Token` header of every control request.
+pub const CSRF_COOKIE: &str = "celeriac_csrf";
+
+/// The session's CSRF token from `document.cookie`, if signed in.
+pub fn csrf_token(cookies: &str) -> Option<String> {
+    cookies.split(';').find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        (k == CSRF_COOKIE && !v.is_empty()).then(|| v.trim().to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_csrf_token_is_read_from_the_cookies() {
+        assert_eq!(
+            csrf_token("theme=dark; celeriac_csrf=abc-_123; x=1").as_deref(),
+            Some("abc-_123")
+        );
+        assert_eq!(csrf_token("celeriac_csrf_old=1; theme=dark"), None);
+        assert_eq!(csrf_token("celeriac_csrf="), None);
+        assert_eq!(csrf_token(""), None);
+    }
 
     #[test]
     fn terminate_posts_flowers_form_to_the_tasks_path() {

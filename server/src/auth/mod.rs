@@ -11,6 +11,7 @@
 //! re-sending Basic credentials does not pay for the hash every request.
 
 mod args;
+pub mod session;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -20,8 +21,11 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 pub use args::AuthArgs;
+pub use session::{SessionArgs, Sessions};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Reads everything, controls nothing.
@@ -53,6 +57,17 @@ impl Role {
 pub struct Principal {
     pub name: String,
     pub role: Role,
+    /// Set when the request came with a browser session from an OpenID
+    /// Connect sign-in.
+    pub session: Option<SessionIdentity>,
+}
+
+/// Who signed in through the identity provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionIdentity {
+    /// The provider's `sub`: stable even when the email changes.
+    pub subject: String,
+    pub email: Option<String>,
 }
 
 impl Principal {
@@ -68,7 +83,7 @@ impl Principal {
         api::control::AuditEntry {
             id: 0,
             time: now,
-            user: self.name.clone(),
+            user: self.audit_name(),
             role: self.role.as_str().to_string(),
             command: command.into(),
             arguments,
@@ -79,11 +94,31 @@ impl Principal {
         }
     }
 
+    /// The name the audit log records: for a signed-in user the email and
+    /// the provider's subject (the email can change hands, the subject
+    /// cannot), e.g. `ann@example.com (oidc sub 248289761001)`.
+    pub fn audit_name(&self) -> String {
+        match &self.session {
+            None => self.name.clone(),
+            Some(s) => format!(
+                "{} (oidc sub {})",
+                s.email.as_deref().unwrap_or(&self.name),
+                s.subject
+            ),
+        }
+    }
+
     /// With no users configured every request is this operator.
     pub fn anonymous() -> Principal {
+        Principal::new("anonymous", Role::Operator)
+    }
+
+    /// A principal authenticated by password or token.
+    pub fn new(name: impl Into<String>, role: Role) -> Principal {
         Principal {
-            name: "anonymous".into(),
-            role: Role::Operator,
+            name: name.into(),
+            role,
+            session: None,
         }
     }
 }
@@ -320,6 +355,9 @@ pub struct Auth {
     file_tokens: Vec<(String, Role, [u8; 32])>,
     pub read_only: bool,
     pub open_metrics: bool,
+    /// OpenID Connect sign-in is configured: requests need credentials
+    /// even without Basic users or tokens.
+    pub sign_in: bool,
     /// Digests of (user, password) pairs whose hash already verified,
     /// salted per process.
     verified: parking_lot::Mutex<HashMap<String, [u8; 32]>>,
@@ -387,6 +425,7 @@ impl Auth {
             file_tokens,
             read_only: args.read_only,
             open_metrics: args.open_metrics,
+            sign_in: false,
             verified: parking_lot::Mutex::new(HashMap::new()),
             salt,
         }
@@ -395,7 +434,16 @@ impl Auth {
     /// False when nobody is configured: then everything is served to
     /// everyone (with a loud warning).
     pub fn enabled(&self) -> bool {
-        !self.accounts.is_empty() || !self.tokens.is_empty() || !self.file_tokens.is_empty()
+        self.sign_in
+            || !self.accounts.is_empty()
+            || !self.tokens.is_empty()
+            || !self.file_tokens.is_empty()
+    }
+
+    /// Whether any user signs in with a password (then a 401 invites Basic
+    /// credentials).
+    pub fn has_passwords(&self) -> bool {
+        !self.accounts.is_empty()
     }
 
     /// How many users and tokens there are, for the start-up log.
@@ -435,7 +483,7 @@ impl Auth {
                         found = Some((format!("{user} ({id})"), *role));
                     }
                 }
-                found.map(|(name, role)| Principal { name, role })
+                found.map(|(name, role)| Principal::new(name, role))
             }
             Presented::Basic { user, password } => {
                 let account = self.accounts.get(user)?;
@@ -445,10 +493,7 @@ impl Auth {
                     }
                     Check::Hash(hash) => self.verify_hash(user, hash, password).await,
                 };
-                ok.then(|| Principal {
-                    name: user.clone(),
-                    role: account.role,
-                })
+                ok.then(|| Principal::new(user.clone(), account.role))
             }
         }
     }

@@ -335,10 +335,7 @@ mod tests {
 
     #[test]
     fn audit_entries_say_who_what_where_and_how_it_went() {
-        let who = Principal {
-            name: "ann".into(),
-            role: crate::auth::Role::Operator,
-        };
+        let who = Principal::new("ann", crate::auth::Role::Operator);
         let request = Request::new(
             "ping",
             json!({}),

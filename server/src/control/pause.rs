@@ -349,10 +349,7 @@ pub async fn keep<M: Mailbox>(
     let replies = active_queues(mailbox).await?;
     // Read after the broadcast: a queue resumed meanwhile is left alone.
     let found = strays(&replies, &pauses.names());
-    let who = Principal {
-        name: KEEPER.into(),
-        role: Role::Operator,
-    };
+    let who = Principal::new(KEEPER, Role::Operator);
     let c = Controller {
         mailbox,
         audit,
@@ -535,10 +532,7 @@ mod tests {
             ("c@h", &["celery"]),
         ]);
         let (audit, pauses) = (Audit::new(), Pauses::new());
-        let ann = Principal {
-            name: "ann".into(),
-            role: Role::Operator,
-        };
+        let ann = Principal::new("ann", Role::Operator);
         let c = Controller {
             mailbox: &cluster,
             audit: &audit,

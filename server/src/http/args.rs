@@ -18,6 +18,14 @@ pub struct HttpArgs {
     /// Serve everything under this path prefix (e.g. `/flower`).
     #[arg(long, env = "CELERIAC_URL_PREFIX", default_value = "", value_parser = parse_url_prefix)]
     pub url_prefix: String,
+
+    /// Believe `X-Forwarded-Proto` from a reverse proxy that terminates
+    /// TLS: `https` there makes session cookies `Secure`. Only set this
+    /// behind a proxy that overwrites the header.
+    #[arg(long, env = "CELERIAC_TRUST_PROXY_HEADERS", default_value_t = false,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
+          value_name = "BOOL")]
+    pub trust_proxy_headers: bool,
 }
 
 impl HttpArgs {

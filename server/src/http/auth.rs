@@ -4,9 +4,17 @@
 //! - With no users or tokens configured everything is served to everyone
 //!   (celeriac warns loudly at start-up); control still obeys
 //!   `--read-only` and the cross-site checks below.
-//! - Otherwise a request without valid credentials (Basic or Bearer) gets
-//!   401 with `WWW-Authenticate: Basic`, except `/healthz`, `/readyz`,
-//!   `/healthcheck`, and `/metrics` with `--open-metrics`.
+//! - Otherwise a request without valid credentials (Basic, Bearer, or the
+//!   session cookie of an OpenID Connect sign-in) gets 401 with
+//!   `WWW-Authenticate: Basic`, except `/healthz`, `/readyz`,
+//!   `/healthcheck`, `/metrics` with `--open-metrics`, and the sign-in
+//!   routes. With sign-in configured, a browser asking for a page (GET,
+//!   `Accept: text/html`) is sent to `/login` instead.
+//! - A control request from a session must also carry the session's CSRF
+//!   token in `X-CSRF-Token` (the `celeriac_csrf` cookie's value): a
+//!   cookie is sent by the browser whoever made the page, a header only by
+//!   celeriac's own script. Basic and token requests need no token. The
+//!   websocket is refused to a session when it comes from another site.
 //! - A control request (any method but GET, HEAD, OPTIONS) is refused with
 //!   403 in read-only mode, for a viewer, and when it comes from another
 //!   site: browsers cache Basic credentials, so a page elsewhere could
@@ -25,6 +33,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::errors::HttpError;
 use crate::app::AppState;
+use crate::auth::session::{cookie, SessionClaims, CSRF_HEADER, SESSION_COOKIE};
 use crate::auth::{presented, Presented, Principal, Role};
 
 /// Paths served without credentials (under the URL prefix).
@@ -39,10 +48,41 @@ pub async fn middleware(
     // Inside the prefix the router has already stripped it.
     let path = req.uri().path().to_string();
     let path = path.as_str();
-    let open = OPEN_PATHS.contains(&path) || (path == "/metrics" && auth.open_metrics);
+    let callback = super::oidc::callback_route(&shared);
+    // Signing in and out needs no credentials (sign-out checks its own).
+    let sign_in_path = shared.oidc.is_some()
+        && (path == "/login" || path == "/logout" || callback.as_deref() == Some(path));
+    let open =
+        OPEN_PATHS.contains(&path) || (path == "/metrics" && auth.open_metrics) || sign_in_path;
+    let mut session: Option<SessionClaims> = None;
+
+    let has_authorization = req.headers().contains_key(header::AUTHORIZATION);
+    let session_cookie = req
+        .headers()
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| cookie(c, SESSION_COOKIE))
+        .map(str::to_string);
 
     let principal = if !auth.enabled() {
         Principal::anonymous()
+    } else if let (false, Some(c), true) =
+        (has_authorization, session_cookie, shared.oidc.is_some())
+    {
+        match shared.sessions.open(&c, crate::clock::now() as u64) {
+            Ok(claims) => {
+                let p = claims.principal();
+                session = Some(claims);
+                p
+            }
+            Err(e) => {
+                tracing::info!(path, "session not accepted: {e}");
+                if open {
+                    return next.run(req).await;
+                }
+                return no_credentials(&shared, &req, &format!("Session not accepted: {e}"));
+            }
+        }
     } else {
         let header = req
             .headers()
@@ -64,11 +104,17 @@ pub async fn middleware(
                 }
             },
             None if open => return next.run(req).await,
-            None => return unauthorized("Authentication required"),
+            None => return no_credentials(&shared, &req, "Authentication required"),
         }
     };
 
-    if is_control(req.method()) {
+    if let Some(claims) = &session {
+        if let Some(refused) = session_checks(&shared, &req, claims, path, sign_in_path) {
+            tracing::warn!(user = %principal.name, path, "refused a session request");
+            return refused;
+        }
+    }
+    if is_control(req.method()) && !sign_in_path {
         if let Some(why) = cross_site(req.headers()) {
             tracing::warn!(user = %principal.name, path, "refused a cross-site control request ({why})");
             return HttpError::new(
@@ -91,6 +137,97 @@ pub async fn middleware(
     }
     req.extensions_mut().insert(principal);
     next.run(req).await
+}
+
+/// What a session-authenticated request must pass beyond the role: the
+/// websocket from this site only; control with the session's CSRF token.
+fn session_checks(
+    shared: &AppState,
+    req: &Request,
+    claims: &SessionClaims,
+    path: &str,
+    sign_in_path: bool,
+) -> Option<Response> {
+    let headers = req.headers();
+    if path == "/ws" {
+        if let Some(why) = cross_site(headers) {
+            return Some(
+                HttpError::new(
+                    StatusCode::FORBIDDEN,
+                    format!("Cross-site websocket refused ({why})"),
+                )
+                .into_response(),
+            );
+        }
+    }
+    if is_control(req.method()) && !sign_in_path {
+        let token = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        let reason = match token {
+            None => Some("missing"),
+            Some(t) if !shared.sessions.csrf_ok(&claims.sid, t) => Some("wrong"),
+            Some(_) => None,
+        };
+        if let Some(reason) = reason {
+            return Some(
+                HttpError::new(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "CSRF token {reason}: a control request from a signed-in browser needs the X-CSRF-Token header (the value of the celeriac_csrf cookie)"
+                    ),
+                )
+                .into_response(),
+            );
+        }
+    }
+    None
+}
+
+/// A request without credentials: browsers asking for a page go to
+/// `/login` when sign-in is configured, everything else gets 401.
+fn no_credentials(shared: &AppState, req: &Request, message: &str) -> Response {
+    let wants_page = req.method() == Method::GET
+        && req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
+    if shared.oidc.is_some() && wants_page {
+        let prefix = shared.url_prefix.as_str();
+        let path = req.uri().path();
+        // The prefixed index is routed outside the nest, prefix and all.
+        let path = path
+            .strip_prefix(prefix)
+            .filter(|p| !prefix.is_empty() && p.starts_with('/'))
+            .unwrap_or(path);
+        let back = match req.uri().query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_string(),
+        };
+        let next: String = url_encode(&back);
+        let location = format!("{prefix}/login?next={next}");
+        return (StatusCode::FOUND, [(header::LOCATION, location)]).into_response();
+    }
+    // With sign-in, a Basic challenge would make browsers prompt for a
+    // password: not for a session that ended (the dashboard's requests
+    // would pop a dialog), nor when nobody has a password.
+    let had_session = req
+        .headers()
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| cookie(c, SESSION_COOKIE).is_some());
+    if shared.oidc.is_some() && (had_session || !shared.ops.auth.has_passwords()) {
+        let mut resp = HttpError::new(StatusCode::UNAUTHORIZED, message).into_response();
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"celeriac\""),
+        );
+        return resp;
+    }
+    unauthorized(message)
+}
+
+fn url_encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 fn is_control(method: &Method) -> bool {
@@ -261,6 +398,8 @@ mod tests {
             auth_enabled,
             read_only,
             can_control,
+            session: false,
+            email: None,
         };
         let app = make_app(&["--basic-auth", "ann:pw-ann", "--viewer", "vic:pw-vic"]);
         assert_eq!(

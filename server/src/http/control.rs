@@ -254,6 +254,8 @@ fn me_of(auth: &crate::auth::Auth, who: &Principal) -> api::control::Me {
         auth_enabled: auth.enabled(),
         read_only: auth.read_only,
         can_control: !auth.read_only && who.role == Role::Operator,
+        session: who.session.is_some(),
+        email: who.session.as_ref().and_then(|s| s.email.clone()),
     }
 }
 
@@ -268,10 +270,7 @@ mod tests {
     /// The dashboard reads the audit log with the shared wire type.
     #[test]
     fn audit_entries_read_as_the_shared_wire_type() {
-        let who = Principal {
-            name: "ann".into(),
-            role: Role::Operator,
-        };
+        let who = Principal::new("ann", Role::Operator);
         let request = Request::new(
             "revoke",
             json!({"task_id": "abc", "terminate": true, "signal": "SIGKILL"}),

@@ -14,6 +14,7 @@ mod flower_pages;
 mod health;
 mod latency;
 mod metrics;
+mod oidc;
 mod params;
 mod pause;
 mod queues;
@@ -32,6 +33,7 @@ use axum::Router;
 
 pub use args::{HttpArgs, DEFAULT_PORT};
 pub use errors::HttpError;
+pub use oidc::check_callback;
 
 use crate::app::AppState;
 
@@ -41,6 +43,7 @@ pub fn router(shared: Arc<AppState>) -> Router {
     let prefix = shared.url_prefix.clone();
     // Authentication in front of every route.
     let auth = axum::middleware::from_fn_with_state(shared.clone(), auth::middleware);
+    let callback = oidc::callback_route(&shared);
     let routes = Router::new()
         .route("/", get(assets::index)) // the dashboard (or the status page)
         .route("/ws", get(ws::handler)) // the dashboard's live feed
@@ -64,6 +67,7 @@ pub fn router(shared: Arc<AppState>) -> Router {
         .merge(diagnosis::routes())
         .merge(flower_pages::routes())
         .merge(tree::routes())
+        .merge(oidc::routes(callback.as_deref()))
         .fallback(assets::fallback) // the dashboard's files, deep links, else not_found
         .layer(auth.clone())
         .with_state(shared.clone());
