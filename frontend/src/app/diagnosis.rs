@@ -11,7 +11,7 @@ use leptos::prelude::*;
 use serde::de::DeserializeOwned;
 
 use super::control::can_control;
-use super::util::href;
+use super::util::{href, post};
 use crate::model::duration;
 
 const POLL: Duration = Duration::from_secs(5);
@@ -30,7 +30,7 @@ async fn get<T: DeserializeOwned>(path: &str) -> Option<T> {
 /// `enable_events` to `workers`; the answer's text on failure.
 async fn enable_events(workers: Vec<String>) -> Result<(), String> {
     let body = serde_json::json!({ "destination": workers });
-    let resp = gloo_net::http::Request::post(&href("/api/control/enable_events"))
+    let resp = post(&href("/api/control/enable_events"))
         .json(&body)
         .map_err(|e| e.to_string())?
         .send()
