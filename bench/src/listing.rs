@@ -9,8 +9,8 @@
 //! the same run on the same state.
 //!
 //! The state is built from events as ingest builds it: 20 task names, 50
-//! workers, one task in twenty failed and one retried, timestamps a few
-//! microseconds apart. Memory: the resident set's growth while the state
+//! workers, one task in twenty failed and one retried, events 2 ms apart
+//! (1,000,000 tasks span 2.2 hours, so a `received_end` minute halves them). Memory: the resident set's growth while the state
 //! is built, per task, and an index entry's cost measured alone (a
 //! `BTreeSet<u128>` of as many entries, built in the same order).
 
@@ -76,24 +76,24 @@ fn build(tasks: usize) -> State {
             f(&mut e);
             state.apply(&e, now);
         };
-        apply(EventKind::TaskSent, "client@web1", 0.000_002, &|e| {
+        apply(EventKind::TaskSent, "client@web1", 0.002, &|e| {
             e.name = Some(name.clone());
             e.args = Some(format!("({n}, 2)"));
             e.kwargs = Some("{}".into());
             e.queue = Some("celery".into());
         });
-        apply(EventKind::TaskReceived, &host, 0.000_002, &|e| {
+        apply(EventKind::TaskReceived, &host, 0.002, &|e| {
             e.name = Some(name.clone());
         });
-        apply(EventKind::TaskStarted, &host, 0.000_002, &|_| {});
+        apply(EventKind::TaskStarted, &host, 0.002, &|_| {});
         match n % 20 {
-            0 => apply(EventKind::TaskFailed, &host, 0.000_002, &|e| {
+            0 => apply(EventKind::TaskFailed, &host, 0.002, &|e| {
                 e.exception = Some(format!("ValueError('bad input {n}')"));
             }),
-            1 => apply(EventKind::TaskRetried, &host, 0.000_002, &|e| {
+            1 => apply(EventKind::TaskRetried, &host, 0.002, &|e| {
                 e.exception = Some("TimeoutError()".into());
             }),
-            _ => apply(EventKind::TaskSucceeded, &host, 0.000_002, &|e| {
+            _ => apply(EventKind::TaskSucceeded, &host, 0.002, &|e| {
                 e.result = Some(format!("{}", n + 2));
                 e.runtime = Some(0.01);
             }),
@@ -149,7 +149,7 @@ pub fn run(tasks: usize) -> anyhow::Result<ListingResult> {
     };
 
     // The middle of the build's received times: a window over old tasks.
-    let mid = chrono_minute(1_700_000_000.0 + tasks as f64 * 0.000_004);
+    let mid = chrono_minute(1_700_000_000.0 + tasks as f64 * 0.004);
     let cases: Vec<(&str, TaskQuery)> = vec![
         ("limit=100", query(&[("limit", "100")])?),
         (
@@ -171,6 +171,15 @@ pub fn run(tasks: usize) -> anyhow::Result<ListingResult> {
                 ("workername", "celery@worker3"),
                 ("state", "SUCCESS"),
             ])?,
+        ),
+        // Search always takes the full path: it reads every task's text.
+        (
+            "limit=100&search=task_7 (a name term)",
+            query(&[("limit", "100"), ("search", "task_7")])?,
+        ),
+        (
+            "limit=100&search=args:12345 (one old task's argument)",
+            query(&[("limit", "100"), ("search", "args:12345")])?,
         ),
         (
             "limit=100&received_end=<the middle minute>",

@@ -186,7 +186,8 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 /// moves above the part already read and is left out (never sent twice);
 /// tasks created meanwhile are not in it.
 fn stream_listing(shared: Arc<AppState>, query: TaskQuery, hide: bool) -> Response {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(CHUNKS_IN_FLIGHT);
+    let (tx, mut rx) =
+        tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(CHUNKS_IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
         let mut below = None;
         let mut skip = query.offset;

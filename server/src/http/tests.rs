@@ -321,15 +321,24 @@ async fn a_full_listing_streams_in_the_querys_order() {
     let shared = shared_with(many_tasks(2_600), &[]);
     for (uri, pairs) in [
         ("/api/tasks", vec![]),
-        ("/api/tasks?state=failure&offset=7", vec![("state", "failure"), ("offset", "7")]),
-        ("/api/tasks?workername=w1@vm&limit=-1", vec![("workername", "w1@vm")]),
+        (
+            "/api/tasks?state=failure&offset=7",
+            vec![("state", "failure"), ("offset", "7")],
+        ),
+        (
+            "/api/tasks?workername=w1@vm&limit=-1",
+            vec![("workername", "w1@vm")],
+        ),
     ] {
         let app = super::router(shared.clone());
         let req = Request::get(uri).body(Body::empty()).expect("request");
         let resp = app.oneshot(req).await.expect("infallible");
         assert_eq!(resp.status(), StatusCode::OK, "{uri}");
         // Streamed: no length known up front.
-        assert!(resp.headers().get(header::CONTENT_LENGTH).is_none(), "{uri}");
+        assert!(
+            resp.headers().get(header::CONTENT_LENGTH).is_none(),
+            "{uri}"
+        );
         let r = get(&shared, uri).await;
         let got: Vec<String> = r.entries().into_iter().map(|(k, _)| k).collect();
         let params: Vec<(String, String)> = pairs
@@ -338,7 +347,11 @@ async fn a_full_listing_streams_in_the_querys_order() {
             .collect();
         let q = crate::query::TaskQuery::from_params(&params).expect("query");
         let state = shared.state.read();
-        let want: Vec<String> = q.run(state.tasks()).iter().map(|t| t.uuid.to_owned()).collect();
+        let want: Vec<String> = q
+            .run(state.tasks())
+            .iter()
+            .map(|t| t.uuid.to_owned())
+            .collect();
         assert!(want.len() > 500, "{uri}: {}", want.len());
         assert_eq!(got, want, "{uri}");
     }

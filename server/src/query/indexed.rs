@@ -310,7 +310,13 @@ mod tests {
             (Some(1_010.0), None),
             (Some(1_005.0), Some(1_020.0)),
         ];
-        let pages = [(None, 0), (Some(0), 0), (Some(1), 0), (Some(7), 3), (Some(50), 40)];
+        let pages = [
+            (None, 0),
+            (Some(0), 0),
+            (Some(1), 0),
+            (Some(7), 3),
+            (Some(50), 40),
+        ];
         for state in states {
             for name in names {
                 for worker in workers {
