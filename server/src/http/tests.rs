@@ -297,7 +297,7 @@ fn many_tasks(n: usize) -> State {
         let uuid = format!("{:08x}-0000-4000-8000-{:012x}", i * 7_919 % 10_007, i);
         let ts = 1_700_000_000.0 + (i / 7) as f64;
         for kind in [EventKind::TaskReceived, EventKind::TaskSucceeded] {
-            let kind = if i % 5 == 0 && kind == EventKind::TaskSucceeded {
+            let kind = if i.is_multiple_of(5) && kind == EventKind::TaskSucceeded {
                 EventKind::TaskFailed
             } else {
                 kind

@@ -226,7 +226,7 @@ mod tests {
 
     fn id(i: usize) -> String {
         // Canonical UUIDs and other ids, which order differently as text.
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             format!("task-{i}")
         } else {
             format!("{:08x}-0000-4000-8000-{:012x}", i * 7919 % 100_000, i)
