@@ -6,6 +6,7 @@ pub mod alerts_eval; // the alert engine evaluating 500 rules
 pub mod broker_poll; // management API poll cost with many queues
 pub mod dashboard; // the dashboard's figures in Chromium
 pub mod history; // the history store: bulk writes, disk, restart, queries beyond memory
+pub mod listing; // /api/tasks at 1M retained tasks: indexes vs the full path, streaming
 pub mod loadgen;
 pub mod metrics_render; // /metrics render at 1000 workers x 200 names
 pub mod mgmt;

@@ -51,6 +51,10 @@ struct BenchArgs {
     #[arg(long)]
     tasks: Option<u64>,
 
+    /// Tasks retained for the listing scenario [default: 1,000,000; --quick 100,000].
+    #[arg(long)]
+    listing_tasks: Option<u64>,
+
     /// Tasks retained for the celeriac/Flower memory and API comparison
     /// [default: 100,000; --quick 5,000].
     #[arg(long)]
@@ -128,6 +132,8 @@ enum Scenario {
     Metrics,
     /// One poll of queue statistics with 3,000 and 10,000 queues (real RabbitMQ).
     BrokerPoll,
+    /// `GET /api/tasks` at 1,000,000 retained tasks, indexed and full path, and a streamed full listing (in-process).
+    Listing,
     /// The history store: bulk writes, disk per task, restart warm-up, queries beyond memory.
     History,
     /// celeriac on a Redis broker beside a no-op subscriber, one burst for both.
@@ -352,6 +358,8 @@ async fn bench(args: BenchArgs) -> Result<()> {
     let mut alerts_eval = None;
     let mut metrics_render = None;
     let mut broker_poll = None;
+    let mut listing = None;
+    let listing_tasks = pick(args.listing_tasks, 1_000_000, 100_000) as usize;
     let outcome = tokio::select! {
         r = async {
             run(&settings, args.scenario, &mut results).await?;
@@ -367,6 +375,13 @@ async fn bench(args: BenchArgs) -> Result<()> {
                 match tokio::task::block_in_place(bench::metrics_render::run) {
                     Ok(r) => metrics_render = Some(r),
                     Err(e) => results.note(format!("metrics: {e:#}")),
+                }
+            }
+            if matches!(args.scenario, Scenario::All | Scenario::Listing) {
+                step(&format!("scenario listing (/api/tasks at {listing_tasks} retained tasks)"));
+                match tokio::task::block_in_place(|| bench::listing::run(listing_tasks)) {
+                    Ok(r) => listing = Some(r),
+                    Err(e) => results.note(format!("listing: {e:#}")),
                 }
             }
             if matches!(args.scenario, Scenario::All | Scenario::BrokerPoll) {
@@ -397,6 +412,9 @@ async fn bench(args: BenchArgs) -> Result<()> {
     }
     if let Some(m) = &metrics_render {
         print!("{}", bench::metrics_render::render(m));
+    }
+    if let Some(l) = &listing {
+        print!("{}", bench::listing::render_result(l));
     }
     if let Some(b) = &broker_poll {
         print!("{}", bench::broker_poll::render(b));

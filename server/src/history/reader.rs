@@ -170,7 +170,7 @@ impl Export {
                 all.offset = 0;
                 let tasks: Vec<api::Task> = {
                     let s = state.read();
-                    all.run(s.tasks()).into_iter().map(|t| t.to_api()).collect()
+                    all.run_state(&s).into_iter().map(|t| t.to_api()).collect()
                 };
                 ExportSource::Memory(tasks.into_iter())
             }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::header;
@@ -114,6 +115,19 @@ pub async fn tasks(
 ) -> Result<Response, HttpError> {
     let params = params::from_query(query)?;
     let query = TaskQuery::from_params(&params)?;
+    let hide = shared.hides_args(who.as_ref().map(|w| &w.0));
+    if query.limit.is_none() && query.indexable() {
+        let store = shared.history.as_deref().and_then(|h| h.store());
+        let beyond = shared
+            .history
+            .as_ref()
+            .is_some_and(|h| h.reaches_beyond(&shared.state.read()));
+        // With the store to merge, the answer is built whole (bounded by
+        // history's `MAX_UNLIMITED`); memory alone streams.
+        if store.is_none() || !beyond {
+            return Ok(stream_listing(shared, query, hide));
+        }
+    }
     // Selecting, sorting and serialising up to every retained task is
     // CPU-bound for tens of milliseconds; keep it off the async workers.
     let history = shared.history.clone();
@@ -130,7 +144,7 @@ pub async fn tasks(
                 first.limit = query.limit.map(|l| l.saturating_add(query.offset));
             }
             let page: Vec<api::Task> = first
-                .run(state.tasks())
+                .run_state(&state)
                 .into_iter()
                 .map(|t| t.to_api())
                 .collect();
@@ -151,12 +165,77 @@ pub async fn tasks(
         }
         _ => cut(memory, &query, beyond),
     };
-    if shared.hides_args(who.as_ref().map(|w| &w.0)) {
+    if hide {
         page.iter_mut().for_each(hide_args);
     }
     Ok(json_response(&OrderedObject(
         page.iter().map(|t| (t.uuid.as_str(), t)),
     )))
+}
+
+/// Matches per chunk of a streamed listing (more when a run of equal
+/// timestamps straddles the cut).
+const STREAM_CHUNK: usize = 1_000;
+/// Chunks rendered ahead of the client.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// A full newest-first listing as a chunked body, read from the state's
+/// index a chunk at a time under short read locks: memory stays that of a
+/// few chunks, whatever is retained, and ingest waits at most one chunk.
+/// Not one snapshot: a task that changes while the listing is being sent
+/// moves above the part already read and is left out (never sent twice);
+/// tasks created meanwhile are not in it.
+fn stream_listing(shared: Arc<AppState>, query: TaskQuery, hide: bool) -> Response {
+    let (tx, mut rx) =
+        tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(CHUNKS_IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        let mut below = None;
+        let mut skip = query.offset;
+        let mut opened = false;
+        loop {
+            let (tasks, next) = {
+                let state = shared.state.read();
+                let Some(stretch) = query.stretch(&state, below, STREAM_CHUNK) else {
+                    return;
+                };
+                let tasks: Vec<api::Task> = stretch
+                    .tasks
+                    .iter()
+                    .skip(skip)
+                    .map(|t| t.to_api())
+                    .collect();
+                skip = skip.saturating_sub(stretch.tasks.len());
+                (tasks, stretch.next)
+            };
+            let mut buf = Vec::with_capacity(tasks.len() * 1_024);
+            for mut t in tasks {
+                if hide {
+                    hide_args(&mut t);
+                }
+                buf.push(if opened { b',' } else { b'{' });
+                opened = true;
+                // Strings and a derived Serialize: writing to a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut buf, &t.uuid);
+                buf.push(b':');
+                let _ = serde_json::to_writer(&mut buf, &t);
+            }
+            if !buf.is_empty() && tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                return; // the client went away
+            }
+            match next {
+                Some(n) => below = Some(n),
+                None => break,
+            }
+        }
+        let end: &'static [u8] = if opened { b"}" } else { b"{}" };
+        let _ = tx.blocking_send(Ok(Bytes::from_static(end)));
+    });
+    let body = futures_lite::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response()
 }
 
 /// Memory's answer as the page: already cut unless it was fetched from

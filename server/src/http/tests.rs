@@ -277,7 +277,6 @@ async fn tasks_bad_params_are_400_naming_the_parameter() {
     let shared = shared_with(scenarios(&["success"]), &[]);
     for (uri, param) in [
         ("/api/tasks?limit=abc", "limit"),
-        ("/api/tasks?limit=-1", "limit"),
         ("/api/tasks?offset=x", "offset"),
         ("/api/tasks?sort_by=color", "sort_by"),
     ] {
@@ -286,6 +285,96 @@ async fn tasks_bad_params_are_400_naming_the_parameter() {
         let e = r.error();
         assert_eq!(e.parameter.as_deref(), Some(param), "{uri}: {e:?}");
         assert!(!e.error.is_empty());
+    }
+}
+
+/// Tasks enough for several chunks of a streamed listing, many sharing a
+/// timestamp (so runs of equal timestamps straddle the chunks' cuts).
+fn many_tasks(n: usize) -> State {
+    use crate::events::{Event, EventKind};
+    let mut state = State::new(Limits::default());
+    for i in 0..n {
+        let uuid = format!("{:08x}-0000-4000-8000-{:012x}", i * 7_919 % 10_007, i);
+        let ts = 1_700_000_000.0 + (i / 7) as f64;
+        for kind in [EventKind::TaskReceived, EventKind::TaskSucceeded] {
+            let kind = if i.is_multiple_of(5) && kind == EventKind::TaskSucceeded {
+                EventKind::TaskFailed
+            } else {
+                kind
+            };
+            let e = Event {
+                kind,
+                hostname: format!("w{}@vm", i % 3),
+                timestamp: ts,
+                uuid: Some(uuid.clone()),
+                name: Some("tasks.add".into()),
+                ..Event::default()
+            };
+            state.apply(&e, ts);
+        }
+    }
+    state
+}
+
+#[tokio::test]
+async fn a_full_listing_streams_in_the_querys_order() {
+    let shared = shared_with(many_tasks(2_600), &[]);
+    for (uri, pairs) in [
+        ("/api/tasks", vec![]),
+        (
+            "/api/tasks?state=failure&offset=7",
+            vec![("state", "failure"), ("offset", "7")],
+        ),
+        (
+            "/api/tasks?workername=w1@vm&limit=-1",
+            vec![("workername", "w1@vm")],
+        ),
+    ] {
+        let app = super::router(shared.clone());
+        let req = Request::get(uri).body(Body::empty()).expect("request");
+        let resp = app.oneshot(req).await.expect("infallible");
+        assert_eq!(resp.status(), StatusCode::OK, "{uri}");
+        // Streamed: no length known up front.
+        assert!(
+            resp.headers().get(header::CONTENT_LENGTH).is_none(),
+            "{uri}"
+        );
+        let r = get(&shared, uri).await;
+        let got: Vec<String> = r.entries().into_iter().map(|(k, _)| k).collect();
+        let params: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let q = crate::query::TaskQuery::from_params(&params).expect("query");
+        let state = shared.state.read();
+        let want: Vec<String> = q
+            .run(state.tasks())
+            .iter()
+            .map(|t| t.uuid.to_owned())
+            .collect();
+        assert!(want.len() > 500, "{uri}: {}", want.len());
+        assert_eq!(got, want, "{uri}");
+    }
+    // Nothing matches: still one JSON object.
+    let r = get(&shared, "/api/tasks?state=PENDING").await;
+    assert_eq!(r.body, "{}");
+}
+
+#[tokio::test]
+async fn negative_limit_and_offset_answer_as_flower() {
+    let shared = shared_with(scenarios(&["success", "failure"]), &[]);
+    let all = get(&shared, "/api/tasks").await.entries().len();
+    assert_eq!(all, 2);
+    for (uri, n) in [
+        ("/api/tasks?limit=-1", 2),
+        ("/api/tasks?offset=-5", 2),
+        ("/api/tasks?offset=-5&limit=1", 1),
+        ("/api/tasks?limit=-1&offset=1", 1),
+        ("/api/tasks?limit=-1&offset=2", 0),
+    ] {
+        let r = get(&shared, uri).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}: {}", r.body);
+        assert_eq!(r.entries().len(), n, "{uri}");
     }
 }
 

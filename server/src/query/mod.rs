@@ -21,14 +21,17 @@
 //! - Without `sort_by`: `timestamp` descending (a missing one counts as 0),
 //!   then task id descending.
 //! - Errors are 400s naming the parameter and echoing the value. Flower 2.2
-//!   answers a non-numeric `limit` with a 500 (an uncaught `ValueError`),
-//!   reads a negative `offset` as 0 and a negative `limit` as an empty page;
-//!   we refuse negatives.
+//!   answers a non-numeric `limit` with a 500 (an uncaught `ValueError`).
+//!   Negative values page as Flower's loop does: a negative `offset` is 0;
+//!   a negative `limit` gives an empty page when `limit + offset > 0`,
+//!   else every match from `offset` on (`limit=-1` lists everything).
+//!   `limit=0` is an empty page (Flower lists everything then).
 //! - A `search` error keeps Flower's exact message (`Substring search terms
 //!   must contain at least 3 characters at position 0.`).
 //! - Flower escapes query values as HTML before parsing (`xhtml_escape`),
 //!   which breaks `"quoted phrases"` and `'` over its API; we do not.
 
+mod indexed;
 pub mod search;
 mod text;
 pub mod tree;
@@ -41,6 +44,7 @@ use std::num::IntErrorKind;
 
 use crate::state::TaskView;
 
+pub use indexed::Stretch;
 pub use search::{Search, SearchError};
 
 /// A rejected parameter. The HTTP layer answers 400 with
@@ -104,12 +108,26 @@ impl TaskQuery {
                 .filter(|v| !v.is_empty())
         };
         let filter = |name: &str| get(name).filter(|v| *v != "All").map(str::to_owned);
+        // Flower: `offset = max(offset, 0)`, and its loop stops when the
+        // count of matches reaches `limit + offset`, which a negative
+        // `limit` reaches before the page starts (an empty page) unless
+        // the sum is not positive (never reached: every match from
+        // `offset` on).
+        let offset = get("offset")
+            .map(|v| parse_int("offset", v))
+            .transpose()?
+            .map_or(0, |o| usize::try_from(o).unwrap_or(0));
+        let limit = match get("limit").map(|v| parse_int("limit", v)).transpose()? {
+            None => None,
+            Some(l) => match usize::try_from(l) {
+                Ok(l) => Some(l),
+                Err(_) if l + offset as i128 > 0 => Some(0),
+                Err(_) => None,
+            },
+        };
         Ok(TaskQuery {
-            limit: get("limit").map(|v| parse_count("limit", v)).transpose()?,
-            offset: get("offset")
-                .map(|v| parse_count("offset", v))
-                .transpose()?
-                .unwrap_or(0),
+            limit,
+            offset,
             sort_by: get("sort_by").map(parse_sort).transpose()?,
             workername: filter("workername"),
             taskname: filter("taskname"),
@@ -382,15 +400,22 @@ fn invalid(parameter: &str, value: &str, expected: &str) -> ParamError {
     }
 }
 
-fn parse_count(parameter: &str, value: &str) -> Result<usize, ParamError> {
-    // Python's int() takes a leading '+'; Rust's parse does too.
-    value.parse::<usize>().map_err(|e| {
-        let expected = match e.kind() {
-            IntErrorKind::PosOverflow => "a smaller non-negative integer",
-            _ => "a non-negative integer",
-        };
-        invalid(parameter, value, expected)
-    })
+fn parse_int(parameter: &str, value: &str) -> Result<i128, ParamError> {
+    // Python's int() takes a leading '+'; Rust's parse does too. Anything
+    // beyond a usize either way is refused rather than saturated.
+    let max = usize::MAX as i128;
+    match value.parse::<i128>() {
+        Ok(v) if (-max..=max).contains(&v) => Ok(v),
+        Ok(_) => Err(invalid(parameter, value, "a smaller integer")),
+        Err(e) => Err(invalid(
+            parameter,
+            value,
+            match e.kind() {
+                IntErrorKind::PosOverflow | IntErrorKind::NegOverflow => "a smaller integer",
+                _ => "an integer",
+            },
+        )),
+    }
 }
 
 fn parse_sort(value: &str) -> Result<SortKey, ParamError> {

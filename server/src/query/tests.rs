@@ -216,37 +216,44 @@ fn default_order_and_paging() {
 fn bad_counts() {
     check(
         &[("limit", "abc")],
-        "400 limit: Invalid value 'abc' for parameter 'limit': expected a non-negative integer",
-    );
-    check(
-        &[("limit", "-1")],
-        "400 limit: Invalid value '-1' for parameter 'limit': expected a non-negative integer",
+        "400 limit: Invalid value 'abc' for parameter 'limit': expected an integer",
     );
     check(
         &[("limit", "1.5")],
-        "400 limit: Invalid value '1.5' for parameter 'limit': expected a non-negative integer",
-    );
-    check(
-        &[("offset", "-3")],
-        "400 offset: Invalid value '-3' for parameter 'offset': expected a non-negative integer",
+        "400 limit: Invalid value '1.5' for parameter 'limit': expected an integer",
     );
     check(
         &[("offset", "99999999999999999999999")],
         "400 offset: Invalid value '99999999999999999999999' for parameter 'offset': \
-         expected a smaller non-negative integer",
+         expected a smaller integer",
     );
     // Long values are cut in the message.
     let long = "x".repeat(100);
     check(
         &[("limit", &long)],
         &format!(
-            "400 limit: Invalid value '{}...' for parameter 'limit': expected a non-negative integer",
+            "400 limit: Invalid value '{}...' for parameter 'limit': expected an integer",
             "x".repeat(64)
         ),
     );
     // Huge but valid: must not try to reserve that much.
     check(&[("limit", &usize::MAX.to_string())], ALL);
     check(&[("limit", &usize::MAX.to_string()), ("offset", "7")], "t8");
+}
+
+/// Flower pages negative values through `offset = max(offset, 0)` and a
+/// loop that stops when the count of matches reaches `limit + offset`.
+#[test]
+fn negative_counts_page_as_flower_does() {
+    check(&[("offset", "-3")], ALL);
+    check(&[("offset", "-3"), ("limit", "2")], "t6 7f8ee671");
+    // Never reached: every match from `offset` on.
+    check(&[("limit", "-1")], ALL);
+    check(&[("limit", "-10"), ("offset", "6")], "t4 t8");
+    check(&[("limit", "-6"), ("offset", "6")], "t4 t8");
+    // Reached before the page starts: empty.
+    check(&[("limit", "-1"), ("offset", "6")], "");
+    check(&[("limit", &format!("-{}", usize::MAX))], ALL);
 }
 
 #[test]

@@ -25,6 +25,7 @@
 mod aggregates;
 mod changes;
 mod ids;
+mod index;
 mod intern;
 mod merge;
 mod tasks;
@@ -53,6 +54,8 @@ pub use view::TaskView;
 use aggregates::{Aggregates, Count};
 use changes::Marks;
 use ids::IdText;
+use index::{time_key, Index, Keys};
+pub use index::{Cursor, IndexKey};
 use intern::{Interner, Sym};
 use merge::{outcome, Outcome, StateCode, BUILTIN_STATES};
 use tasks::{opt, Task, Tasks};
@@ -119,6 +122,8 @@ pub struct State {
     /// The change feed: what changed since the last `take_changes`.
     /// Bounded: beyond `max_tasks` marks it collapses into `overflow`.
     changes: Marks,
+    /// Newest-first orders over the tasks, kept as they change.
+    index: Index,
 }
 
 impl State {
@@ -144,6 +149,24 @@ impl State {
             unknown_name,
             default_queue,
             changes: Marks::default(),
+            index: Index::default(),
+        }
+    }
+
+    /// Brings the index up to date with the task in `r` and with the
+    /// evictions its creation caused. Called after every change to a task.
+    fn reindex(&mut self, r: tasks::SlotRef) {
+        for slot in self.tasks.drain_evicted_slots() {
+            self.index.remove(slot);
+        }
+        if let Some(t) = self.tasks.get(r) {
+            let keys = Keys {
+                time: time_key(t.timestamp),
+                state: t.state,
+                name: t.name,
+                worker: t.worker,
+            };
+            self.index.update(r.idx, keys);
         }
     }
 
@@ -249,6 +272,7 @@ impl State {
         if let Some(n) = name {
             self.task_types.insert(n);
         }
+        self.reindex(r);
     }
 
     /// Dashboard (`/ws`): the changed tasks still retained.
@@ -455,6 +479,7 @@ impl State {
                 c,
             );
         }
+        self.reindex(r);
     }
 
     /// Metrics: the series of workers evicted beyond `max_workers` go with
@@ -509,6 +534,7 @@ impl State {
                 queue.unwrap_or(self.default_queue),
                 Count::Lost,
             );
+            self.reindex(r);
         }
     }
 
@@ -572,6 +598,34 @@ impl State {
             .map(|t| self.view(t))
             .collect();
         (views, truncated)
+    }
+
+    /// The keys of the secondary orders that hold tasks: each with the
+    /// text a filter compares (state, name or hostname) and its task count.
+    pub fn index_keys(&self) -> impl Iterator<Item = (IndexKey, &str, usize)> {
+        self.index.keys().map(|(k, n)| {
+            let text = match k {
+                IndexKey::State(code) => self.state_ref(code).as_str(),
+                IndexKey::Name(s) | IndexKey::Worker(s) => self.strings.resolve(s),
+            };
+            (k, text, n)
+        })
+    }
+
+    /// Retained tasks newest `timestamp` first (none counts as 0; equal
+    /// timestamps in no set order), all or those under `key`, from below
+    /// `below` on. Costs what is read, not what is retained.
+    pub fn newest_first(
+        &self,
+        key: Option<IndexKey>,
+        below: Option<Cursor>,
+    ) -> impl Iterator<Item = Cursor> + '_ {
+        self.index.newest_first(key, below)
+    }
+
+    /// The task at an index entry.
+    pub fn indexed(&self, at: Cursor) -> Option<TaskView<'_>> {
+        self.tasks.at(at.slot()).map(|t| self.view(t))
     }
 
     pub fn task_count(&self) -> usize {

@@ -101,7 +101,7 @@ impl Task {
 /// evicted task never resolves to the task that reused its slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SlotRef {
-    idx: u32,
+    pub(super) idx: u32,
     gen: u32,
 }
 
@@ -130,6 +130,9 @@ pub struct Tasks {
     /// `max` of them; `None` once there were more (the change feed then
     /// overflows, and keeping them would double what is retained).
     gone: Option<Vec<(SlotRef, Task)>>,
+    /// Slots emptied by eviction since [`Tasks::drain_evicted_slots`], so
+    /// the state's index can forget them.
+    emptied: Vec<u32>,
 }
 
 impl Tasks {
@@ -147,6 +150,7 @@ impl Tasks {
             pending_order: VecDeque::new(),
             evicted: 0,
             gone: Some(Vec::new()),
+            emptied: Vec::new(),
         }
     }
 
@@ -162,6 +166,16 @@ impl Tasks {
     /// slot each was in; `None` when more than `max` were, and were let go.
     pub fn take_evicted(&mut self) -> Option<Vec<(SlotRef, Task)>> {
         self.gone.replace(Vec::new())
+    }
+
+    /// The slots evicted since the last call.
+    pub fn drain_evicted_slots(&mut self) -> std::vec::Drain<'_, u32> {
+        self.emptied.drain(..)
+    }
+
+    /// The task in slot `idx`, whatever its generation.
+    pub fn at(&self, idx: u32) -> Option<&Task> {
+        self.slots.get(idx as usize)?.task.as_ref()
     }
 
     pub fn find(&self, id: &str) -> Option<SlotRef> {
@@ -272,6 +286,7 @@ impl Tasks {
         }
         slot.gen = slot.gen.wrapping_add(1);
         self.free.push(r.idx);
+        self.emptied.push(r.idx);
     }
 
     /// Records `child` under its parent: at once if the parent is retained,
