@@ -170,6 +170,41 @@ fn secrets_are_masked_everywhere_and_hidden_from_viewers() {
         .find(|r| r["uuid"] == id.as_str())
         .unwrap_or_else(|| panic!("{id} not exported: {export}"));
     assert!(row["args"].is_null() && row["kwargs"].is_null(), "{row}");
+    // Nor can a viewer learn them by searching: which tasks match a term
+    // would tell what the arguments hold.
+    let searching = |path: &str, q: &str| {
+        format!(
+            "{path}?search={}",
+            q.replace(':', "%3A").replace('=', "%3D")
+        )
+    };
+    for search in ["kwargs:user=x", "args:hunter", "user"] {
+        for path in ["/api/tasks", "/api/tasks/export"] {
+            let (status, body) = c.request("GET", &searching(path, search), VIEWER, &[], None);
+            assert_eq!(status, 403, "{path} search={search}: {body}");
+            let e: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(e["parameter"], "search", "{body}");
+        }
+    }
+    let (status, body) = c.request(
+        "GET",
+        &searching("/api/tasks", "state:SUCCESS"),
+        VIEWER,
+        &[],
+        None,
+    );
+    assert_eq!(
+        status, 200,
+        "a search outside the arguments is allowed: {body}"
+    );
+    let (status, _) = c.request(
+        "GET",
+        &searching("/api/tasks", "kwargs:user=x"),
+        OP,
+        &[],
+        None,
+    );
+    assert_eq!(status, 200, "an operator searches the arguments");
     // An operator still sees them.
     let listed: Value = serde_json::from_str(&get(&c, OP, "/api/tasks")).unwrap();
     assert!(
