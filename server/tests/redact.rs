@@ -114,6 +114,20 @@ fn secrets_are_masked_everywhere_and_hidden_from_viewers() {
         "{listed}"
     );
     bodies.push(active);
+    // The same inspect asked directly (Flower's `/api/control/...` path).
+    let (status, direct) = c.request(
+        "POST",
+        "/api/control/active",
+        OP,
+        &[("Content-Type", "application/json")],
+        Some(r#"{"destination": ["redact@test"]}"#),
+    );
+    assert_eq!(status, 200, "{direct}");
+    assert!(
+        direct.contains(&held) && direct.contains("\"password\":\"••••\""),
+        "{direct}"
+    );
+    bodies.push(direct);
     let workers: Value = serde_json::from_str(&get(&c, VIEWER, workers_path)).unwrap();
     let listed = &workers["redact@test"]["active"][0];
     assert_eq!(listed["id"], held.as_str(), "{workers}");
