@@ -114,6 +114,20 @@ fn secrets_are_masked_everywhere_and_hidden_from_viewers() {
         "{listed}"
     );
     bodies.push(active);
+    // The same inspect asked directly (Flower's `/api/control/...` path).
+    let (status, direct) = c.request(
+        "POST",
+        "/api/control/active",
+        OP,
+        &[("Content-Type", "application/json")],
+        Some(r#"{"destination": ["redact@test"]}"#),
+    );
+    assert_eq!(status, 200, "{direct}");
+    assert!(
+        direct.contains(&held) && direct.contains("\"password\":\"••••\""),
+        "{direct}"
+    );
+    bodies.push(direct);
     let workers: Value = serde_json::from_str(&get(&c, VIEWER, workers_path)).unwrap();
     let listed = &workers["redact@test"]["active"][0];
     assert_eq!(listed["id"], held.as_str(), "{workers}");
@@ -170,6 +184,41 @@ fn secrets_are_masked_everywhere_and_hidden_from_viewers() {
         .find(|r| r["uuid"] == id.as_str())
         .unwrap_or_else(|| panic!("{id} not exported: {export}"));
     assert!(row["args"].is_null() && row["kwargs"].is_null(), "{row}");
+    // Nor can a viewer learn them by searching: which tasks match a term
+    // would tell what the arguments hold.
+    let searching = |path: &str, q: &str| {
+        format!(
+            "{path}?search={}",
+            q.replace(':', "%3A").replace('=', "%3D")
+        )
+    };
+    for search in ["kwargs:user=x", "args:hunter", "user"] {
+        for path in ["/api/tasks", "/api/tasks/export"] {
+            let (status, body) = c.request("GET", &searching(path, search), VIEWER, &[], None);
+            assert_eq!(status, 403, "{path} search={search}: {body}");
+            let e: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(e["parameter"], "search", "{body}");
+        }
+    }
+    let (status, body) = c.request(
+        "GET",
+        &searching("/api/tasks", "state:SUCCESS"),
+        VIEWER,
+        &[],
+        None,
+    );
+    assert_eq!(
+        status, 200,
+        "a search outside the arguments is allowed: {body}"
+    );
+    let (status, _) = c.request(
+        "GET",
+        &searching("/api/tasks", "kwargs:user=x"),
+        OP,
+        &[],
+        None,
+    );
+    assert_eq!(status, 200, "an operator searches the arguments");
     // An operator still sees them.
     let listed: Value = serde_json::from_str(&get(&c, OP, "/api/tasks")).unwrap();
     assert!(

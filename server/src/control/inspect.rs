@@ -102,19 +102,26 @@ impl InspectCache {
     fn store(&self, method: &str, replies: BTreeMap<String, Value>, now: f64) {
         let mut workers = self.workers.write();
         for (worker, reply) in replies {
-            let reply = match method {
-                "conf" => mask_conf(reply),
-                "active" | "reserved" | "scheduled" => {
-                    let mut reply = reply;
-                    mask_task_args(&self.redactor, &mut reply);
-                    reply
-                }
-                _ => reply,
-            };
+            let reply = masked_reply(&self.redactor, method, reply);
             let entry = workers.entry(worker).or_default();
             entry.insert(method.to_string(), reply);
             entry.insert("timestamp".into(), json!(now));
         }
+    }
+}
+
+/// One worker's reply to inspect `method` with its secrets masked: the
+/// broker URL and other secrets of `conf`, matching keys in the arguments
+/// of task lists. Everything else as it came.
+pub fn masked_reply(redactor: &Redactor, method: &str, reply: Value) -> Value {
+    match method {
+        "conf" => mask_conf(reply),
+        "active" | "reserved" | "scheduled" => {
+            let mut reply = reply;
+            mask_task_args(redactor, &mut reply);
+            reply
+        }
+        _ => reply,
     }
 }
 
@@ -130,6 +137,11 @@ fn mask_task_args(redactor: &Redactor, v: &mut Value) {
                         if let std::borrow::Cow::Owned(m) = redactor.mask(text) {
                             *text = m;
                         }
+                    }
+                    // Asked without `safe`, a worker sends the arguments as
+                    // JSON values rather than reprs.
+                    _ if matches!(k.as_str(), "args" | "kwargs" | "result") => {
+                        redactor.mask_json(v)
                     }
                     _ => mask_task_args(redactor, v),
                 }
@@ -327,6 +339,25 @@ mod tests {
         // Without active_queues nothing is known yet; stats alone is not enough.
         let stats_only = json!({"stats": {"pool": {"processes": [1]}}});
         assert!(worker_queues(stats_only.as_object().unwrap()).is_none());
+    }
+
+    #[test]
+    fn task_lists_as_json_values_are_masked() {
+        // `active` asked without `safe`: arguments as JSON, not reprs.
+        let r = Redactor::new("password");
+        let active = json!([{"id": "a", "args": [{"password": "p1"}, 60],
+                             "kwargs": {"password": "p2", "user": "y"}}]);
+        let text = masked_reply(&r, "active", active).to_string();
+        assert!(!text.contains("p1") && !text.contains("p2"), "{text}");
+        assert!(
+            text.contains("\"user\":\"y\"") && text.contains("60"),
+            "{text}"
+        );
+        let other = masked_reply(&r, "stats", json!({"password": "kept"}));
+        assert_eq!(
+            other["password"], "kept",
+            "only task lists and conf are masked"
+        );
     }
 
     #[test]

@@ -39,6 +39,7 @@ use crate::control::action::Controller;
 use crate::control::bulk::BulkRevoke;
 use crate::control::command::{self, Roster, WorkerEndpoint, WORKER_ENDPOINTS};
 use crate::control::form;
+use crate::control::inspect::masked_reply;
 use crate::control::judge::Verdict;
 use crate::transport::ControlClient;
 
@@ -184,7 +185,12 @@ async fn generic(
     body: Bytes,
 ) -> Result<Response, HttpError> {
     let prepared = command::generic(&method, &body, &roster(&shared))?;
-    Ok(answer(controller(&shared, &who).act(prepared).await))
+    let (verdict, mut body) = controller(&shared, &who).act(prepared).await;
+    // Inspect replies carry what the cache masks too: task arguments, conf.
+    for reply in body.replies.values_mut() {
+        *reply = masked_reply(&shared.ops.redactor, &method, std::mem::take(reply));
+    }
+    Ok(answer((verdict, body)))
 }
 
 /// `POST /api/tasks/revoke`: every unfinished task matching `/api/tasks`'s

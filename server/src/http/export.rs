@@ -38,6 +38,7 @@ pub async fn export(
     )
     .map_err(|e| HttpError::bad_param("format", e))?;
     let query = TaskQuery::from_params(&params)?;
+    super::flower::refuse_hidden_search(hide, &query)?;
     if query.sort_by.is_some() {
         return Err(HttpError::bad_param(
             "sort_by",

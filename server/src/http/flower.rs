@@ -107,6 +107,21 @@ pub fn hide_args(task: &mut api::Task) {
     task.kwargs = None;
 }
 
+/// 403 for a search into args or kwargs by someone `--hide-args` hides them
+/// from: which tasks match would tell what the arguments hold.
+pub fn refuse_hidden_search(hide: bool, query: &TaskQuery) -> Result<(), HttpError> {
+    if hide && query.search.as_ref().is_some_and(|s| s.reads_args()) {
+        let mut e = HttpError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "Task arguments are hidden from you (--hide-args): search with name:, state: or \
+             result: terms only (a bare term also searches args and kwargs)",
+        );
+        e.body.parameter = Some("search".into());
+        return Err(e);
+    }
+    Ok(())
+}
+
 /// `GET /api/tasks`: `{uuid: task}` in the query's order.
 pub async fn tasks(
     State(shared): State<Arc<AppState>>,
@@ -116,6 +131,7 @@ pub async fn tasks(
     let params = params::from_query(query)?;
     let query = TaskQuery::from_params(&params)?;
     let hide = shared.hides_args(who.as_ref().map(|w| &w.0));
+    refuse_hidden_search(hide, &query)?;
     if query.limit.is_none() && query.indexable() {
         let store = shared.history.as_deref().and_then(|h| h.store());
         let beyond = shared

@@ -125,6 +125,13 @@ impl Search {
         self.root.matches(t)
     }
 
+    /// Whether some term looks into args or kwargs (a bare term does): for
+    /// a caller from whom `--hide-args` hides them, which tasks match would
+    /// tell what they hold.
+    pub fn reads_args(&self) -> bool {
+        self.root.reads_args()
+    }
+
     /// Text that every matching task holds somewhere (lowercased): what a
     /// substring index can narrow a search to before `matches` decides.
     /// Empty when no term is required (an `or` at the top, say). Only
@@ -139,6 +146,17 @@ impl Search {
 }
 
 impl Node {
+    fn reads_args(&self) -> bool {
+        match self {
+            Node::All | Node::Term(Term::State(_)) => false,
+            Node::Term(Term::Substring(field, _)) => {
+                matches!(field, None | Some(Field::Args | Field::Kwargs))
+            }
+            Node::Term(Term::KwargsItem { .. }) => true,
+            Node::And(nodes) | Node::Or(nodes) => nodes.iter().any(Node::reads_args),
+        }
+    }
+
     fn matches(&self, t: &TaskView<'_>) -> bool {
         match self {
             Node::All => true,
@@ -541,6 +559,28 @@ fn py_repr(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn searches_that_look_into_arguments_are_known() {
+        let reads = |q: &str| Search::parse(q).unwrap().reads_args();
+        for q in [
+            "secret",
+            "args:secret",
+            "kwargs:token",
+            "kwargs:user=bob",
+            "name:xyz OR secret",
+        ] {
+            assert!(reads(q), "{q}");
+        }
+        for q in [
+            "name:tasks.add",
+            "state:FAILURE",
+            "result:4242",
+            "name:abc AND state:SUCCESS",
+        ] {
+            assert!(!reads(q), "{q}");
+        }
+    }
 
     /// Parses `query` and renders the tree, or the error message.
     fn check(query: &str, expect: &str) {
