@@ -1,5 +1,6 @@
-//! The line `cargo xtask test` ends with, `N passed, M failed`, added up from
-//! the summaries the test runners print.
+//! The line `cargo xtask test` ends with, `N passed, M failed` (and `, K
+//! skipped` when tests were skipped or ignored), added up from the
+//! summaries the test runners print.
 
 use std::fmt;
 use std::ops::AddAssign;
@@ -12,6 +13,8 @@ use crate::cmd::Cmd;
 pub struct Tally {
     pub passed: u64,
     pub failed: u64,
+    /// nextest's `skipped`, libtest's `ignored`: not run, so neither.
+    pub skipped: u64,
 }
 
 impl Tally {
@@ -19,6 +22,7 @@ impl Tally {
     pub const FAILED_STEP: Tally = Tally {
         passed: 0,
         failed: 1,
+        skipped: 0,
     };
 }
 
@@ -26,12 +30,17 @@ impl AddAssign for Tally {
     fn add_assign(&mut self, other: Tally) {
         self.passed += other.passed;
         self.failed += other.failed;
+        self.skipped += other.skipped;
     }
 }
 
 impl fmt::Display for Tally {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} passed, {} failed", self.passed, self.failed)
+        write!(f, "{} passed, {} failed", self.passed, self.failed)?;
+        if self.skipped > 0 {
+            write!(f, ", {} skipped", self.skipped)?;
+        }
+        Ok(())
     }
 }
 
@@ -60,7 +69,7 @@ pub fn from_output(output: &str) -> Tally {
 }
 
 /// `Summary [  12.3s] 400 tests run: 398 passed (1 flaky), 2 failed, 3 skipped`.
-/// Timed-out and exec-failed tests count as failed; skipped ones not at all.
+/// Timed-out and exec-failed tests count as failed.
 fn nextest_summary(line: &str) -> Option<Tally> {
     let rest = line.trim_start().strip_prefix("Summary [")?;
     let (_, counts) = rest.split_once(" run: ")?;
@@ -70,7 +79,9 @@ fn nextest_summary(line: &str) -> Option<Tally> {
         let n: u64 = n.parse().ok()?;
         if what.starts_with("passed") {
             totals.passed += n;
-        } else if !what.starts_with("skipped") {
+        } else if what.starts_with("skipped") {
+            totals.skipped += n;
+        } else {
             totals.failed += n;
         }
     }
@@ -89,6 +100,7 @@ fn libtest_result(line: &str) -> Option<Tally> {
     Some(Tally {
         passed: count(" passed")?,
         failed: count(" failed")?,
+        skipped: count(" ignored").unwrap_or(0),
     })
 }
 
@@ -111,17 +123,34 @@ mod tests {
     use super::*;
 
     fn tally(passed: u64, failed: u64) -> Tally {
-        Tally { passed, failed }
+        Tally {
+            passed,
+            failed,
+            skipped: 0,
+        }
+    }
+
+    fn with_skipped(t: Tally, skipped: u64) -> Tally {
+        Tally { skipped, ..t }
+    }
+
+    #[test]
+    fn the_line_names_skipped_tests_only_when_there_are_some() {
+        assert_eq!(tally(5, 0).to_string(), "5 passed, 0 failed");
+        assert_eq!(
+            with_skipped(tally(5, 1), 2).to_string(),
+            "5 passed, 1 failed, 2 skipped"
+        );
     }
 
     #[test]
     fn reads_nextest_summaries() {
         let line = "     Summary [ 123.4s] 400 tests run: 398 passed, 2 failed, 3 skipped";
-        assert_eq!(nextest_summary(line), Some(tally(398, 2)));
+        assert_eq!(nextest_summary(line), Some(with_skipped(tally(398, 2), 3)));
         let all_passed = "     Summary [   0.004s] 1 test run: 1 passed, 0 skipped";
         assert_eq!(nextest_summary(all_passed), Some(tally(1, 0)));
         let mixed = "Summary [ 60.0s] 7/9 tests run: 4 passed (1 flaky), 1 failed, 1 timed out, 1 exec failed, 2 skipped";
-        assert_eq!(nextest_summary(mixed), Some(tally(4, 3)));
+        assert_eq!(nextest_summary(mixed), Some(with_skipped(tally(4, 3), 2)));
         assert_eq!(
             nextest_summary("        PASS [   0.1s] celeriac tidy"),
             None
@@ -131,7 +160,7 @@ mod tests {
     #[test]
     fn reads_libtest_results() {
         let ok = "test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.00s";
-        assert_eq!(libtest_result(ok), Some(tally(3, 0)));
+        assert_eq!(libtest_result(ok), Some(with_skipped(tally(3, 0), 1)));
         let failed = "test result: FAILED. 10 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1.05s";
         assert_eq!(libtest_result(failed), Some(tally(10, 2)));
         assert_eq!(libtest_result("test tidy::x ... ok"), None);
