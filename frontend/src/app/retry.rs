@@ -9,12 +9,17 @@ use serde_json::Value;
 
 use super::control::can_control;
 use super::util::{enc, href};
+use crate::model::control::{edit_text, rerun_body};
 
 /// What the dry run said.
 #[derive(Clone, PartialEq)]
 enum Offer {
     Checking,
-    Ready,
+    /// The arguments the re-run would carry, as JSON text for the form.
+    Ready {
+        args: String,
+        kwargs: String,
+    },
     Blocked(String),
 }
 
@@ -27,14 +32,25 @@ fn error_of(status: u16, text: &str) -> String {
 }
 
 async fn post_retry(uuid: &str, dry_run: bool) -> Result<Value, String> {
+    post_retry_with(uuid, dry_run, None).await
+}
+
+/// With `edited`, the body replaces the original arguments.
+async fn post_retry_with(
+    uuid: &str,
+    dry_run: bool,
+    edited: Option<Value>,
+) -> Result<Value, String> {
     let mut url = href(&format!("/api/task/retry/{}", enc(uuid)));
     if dry_run {
         url.push_str("?dry_run=true");
     }
-    let resp = super::util::post(&url)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+    let request = super::util::post(&url);
+    let sent = match edited {
+        Some(body) => request.json(&body).map_err(|e| e.to_string())?.send().await,
+        None => request.send().await,
+    };
+    let resp = sent.map_err(|e| e.to_string())?;
     let status = resp.status();
     let text = resp.text().await.map_err(|e| e.to_string())?;
     if !resp.ok() {
@@ -106,13 +122,24 @@ pub fn RetryAction(uuid: String, refresh: RwSignal<u32>) -> impl IntoView {
         let u = u.clone();
         leptos::task::spawn_local(async move {
             offer.set(match post_retry(&u, true).await {
-                Ok(_) => Offer::Ready,
+                Ok(v) => Offer::Ready {
+                    args: edit_text(&v["published"]["args"]),
+                    kwargs: edit_text(&v["published"]["kwargs"]),
+                },
                 Err(e) => Offer::Blocked(e),
             });
         });
     });
-    let run = move |_| {
-        let question = format!("Run task {uuid} again, with the same arguments, as a new task?");
+    let editing = RwSignal::new(false);
+    let args_text = RwSignal::new(String::new());
+    let kwargs_text = RwSignal::new(String::new());
+    let form_error: RwSignal<Option<String>> = RwSignal::new(None);
+    let run = move |edited: Option<Value>| {
+        let question = if edited.is_some() {
+            format!("Run task {uuid} again, with the arguments as edited, as a new task?")
+        } else {
+            format!("Run task {uuid} again, with the same arguments, as a new task?")
+        };
         let yes = window().confirm_with_message(&question).unwrap_or(false);
         if !yes {
             return;
@@ -120,7 +147,7 @@ pub fn RetryAction(uuid: String, refresh: RwSignal<u32>) -> impl IntoView {
         busy.set(true);
         let u = uuid.clone();
         leptos::task::spawn_local(async move {
-            let r = post_retry(&u, false).await.and_then(|v| {
+            let r = post_retry_with(&u, false, edited).await.and_then(|v| {
                 v["task-id"]
                     .as_str()
                     .map(str::to_owned)
@@ -137,18 +164,56 @@ pub fn RetryAction(uuid: String, refresh: RwSignal<u32>) -> impl IntoView {
         <Show when=move || allowed.get()>
             <div class="controls" data-testid="retry-action">
                 <button type="button" data-testid="retry"
-                    disabled=move || busy.get() || offer.get() != Offer::Ready
+                    disabled=move || busy.get() || !matches!(offer.get(), Offer::Ready { .. })
                     title=move || match offer.get() {
                         Offer::Blocked(why) => why,
                         _ => "Publish this task again with its name, arguments and route".into(),
                     }
-                    on:click=run.clone()>"Retry"</button>
+                    on:click={
+                        let run = run.clone();
+                        move |_| run(None)
+                    }>"Retry"</button>
+                <button type="button" data-testid="edit-rerun"
+                    disabled=move || busy.get() || !matches!(offer.get(), Offer::Ready { .. })
+                    on:click=move |_| {
+                        if let Offer::Ready { args, kwargs } = offer.get_untracked() {
+                            args_text.set(args);
+                            kwargs_text.set(kwargs);
+                        }
+                        form_error.set(None);
+                        editing.update(|e| *e = !*e);
+                    }>"Edit arguments and re-run"</button>
                 {move || match offer.get() {
                     Offer::Blocked(why) => Some(view! {
                         <span class="dim" data-testid="retry-blocked">"Cannot retry: " {why}</span>
                     }),
                     _ => None,
                 }}
+                {move || editing.get().then(|| {
+                    let run = run.clone();
+                    view! {
+                        <form class="rerun-form" data-testid="rerun-form" on:submit=move |e| {
+                            e.prevent_default();
+                            match rerun_body(&args_text.get_untracked(), &kwargs_text.get_untracked()) {
+                                Ok(body) => {
+                                    form_error.set(None);
+                                    run(Some(body));
+                                }
+                                Err(why) => form_error.set(Some(why)),
+                            }
+                        }>
+                            <label>"args (JSON array)"
+                                <textarea name="args" rows="3" prop:value=move || args_text.get()
+                                    on:input=move |e| args_text.set(event_target_value(&e))></textarea></label>
+                            <label>"kwargs (JSON object)"
+                                <textarea name="kwargs" rows="3" prop:value=move || kwargs_text.get()
+                                    on:input=move |e| kwargs_text.set(event_target_value(&e))></textarea></label>
+                            <button type="submit" class="primary" data-testid="rerun-submit"
+                                disabled=move || busy.get()>"Re-run with these arguments"</button>
+                            {move || form_error.get().map(|e| view! { <span class="error" data-testid="rerun-form-error">{e}</span> })}
+                        </form>
+                    }
+                })}
                 {move || done.get().map(|r| match r {
                     Ok(id) => view! { <span data-testid="retry-done">"Re-ran as " {task_link(id)}</span> }.into_any(),
                     Err(e) => view! { <span class="error" data-testid="retry-error">{e}</span> }.into_any(),

@@ -325,6 +325,33 @@ pub fn parse_seconds(what: &str, input: &str) -> Result<Option<f64>, String> {
     }
 }
 
+/// The body of a re-run with edited arguments: `args` must be a JSON array
+/// and `kwargs` a JSON object, as `POST /api/task/retry/{id}` takes them.
+pub fn rerun_body(args: &str, kwargs: &str) -> Result<Value, String> {
+    let parse = |what: &str, text: &str| {
+        serde_json::from_str::<Value>(text.trim()).map_err(|e| format!("{what} is not JSON: {e}"))
+    };
+    let args = parse("args", args)?;
+    if !args.is_array() {
+        return Err("args must be a JSON array, e.g. [1, \"a\"]".into());
+    }
+    let kwargs = parse("kwargs", kwargs)?;
+    if !kwargs.is_object() {
+        return Err("kwargs must be a JSON object, e.g. {\"n\": 1}".into());
+    }
+    Ok(serde_json::json!({ "args": args, "kwargs": kwargs }))
+}
+
+/// JSON text for the form's fields, indented when it is long.
+pub fn edit_text(v: &Value) -> String {
+    let flat = v.to_string();
+    if flat.len() <= 60 {
+        flat
+    } else {
+        serde_json::to_string_pretty(v).unwrap_or(flat)
+    }
+}
+
 /// A positive whole number (pool sizes).
 pub fn parse_count(what: &str, input: &str) -> Result<u32, String> {
     let s = input.trim();
@@ -676,6 +703,25 @@ mod tests {
         assert_eq!(c.path(), "/api/worker/queue/add-consumer/w1%40h");
         assert_eq!(c.title(), "Start consuming from emails");
         assert!(Action::Shutdown { worker: "w".into() }.silent());
+    }
+
+    #[test]
+    fn a_rerun_body_takes_an_array_and_an_object() {
+        assert_eq!(
+            rerun_body(" [1, \"a\"] ", "{\"n\": 2}"),
+            Ok(json!({"args": [1, "a"], "kwargs": {"n": 2}}))
+        );
+        assert!(rerun_body("{}", "{}")
+            .unwrap_err()
+            .starts_with("args must be"));
+        assert!(rerun_body("[]", "[]")
+            .unwrap_err()
+            .starts_with("kwargs must be"));
+        assert!(rerun_body("[1,", "{}")
+            .unwrap_err()
+            .starts_with("args is not JSON"));
+        assert_eq!(edit_text(&json!([1, 2])), "[1,2]");
+        assert!(edit_text(&json!({"k": "x".repeat(80)})).contains('\n'));
     }
 
     #[test]

@@ -279,6 +279,27 @@ async function controls(browser, shot, pageOut) {
   await page.waitForFunction(() => document.querySelector('[data-testid=state]')?.textContent === 'SUCCESS', null, { timeout: T });
   await page.waitForSelector('[data-testid=retry-of] a', { timeout: T });
   check((await page.textContent('[data-testid=retry-of] a')).trim() === sum, 'the re-run ran and links to the original');
+  // Edit the arguments and re-run: a bad edit is refused in the form, a
+  // good one runs with the new arguments.
+  await page.goto(`${base}/tasks/${sum}`);
+  await page.waitForSelector('[data-testid=edit-rerun]:not([disabled])', { timeout: T });
+  await page.click('[data-testid=edit-rerun]');
+  await page.waitForSelector('[data-testid=rerun-form]', { timeout: T });
+  check((await page.inputValue('[data-testid=rerun-form] textarea[name=args]')) === '[4,5]', 'the form starts from the original arguments');
+  await page.fill('[data-testid=rerun-form] textarea[name=args]', '{"a": 1}');
+  await page.click('[data-testid=rerun-submit]');
+  await page.waitForSelector('[data-testid=rerun-form-error]', { timeout: T });
+  check((await page.textContent('[data-testid=rerun-form-error]')).includes('args must be a JSON array'), 'a bad edit is refused with the reason');
+  await page.fill('[data-testid=rerun-form] textarea[name=args]', '[40, 2]');
+  page.once('dialog', (d) => d.accept());
+  await page.click('[data-testid=rerun-submit]');
+  await page.waitForSelector('[data-testid=retry-done] a', { timeout: T });
+  const edited = (await page.textContent('[data-testid=retry-done] a')).trim();
+  await page.goto(`${base}/tasks/${edited}`);
+  await page.waitForFunction(() => document.querySelector('[data-testid=state]')?.textContent === 'SUCCESS', null, { timeout: T });
+  const fields = await page.evaluate(() => document.body.innerText);
+  check(fields.includes('42') && fields.includes('(40, 2)'), 'the edited re-run ran with the new arguments');
+  await shot('retry-edited');
   const [cut] = await send('add', ['x'.repeat(2000), 'y']);
   await page.goto(`${base}/tasks/${cut}`);
   await page.waitForFunction(() => document.querySelector('[data-testid=state]')?.textContent === 'SUCCESS', null, { timeout: T });
