@@ -53,12 +53,13 @@ pub fn Diagnosis() -> impl IntoView {
     let load = move || {
         leptos::task::spawn_local(async move {
             let d = get::<EventsDiagnosis>("/api/diagnosis").await;
-            if diagnosis.with_untracked(|x| *x != d) {
-                diagnosis.set(d);
+            // The page may be gone by the time an answer arrives.
+            if diagnosis.try_with_untracked(|x| *x != d) == Some(true) {
+                let _ = diagnosis.try_set(d);
             }
             let s = get::<StuckTasks>("/api/tasks/stuck").await;
-            if stuck.with_untracked(|x| *x != s) {
-                stuck.set(s);
+            if stuck.try_with_untracked(|x| *x != s) == Some(true) {
+                let _ = stuck.try_set(s);
             }
         })
     };
@@ -72,7 +73,7 @@ pub fn Diagnosis() -> impl IntoView {
     let enable = move |workers: Vec<String>| {
         leptos::task::spawn_local(async move {
             let n = workers.len();
-            note.set(Some(
+            let _ = note.try_set(Some(
                 enable_events(workers)
                     .await
                     .map(|()| format!("enable_events sent to {n} worker(s); the warning clears at their next task event.")),

@@ -87,7 +87,9 @@ pub fn RetryLinks(uuid: String, refresh: RwSignal<u32>) -> impl IntoView {
                         .collect()
                 })
                 .unwrap_or_default();
-            links.set((retry_of, reruns));
+            // The task page re-renders as its task changes; this one may be
+            // gone by the time the answer arrives.
+            let _ = links.try_set((retry_of, reruns));
         });
     });
     move || {
@@ -121,7 +123,7 @@ pub fn RetryAction(uuid: String, refresh: RwSignal<u32>) -> impl IntoView {
         checked.set_value(true);
         let u = u.clone();
         leptos::task::spawn_local(async move {
-            offer.set(match post_retry(&u, true).await {
+            let _ = offer.try_set(match post_retry(&u, true).await {
                 Ok(v) => Offer::Ready {
                     args: edit_text(&v["published"]["args"]),
                     kwargs: edit_text(&v["published"]["kwargs"]),
@@ -154,10 +156,10 @@ pub fn RetryAction(uuid: String, refresh: RwSignal<u32>) -> impl IntoView {
                     .ok_or_else(|| "the answer has no task-id".to_string())
             });
             if r.is_ok() {
-                refresh.update(|n| *n += 1);
+                let _ = refresh.try_update(|n| *n += 1);
             }
-            done.set(Some(r));
-            busy.set(false);
+            let _ = done.try_set(Some(r));
+            let _ = busy.try_set(false);
         });
     };
     view! {

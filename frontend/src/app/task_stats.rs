@@ -31,8 +31,9 @@ pub fn poll(window: RwSignal<String>) -> RwSignal<Option<Result<TaskStatsRespons
         let w = window.get_untracked();
         leptos::task::spawn_local(async move {
             let next = Some(fetch(&w).await);
-            if data.with_untracked(|d| *d != next) {
-                data.set(next);
+            // The page may be gone by the time the answer arrives.
+            if data.try_with_untracked(|d| *d != next) == Some(true) {
+                let _ = data.try_set(next);
             }
         })
     };

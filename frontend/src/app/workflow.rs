@@ -30,18 +30,22 @@ pub fn Workflow(uuid: String) -> impl IntoView {
     let tree: RwSignal<Option<WorkflowTree>> = RwSignal::new(None);
     let id = uuid.clone();
     let load = move |force: bool| {
-        let running = tree.with_untracked(|t| {
-            t.as_ref()
-                .is_some_and(|t| t.nodes.iter().any(|n| !n.state.is_ready()))
-        });
+        let running = tree
+            .try_with_untracked(|t| {
+                t.as_ref()
+                    .is_some_and(|t| t.nodes.iter().any(|n| !n.state.is_ready()))
+            })
+            .unwrap_or(false);
         if !(force || running) {
             return;
         }
         let id = id.clone();
         leptos::task::spawn_local(async move {
             let next = fetch_tree(&id).await;
-            if tree.with_untracked(|t| *t != next) {
-                tree.set(next);
+            // The page may have moved on (the task page re-renders as its
+            // task changes) while the answer was on its way.
+            if tree.try_with_untracked(|t| *t != next) == Some(true) {
+                let _ = tree.try_set(next);
             }
         });
     };

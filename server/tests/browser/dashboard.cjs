@@ -192,10 +192,16 @@ async function live(browser, shot, pageOut) {
     // lists its tasks on the tasks page.
     const flow = JSON.parse(await ask('WORKFLOW chain'));
     await page.goto(`${base}/tasks/${flow.last}`);
+    // The tree is fetched again while a member is unfinished: wait for the
+    // finished one (three nodes, the last FAILURE, parents above children).
     await page.waitForFunction(() => {
       const n = [...document.querySelectorAll('[data-testid=tree-node]')];
-      return n.length === 3 && n[2].textContent.includes('FAILURE');
-    }, null, { timeout: T });
+      return n.length === 3 && n[2].textContent.includes('FAILURE')
+        && n.map((e) => e.dataset.depth).join() === '0,1,2';
+    }, null, { timeout: T }).catch(async (e) => {
+      const seen = await page.$$eval('[data-testid=tree-node]', (n) => n.map((x) => `${x.dataset.depth}:${x.textContent}`));
+      throw new Error(`the chain's tree never showed as a line: ${JSON.stringify(seen)} (${e.message})`);
+    });
     const nodes = await page.$$eval('[data-testid=tree-node]', (n) => n.map((e) => ({
       depth: e.dataset.depth, failed: e.classList.contains('failed'), here: e.classList.contains('here'),
     })));
