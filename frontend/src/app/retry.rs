@@ -191,7 +191,8 @@ pub fn RetryAction(uuid: String, refresh: RwSignal<u32>) -> impl IntoView {
                     }),
                     _ => None,
                 }}
-                {move || editing.get().then(|| {
+                {let run = run.clone();
+                move || editing.get().then(|| {
                     let run = run.clone();
                     view! {
                         <form class="rerun-form" data-testid="rerun-form" on:submit=move |e| {
