@@ -379,7 +379,12 @@ pub fn TaskDetail() -> impl IntoView {
         });
         leptos::task::spawn_local(async move {
             let r = fetch_task(id).await;
-            data.set(Some(r));
+            // The page re-renders only when the task did: a form opened on
+            // it (edit and re-run) survives the cluster's other changes.
+            let next = Some(r);
+            if data.try_with_untracked(|d| *d != next) == Some(true) {
+                let _ = data.try_set(next);
+            }
         });
     });
     move || match data.get() {
