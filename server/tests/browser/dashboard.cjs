@@ -433,7 +433,7 @@ async function controls(browser, shot, pageOut) {
   await page.goto(`${base}/audit`);
   await page.waitForSelector('[data-testid=audit] tr[data-command=revoke]', { timeout: T });
   const audit = await page.$$eval('[data-testid=audit] tbody tr', (rows) => rows.map((r) => [r.dataset.command, r.textContent]));
-  check(audit.map((a) => a[0]).join(',') === 'rate_limit,revoke,revoke,pool_grow,add_consumer,retry,revoke', `audit order ${audit.map((a) => a[0])}`);
+  check(audit.map((a) => a[0]).join(',') === 'rate_limit,revoke,revoke,pool_grow,add_consumer,retry,retry,revoke', `audit order ${audit.map((a) => a[0])}`);
   const first = audit[audit.length - 1][1];
   log('oldest audit row:', first);
   check(first.includes('ann') && first.includes('SIGKILL') && first.includes(long), 'the audit row names who, the signal and the task');
