@@ -26,10 +26,7 @@ const FOLDED: (&str, &str) = (
 /// `celeriac_failure_groups_folded`.
 pub fn write_failures(out: &mut String, groups: &FailureGroups) {
     header(out, GROUPS, "gauge");
-    out.push_str(GROUPS.0);
-    out.push(' ');
-    push_u64(out, groups.len() as u64);
-    out.push('\n');
+    sample(out, GROUPS.0, &[], Value::Int(groups.len() as u64));
     let (series, other, folded) = groups.series();
     header(out, EVENTS, "counter");
     let others = (folded > 0).then_some((OTHER, OTHER, other));
@@ -38,20 +35,11 @@ pub fn write_failures(out: &mut String, groups: &FailureGroups) {
         .map(|(f, e, n)| (f.as_str(), e.as_str(), *n))
         .chain(others);
     for (fingerprint, exception, n) in all {
-        out.push_str(EVENTS.0);
-        out.push('{');
-        push_label(out, "fingerprint", fingerprint);
-        out.push(',');
-        push_label(out, "exception", exception);
-        out.push_str("} ");
-        push_u64(out, n);
-        out.push('\n');
+        let labels = [("fingerprint", fingerprint), ("exception", exception)];
+        sample(out, EVENTS.0, &labels, Value::Int(n));
     }
     header(out, FOLDED, "gauge");
-    out.push_str(FOLDED.0);
-    out.push(' ');
-    push_u64(out, folded as u64);
-    out.push('\n');
+    sample(out, FOLDED.0, &[], Value::Int(folded as u64));
 }
 
 const OLDEST: (&str, &str) = (
@@ -75,41 +63,24 @@ const QUEUES_FOLDED: (&str, &str) = (
 pub fn write_latency(out: &mut String, queues: &[QueueLatency], folded: usize) {
     header(out, OLDEST, "gauge");
     for q in queues {
-        out.push_str(OLDEST.0);
-        out.push('{');
-        push_label(out, "queue_name", &q.name);
-        out.push_str("} ");
-        push_f64(out, q.oldest_task_age);
-        out.push('\n');
+        let labels = [("queue_name", q.name.as_str())];
+        sample(out, OLDEST.0, &labels, Value::Float(q.oldest_task_age));
     }
     header(out, WAITING, "gauge");
     for q in queues {
-        out.push_str(WAITING.0);
-        out.push('{');
-        push_label(out, "queue_name", &q.name);
-        out.push_str("} ");
-        push_u64(out, q.waiting);
-        out.push('\n');
+        let labels = [("queue_name", q.name.as_str())];
+        sample(out, WAITING.0, &labels, Value::Int(q.waiting));
     }
     header(out, WAIT, "gauge");
     for q in queues {
         for (quantile, v) in [("0.5", q.wait_p50), ("0.95", q.wait_p95)] {
             let Some(v) = v else { continue };
-            out.push_str(WAIT.0);
-            out.push('{');
-            push_label(out, "queue_name", &q.name);
-            out.push(',');
-            push_label(out, "quantile", quantile);
-            out.push_str("} ");
-            push_f64(out, v);
-            out.push('\n');
+            let labels = [("queue_name", q.name.as_str()), ("quantile", quantile)];
+            sample(out, WAIT.0, &labels, Value::Float(v));
         }
     }
     header(out, QUEUES_FOLDED, "gauge");
-    out.push_str(QUEUES_FOLDED.0);
-    out.push(' ');
-    push_u64(out, folded as u64);
-    out.push('\n');
+    sample(out, QUEUES_FOLDED.0, &[], Value::Int(folded as u64));
 }
 
 const SILENT: (&str, &str) = (
@@ -130,10 +101,8 @@ const STUCK: (&str, &str) = (
 /// 0 for the other queues the broker statistics know.
 pub fn write_diagnosis(out: &mut String, d: &EventsDiagnosis, known_queues: &[&str]) {
     header(out, SILENT, "gauge");
-    out.push_str(SILENT.0);
-    out.push(' ');
-    push_u64(out, d.workers_without_task_events.len() as u64);
-    out.push('\n');
+    let silent = d.workers_without_task_events.len() as u64;
+    sample(out, SILENT.0, &[], Value::Int(silent));
     header(out, UNSENT, "gauge");
     let missing = d
         .queues_without_sent_events
@@ -144,12 +113,7 @@ pub fn write_diagnosis(out: &mut String, d: &EventsDiagnosis, known_queues: &[&s
         .filter(|k| !d.queues_without_sent_events.iter().any(|q| q.queue == **k))
         .map(|k| (*k, 0));
     for (queue, v) in missing.chain(fine) {
-        out.push_str(UNSENT.0);
-        out.push('{');
-        push_label(out, "queue_name", queue);
-        out.push_str("} ");
-        push_u64(out, v);
-        out.push('\n');
+        sample(out, UNSENT.0, &[("queue_name", queue)], Value::Int(v));
     }
 }
 
@@ -175,13 +139,35 @@ pub fn write_stuck(out: &mut String, stuck: &[StuckTask], max_names: usize) {
     }
     header(out, STUCK, "gauge");
     for (name, n) in kept {
-        out.push_str(STUCK.0);
-        out.push('{');
-        push_label(out, "name", name);
-        out.push_str("} ");
-        push_u64(out, n);
-        out.push('\n');
+        sample(out, STUCK.0, &[("name", name)], Value::Int(n));
     }
+}
+
+/// A number as the text exposition format writes it.
+enum Value {
+    Int(u64),
+    Float(f64),
+}
+
+/// One sample line: `name{k="v",…} value`, or `name value` without labels.
+fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: Value) {
+    out.push_str(name);
+    if !labels.is_empty() {
+        out.push('{');
+        for (i, (k, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_label(out, k, v);
+        }
+        out.push('}');
+    }
+    out.push(' ');
+    match value {
+        Value::Int(n) => push_u64(out, n),
+        Value::Float(v) => push_f64(out, v),
+    }
+    out.push('\n');
 }
 
 #[cfg(test)]
