@@ -11,37 +11,22 @@ use leptos::prelude::*;
 use serde::de::DeserializeOwned;
 
 use super::control::can_control;
-use super::util::{href, post};
+use super::util::{get_json, href, post, send_ok};
 use crate::model::duration;
 
 const POLL: Duration = Duration::from_secs(5);
 
 async fn get<T: DeserializeOwned>(path: &str) -> Option<T> {
-    let resp = gloo_net::http::Request::get(&href(path))
-        .send()
-        .await
-        .ok()?;
-    if !resp.ok() {
-        return None;
-    }
-    resp.json().await.ok()
+    get_json(&href(path), path).await.ok()
 }
 
 /// `enable_events` to `workers`; the answer's text on failure.
 async fn enable_events(workers: Vec<String>) -> Result<(), String> {
     let body = serde_json::json!({ "destination": workers });
-    let resp = post(&href("/api/control/enable_events"))
+    let request = post(&href("/api/control/enable_events"))
         .json(&body)
-        .map_err(|e| e.to_string())?
-        .send()
-        .await
         .map_err(|e| e.to_string())?;
-    if resp.ok() {
-        Ok(())
-    } else {
-        let text = resp.text().await.unwrap_or_default();
-        Err(format!("enable_events answered {}: {text}", resp.status()))
-    }
+    send_ok(request, "enable_events").await
 }
 
 #[component]

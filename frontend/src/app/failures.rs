@@ -8,7 +8,7 @@ use api::insight::{FailureGroup, FailuresResponse, GroupState};
 use leptos::prelude::*;
 
 use super::control::{can_control, Acted};
-use super::util::{absolute, enc, href, Ago};
+use super::util::{absolute, enc, get_json, href, send_ok, Ago};
 
 const POLL: Duration = Duration::from_secs(5);
 
@@ -18,29 +18,14 @@ async fn fetch_failures(state: &str) -> Result<FailuresResponse, String> {
     } else {
         href(&format!("/api/failures?limit=200&state={}", enc(state)))
     };
-    let resp = gloo_net::http::Request::get(&url)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if !resp.ok() {
-        return Err(format!("/api/failures answered {}", resp.status()));
-    }
-    resp.json().await.map_err(|e| e.to_string())
+    get_json(&url, "/api/failures").await
 }
 
 async fn mark(fingerprint: &str, resolve: bool) -> Result<(), String> {
     let verb = if resolve { "resolve" } else { "unresolve" };
     let url = href(&format!("/api/failures/{}/{verb}", enc(fingerprint)));
-    let resp = super::util::post(&url)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if resp.ok() {
-        Ok(())
-    } else {
-        let body = resp.text().await.unwrap_or_default();
-        Err(format!("{verb} answered {}: {body}", resp.status()))
-    }
+    let request = super::util::post(&url).build().map_err(|e| e.to_string())?;
+    send_ok(request, verb).await
 }
 
 #[component]

@@ -31,6 +31,31 @@ pub fn post(url: &str) -> gloo_net::http::RequestBuilder {
     }
 }
 
+/// A GET of JSON; a failed request, a non-2xx answer (`{what} answered
+/// {status}`) or an unreadable body is the error.
+pub async fn get_json<T: serde::de::DeserializeOwned>(url: &str, what: &str) -> Result<T, String> {
+    let resp = gloo_net::http::Request::get(url)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !resp.ok() {
+        return Err(format!("{what} answered {}", resp.status()));
+    }
+    resp.json().await.map_err(|e| e.to_string())
+}
+
+/// Sends a control request that answers nothing worth reading; a non-2xx
+/// answer is the error `{what} answered {status}: {body}`.
+pub async fn send_ok(request: gloo_net::http::Request, what: &str) -> Result<(), String> {
+    let resp = request.send().await.map_err(|e| e.to_string())?;
+    if resp.ok() {
+        Ok(())
+    } else {
+        let body = resp.text().await.unwrap_or_default();
+        Err(format!("{what} answered {}: {body}", resp.status()))
+    }
+}
+
 /// The session's CSRF token, from the `celeriac_csrf` cookie.
 pub fn csrf_token() -> Option<String> {
     use wasm_bindgen::JsCast;

@@ -8,16 +8,12 @@ use api::tree::WorkflowTree;
 use leptos::prelude::*;
 
 use super::tasks::state_class;
-use super::util::{enc, href, with_query};
+use super::util::{enc, get_json, href, with_query};
 use crate::model::duration;
 
 async fn fetch_tree(uuid: &str) -> Option<WorkflowTree> {
     let url = href(&format!("/api/task/{}/tree", enc(uuid)));
-    let resp = gloo_net::http::Request::get(&url).send().await.ok()?;
-    if !resp.ok() {
-        return None;
-    }
-    resp.json::<WorkflowTree>().await.ok()
+    get_json(&url, "the tree").await.ok()
 }
 
 /// Polled while a task of the workflow is unfinished: other members change
