@@ -16,6 +16,10 @@ pub struct Readiness {
     pub events_behind: u64,
     pub last_event_at: Option<f64>,
     pub last_error: Option<String>,
+    /// Each broker's event source, in `--broker` order: with several, one
+    /// that is down leaves the others flowing, and this says which.
+    #[serde(default)]
+    pub brokers: Vec<BrokerDetail>,
     /// Queue statistics: detail only, they never make celeriac unready
     /// (events still flow without them).
     pub broker_stats: BrokerStatsDetail,
@@ -28,6 +32,16 @@ pub struct Readiness {
     /// celeriac unready (the workers and producers are at fault, not it).
     #[serde(default)]
     pub diagnosis: crate::insight::EventsDiagnosis,
+}
+
+/// One broker's event source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BrokerDetail {
+    /// The broker URL without its password.
+    pub broker: String,
+    pub consuming: bool,
+    pub events_behind: u64,
+    pub last_error: Option<String>,
 }
 
 /// The history store's state.
@@ -97,6 +111,12 @@ mod tests {
             events_behind: 0,
             last_event_at: None,
             last_error: Some("connection refused".into()),
+            brokers: vec![BrokerDetail {
+                broker: "amqp://guest:****@h//".into(),
+                consuming: false,
+                events_behind: 0,
+                last_error: Some("connection refused".into()),
+            }],
             broker_stats: BrokerStatsDetail {
                 source: Some(QueueSource::Amqp),
                 working: true,

@@ -21,7 +21,7 @@ use crate::results::Backend;
 use crate::state::State;
 use crate::submit::Submitter;
 use crate::telemetry::{any_consuming, first_error, LastEvent, SourceStatus};
-use crate::transport::{ControlClient, PublishClient};
+use crate::transport::{ClusterControl, PublishClient};
 use crate::ws::Hub;
 
 pub struct AppState {
@@ -31,7 +31,8 @@ pub struct AppState {
     pub sources: Arc<[Arc<SourceStatus>]>,
     pub last_event: Arc<LastEvent>,
     pub dashboard: Arc<Hub>,
-    pub ops: Arc<Ops<ControlClient>>,
+    /// Remote control over every broker of the cluster.
+    pub ops: Arc<Ops<ClusterControl>>,
     /// Publishing tasks (retry, Flower's task submission).
     pub submit: Arc<Submitter<PublishClient>>,
     /// Celery's result backend, for Flower's task result API.

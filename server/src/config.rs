@@ -186,28 +186,41 @@ fn file_args(path: &Path, matches: &clap::ArgMatches) -> Result<Vec<OsString>, C
         if set_elsewhere {
             continue;
         }
-        let value = match value {
-            toml::Value::String(s) => s,
-            toml::Value::Integer(i) => i.to_string(),
-            toml::Value::Float(f) => f.to_string(),
-            toml::Value::Boolean(b) => b.to_string(),
-            other => {
-                return Err(file_err(format!(
-                    "key `{key}`: expected a string, number or boolean, got {}",
-                    other.type_str()
-                )))
-            }
-        };
-        let flag = format!("--{}", id.replace('_', "-"));
-        // Validate the key alone so the error names the file and the key.
-        if let Err(e) = Config::command().try_get_matches_from(["celeriac", &flag, &value]) {
-            let detail = e.kind().as_str().unwrap_or("invalid value").to_string();
-            return Err(file_err(format!("key `{key}`: {detail}: {value:?}")));
+        // An array is the flag repeated (`broker = ["amqp://a", "amqp://b"]`).
+        let values = match value {
+            toml::Value::Array(items) => items
+                .into_iter()
+                .map(|v| scalar(&key, v))
+                .collect::<Result<Vec<_>, _>>(),
+            other => scalar(&key, other).map(|v| vec![v]),
         }
-        out.push(OsString::from(flag));
-        out.push(OsString::from(value));
+        .map_err(file_err)?;
+        let flag = format!("--{}", id.replace('_', "-"));
+        for value in values {
+            // Validate the key alone so the error names the file and the key.
+            if let Err(e) = Config::command().try_get_matches_from(["celeriac", &flag, &value]) {
+                let detail = e.kind().as_str().unwrap_or("invalid value").to_string();
+                return Err(file_err(format!("key `{key}`: {detail}: {value:?}")));
+            }
+            out.push(OsString::from(&flag));
+            out.push(OsString::from(value));
+        }
     }
     Ok(out)
+}
+
+/// One TOML value as the text a flag takes.
+fn scalar(key: &str, value: toml::Value) -> Result<String, String> {
+    match value {
+        toml::Value::String(s) => Ok(s),
+        toml::Value::Integer(i) => Ok(i.to_string()),
+        toml::Value::Float(f) => Ok(f.to_string()),
+        toml::Value::Boolean(b) => Ok(b.to_string()),
+        other => Err(format!(
+            "key `{key}`: expected a string, number or boolean, got {}",
+            other.type_str()
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -276,6 +289,13 @@ mod tests {
         assert_eq!(c.ingest.events_queue.as_deref(), Some("ev"));
         let c = load(&["--config", p, "--port", "7000"]).unwrap();
         assert_eq!(c.http.port, 7000);
+
+        std::fs::write(&path, "broker = [\"amqp://h/a\", \"redis://h/1\"]\n").unwrap();
+        let c = load(&["--config", p]).unwrap();
+        assert_eq!(c.ingest.broker, ["amqp://h/a", "redis://h/1"]);
+        std::fs::write(&path, "broker = [1, [2]]\n").unwrap();
+        let err = load(&["--config", p]).unwrap_err().to_string();
+        assert!(err.contains("key `broker`") && err.contains("array"), "{err}");
 
         std::fs::write(&path, "portt = 1\n").unwrap();
         let err = load(&["--config", p]).unwrap_err().to_string();

@@ -51,7 +51,7 @@ use crate::metrics::SelfMetrics;
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::state::State;
 use crate::telemetry::{DashboardTelemetry, SourceStatus};
-use crate::transport::Transport;
+use crate::transport::Brokers;
 
 /// How long running tasks get to finish after shutdown is requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -106,17 +106,16 @@ impl Running {
 
 /// The application state every reader shares, built from the settings, as
 /// `start` builds it (benchmarks build one without starting anything).
-pub fn assemble(config: &Config, transport: &Transport) -> AppState {
+pub fn assemble(config: &Config, brokers: &Brokers) -> AppState {
     let metrics = Arc::new(SelfMetrics::new());
     let history = history::History::new(&config.history, &metrics.registry).map(Arc::new);
-    let source = Arc::new(SourceStatus::new(
-        transport.masked_url(),
-        transport.acks(),
-        &metrics,
-    ));
-    let sources: Arc<[Arc<SourceStatus>]> = Arc::from([source]);
+    // One status per broker, in `--broker` order, as `start` spawns them.
+    let sources: Arc<[Arc<SourceStatus>]> = brokers
+        .iter()
+        .map(|t| Arc::new(SourceStatus::new(t.masked_url(), t.acks(), &metrics)))
+        .collect();
     let ops = control::Ops::new(
-        transport.control(config.control.inspect_timeout()),
+        brokers.control(config.control.inspect_timeout()),
         &config.auth,
         redact::Redactor::new(&config.redact.redact_keys),
     );
@@ -143,7 +142,7 @@ pub fn assemble(config: &Config, transport: &Transport) -> AppState {
         last_event: Arc::default(),
         ops: Arc::new(ops),
         submit: Arc::new(submit::Submitter::new(
-            transport.publisher(),
+            brokers.publisher(),
             &config.submit,
             &hostname(),
         )),
@@ -192,8 +191,8 @@ pub(crate) fn test_app(flags: &[&str]) -> AppState {
         .chain(memory_only.into_iter().flatten())
         .chain(flags.iter().copied());
     let config = Config::load_from(args).expect("valid flags");
-    let transport = Transport::from_url(&config.ingest.broker).expect("valid broker URL");
-    assemble(&config, &transport)
+    let brokers = Brokers::from_urls(&config.ingest.broker).expect("valid broker URL");
+    assemble(&config, &brokers)
 }
 
 /// Every consumer of the state's change feed, told in this order each tick.
@@ -215,7 +214,7 @@ fn subscribers(app: &AppState) -> Feed {
 /// starts the state owner, ingest and the HTTP server. Each task gets the
 /// handles it uses.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
-    let transport = Transport::from_url(&config.ingest.broker).context("--broker")?;
+    let brokers = Brokers::from_urls(&config.ingest.broker).context("--broker")?;
     results::Backend::from_args(&config.results).map_err(anyhow::Error::msg)?;
     let sign_in = config.oidc.settings().map_err(anyhow::Error::msg)?;
     auth::Sessions::from_args(&config.session).map_err(anyhow::Error::msg)?;
@@ -235,7 +234,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    let app = Arc::new(assemble(&config, &transport));
+    let app = Arc::new(assemble(&config, &brokers));
     // Say loudly when nobody needs to log in.
     let auth = &app.ops.auth;
     if !auth.enabled() {
@@ -310,14 +309,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         "state owner"
     });
 
-    let source = app.sources[0].clone();
-    let args = config.ingest.clone();
-    let t = transport.clone();
-    let sd = shutdown.clone();
-    tasks.spawn(async move {
-        t.run_events(source, args, sender, sd).await;
-        "ingest"
-    });
+    // One event source per broker, each with its own reconnect loop and
+    // status, all feeding the one state owner.
+    for (t, source) in brokers.iter().zip(app.sources.iter()) {
+        let (t, source, sender) = (t.clone(), source.clone(), sender.clone());
+        let args = config.ingest.clone();
+        let sd = shutdown.clone();
+        tasks.spawn(async move {
+            t.run_events(source, args, sender, sd).await;
+            "ingest"
+        });
+    }
+    drop(sender);
 
     // Queue depth from the management API or the AMQP fallback.
     let poller = broker::Poller {
@@ -326,7 +329,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         interval: Duration::from_secs(config.queue_stats.broker_stats_interval),
         only: config.queue_stats.queues.clone(),
     };
-    let client = transport.queue_stats(&config.queue_stats);
+    let client = brokers.queue_stats(&config.queue_stats);
     let sd = shutdown.clone();
     tasks.spawn(async move {
         poller.run(client, sd).await;

@@ -113,12 +113,12 @@ impl SourceStatus {
     pub fn new(name: String, acks: bool, metrics: &SelfMetrics) -> SourceStatus {
         SourceStatus {
             gap_seconds: (!acks).then(|| metrics.events_gap_seconds.with_label_values(&[&name])),
+            connected: metrics.broker_connected.with_label_values(&[&name]),
+            reconnects: metrics.broker_reconnects.with_label_values(&[&name]),
             name,
             consuming: AtomicBool::new(false),
             behind: AtomicU64::new(0),
             last_error: Mutex::new(None),
-            connected: metrics.broker_connected.clone(),
-            reconnects: metrics.broker_reconnects.clone(),
             messages: metrics.messages_received.clone(),
             truncated: metrics.fields_truncated.clone(),
             malformed: MalformedReason::ALL
@@ -279,8 +279,14 @@ pub fn any_consuming(sources: &[std::sync::Arc<SourceStatus>]) -> bool {
     sources.iter().any(|s| s.is_consuming())
 }
 
+/// Why a source is down, when one is; with several brokers the message
+/// names the broker, since the others may be fine.
 pub fn first_error(sources: &[std::sync::Arc<SourceStatus>]) -> Option<String> {
-    sources.iter().find_map(|s| s.last_error())
+    let error = sources.iter().find_map(|s| Some((s.name(), s.last_error()?)))?;
+    Some(match sources {
+        [_] => error.1,
+        _ => format!("{}: {}", error.0, error.1),
+    })
 }
 
 #[cfg(test)]
@@ -315,8 +321,10 @@ mod tests {
             truncated: 0,
         });
         assert_eq!(s.behind(), 0);
-        assert_eq!(metrics.broker_connected.get(), 1);
-        assert_eq!(metrics.broker_reconnects.get(), 1);
+        let connected = metrics.broker_connected.with_label_values(&["amqp://h//"]);
+        assert_eq!(connected.get(), 1);
+        let reconnects = metrics.broker_reconnects.with_label_values(&["amqp://h//"]);
+        assert_eq!(reconnects.get(), 1);
         s.emit(SourceEvent::Malformed {
             reason: MalformedReason::TooLarge,
             count: 2,
@@ -332,7 +340,7 @@ mod tests {
             3
         );
         s.emit(SourceEvent::Lost);
-        assert_eq!(metrics.broker_connected.get(), 0);
+        assert_eq!(connected.get(), 0);
     }
 
     #[test]

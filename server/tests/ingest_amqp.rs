@@ -296,7 +296,7 @@ async fn recorded_events_reach_the_state_across_a_broker_side_close() {
     let vhost = Vhost::new("basic").await;
     let c = celeriac::start(config(&vhost, &[])).await.expect("starts");
     wait_consuming(&c).await;
-    assert_eq!(c.app.metrics.broker_connected.get(), 1);
+    assert_eq!(connected(&c.app), 1);
 
     let publisher = Publisher::new(&vhost).await;
     for (name, state) in [
@@ -332,10 +332,10 @@ async fn recorded_events_reach_the_state_across_a_broker_side_close() {
 
     vhost.close_connections();
     eventually("a reconnect", Duration::from_secs(20), || async {
-        (c.app.metrics.broker_reconnects.get() >= 1 && c.app.consuming()).then_some(())
+        (reconnects(&c.app) >= 1 && c.app.consuming()).then_some(())
     })
     .await;
-    assert_eq!(c.app.metrics.broker_connected.get(), 1);
+    assert_eq!(connected(&c.app), 1);
     assert_eq!(c.app.last_error(), None);
 
     let publisher = Publisher::new(&vhost).await;
@@ -368,7 +368,7 @@ async fn a_named_queue_keeps_what_was_published_while_celeriac_was_down() {
     // Deleting the queue cancels the consumer: celeriac declares it again.
     vhost.delete_queue("celeriac-test-events").await;
     eventually("a reconnect", Duration::from_secs(20), || async {
-        (c.app.metrics.broker_reconnects.get() >= 1 && c.app.consuming()).then_some(())
+        (reconnects(&c.app) >= 1 && c.app.consuming()).then_some(())
     })
     .await;
     let messages = scenario("failure");
@@ -588,7 +588,7 @@ async fn http_is_served_while_the_broker_is_unreachable() {
     .await;
     assert!(error.contains("127.0.0.1:1"), "{error}");
     assert!(!c.app.consuming());
-    assert_eq!(c.app.metrics.broker_connected.get(), 0);
+    assert_eq!(connected(&c.app), 0);
     let resp = reqwest::get(format!("http://{}/healthz", c.addr))
         .await
         .expect("HTTP answers");
@@ -762,7 +762,7 @@ async fn workers_are_woken_on_each_connect_and_asked_for_events() {
 
     vhost.close_connections();
     eventually("a reconnect", Duration::from_secs(20), || async {
-        (c.app.metrics.broker_reconnects.get() >= 1 && c.app.consuming()).then_some(())
+        (reconnects(&c.app) >= 1 && c.app.consuming()).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -787,4 +787,16 @@ async fn workers_are_woken_on_each_connect_and_asked_for_events() {
         .collect();
     assert_eq!(methods, ["heartbeat"]);
     c.stop().await;
+}
+
+/// `celeriac_broker_connected` of the one broker.
+fn connected(app: &celeriac::app::AppState) -> i64 {
+    let broker = app.sources[0].name();
+    app.metrics.broker_connected.with_label_values(&[broker]).get()
+}
+
+/// `celeriac_broker_reconnects_total` of the one broker.
+fn reconnects(app: &celeriac::app::AppState) -> u64 {
+    let broker = app.sources[0].name();
+    app.metrics.broker_reconnects.with_label_values(&[broker]).get()
 }

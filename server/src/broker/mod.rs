@@ -7,6 +7,7 @@
 //! inputs; it never touches readers.
 
 mod args;
+mod several;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::shutdown::Shutdown;
 use crate::state::State;
 
 pub use args::{QueueStatsArgs, DEFAULT_POLL_INTERVAL_SECS};
+pub use several::Several;
 
 /// Where queue statistics came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

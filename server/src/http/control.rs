@@ -41,7 +41,7 @@ use crate::control::command::{self, Roster, WorkerEndpoint, WORKER_ENDPOINTS};
 use crate::control::form;
 use crate::control::inspect::masked_reply;
 use crate::control::judge::Verdict;
-use crate::transport::ControlClient;
+use crate::transport::ClusterControl;
 
 /// The control routes, merged into the main router.
 pub fn routes() -> Router<Arc<AppState>> {
@@ -108,7 +108,7 @@ fn roster(shared: &AppState) -> Roster {
     Roster::of(&shared.state.read(), &shared.ops.inspect, clock::now())
 }
 
-fn controller<'a>(shared: &'a AppState, who: &'a Principal) -> Controller<'a, ControlClient> {
+fn controller<'a>(shared: &'a AppState, who: &'a Principal) -> Controller<'a, ClusterControl> {
     Controller {
         mailbox: &shared.ops.pidbox,
         audit: &shared.ops.audit,

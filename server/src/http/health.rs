@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use api::health::{BrokerStatsDetail, Readiness, Ups};
+use api::health::{BrokerDetail, BrokerStatsDetail, Readiness, Ups};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -63,6 +63,16 @@ pub async fn readyz(State(shared): State<Arc<AppState>>) -> impl IntoResponse {
         events_behind,
         last_event_at: shared.last_event_at(),
         last_error: shared.last_error(),
+        brokers: shared
+            .sources
+            .iter()
+            .map(|s| BrokerDetail {
+                broker: s.name().to_string(),
+                consuming: s.is_consuming(),
+                events_behind: s.behind(),
+                last_error: s.last_error(),
+            })
+            .collect(),
         broker_stats: broker_stats(&shared),
         history,
         diagnosis: shared

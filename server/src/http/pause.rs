@@ -28,7 +28,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 fn controller<'a>(
     shared: &'a AppState,
     who: &'a Principal,
-) -> Controller<'a, crate::transport::ControlClient> {
+) -> Controller<'a, crate::transport::ClusterControl> {
     Controller {
         mailbox: &shared.ops.pidbox,
         audit: &shared.ops.audit,

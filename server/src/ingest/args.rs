@@ -23,9 +23,12 @@ pub const DEFAULT_ENABLE_EVENTS_INTERVAL_SECS: u64 = 5;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct IngestArgs {
-    /// AMQP URL of the Celery broker.
-    #[arg(long, env = "CELERY_BROKER_URL", default_value = DEFAULT_BROKER)]
-    pub broker: String,
+    /// URL of the Celery broker (`amqp://`, `redis://`, ...). Repeat the
+    /// flag for a cluster spread over several brokers: celeriac consumes
+    /// events from each and merges them into one view.
+    #[arg(long, env = "CELERY_BROKER_URL", default_value = DEFAULT_BROKER,
+          action = clap::ArgAction::Append, value_name = "URL")]
+    pub broker: Vec<String>,
 
     /// Broadcast `enable_events` to all workers periodically, as Flower does.
     #[arg(long, env = "CELERIAC_ENABLE_EVENTS", default_value_t = true, action = ArgAction::Set,

@@ -1,6 +1,9 @@
 //! Turning deliveries into batches of events, and the bounded channel that
 //! carries them to the state owner.
 
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use crate::events::{decode_body_limited, DecodeError, Event, MalformedReason};
@@ -17,10 +20,12 @@ pub const MAX_BATCH_EVENTS: usize = 512;
 pub const BATCH_CHANNEL_CAPACITY: usize = 4;
 
 /// Ingest's end of the batch channel. Emptied vectors come back from the
-/// owner so a busy pipeline stops allocating batch buffers.
+/// owner so a busy pipeline stops allocating batch buffers. Each event
+/// source (one per broker) holds a clone; they share the recycled buffers.
+#[derive(Clone)]
 pub struct BatchSender {
     tx: mpsc::Sender<Vec<Event>>,
-    recycled: mpsc::Receiver<Vec<Event>>,
+    recycled: Arc<Mutex<mpsc::Receiver<Vec<Event>>>>,
 }
 
 /// The state owner's end of the batch channel.
@@ -31,9 +36,12 @@ pub struct BatchReceiver {
 
 pub fn batch_channel(capacity: usize) -> (BatchSender, BatchReceiver) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
-    // Every buffer is either in flight, being applied, or here, so this
-    // capacity means recycling never blocks and never drops a buffer.
+    // With one source every buffer is either in flight, being applied, or
+    // here, so this capacity means recycling never blocks and never drops a
+    // buffer; with several, a buffer that finds it full goes back to the
+    // allocator.
     let (recycle, recycled) = mpsc::channel(capacity.max(1) + 2);
+    let recycled = Arc::new(Mutex::new(recycled));
     (BatchSender { tx, recycled }, BatchReceiver { rx, recycle })
 }
 
@@ -47,6 +55,7 @@ impl BatchSender {
     /// An empty buffer, recycled when one is available.
     pub fn buffer(&mut self) -> Vec<Event> {
         self.recycled
+            .lock()
             .try_recv()
             .unwrap_or_else(|_| Vec::with_capacity(MAX_BATCH_EVENTS + 32))
     }

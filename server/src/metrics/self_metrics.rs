@@ -3,7 +3,8 @@
 //! behind the events are, and whether the broker connection is up.
 
 use prometheus::{
-    CounterVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    CounterVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 /// Ingest lag buckets (seconds): sub-millisecond on a healthy box, minutes
@@ -42,8 +43,9 @@ pub struct SelfMetrics {
     pub fields_truncated: IntCounter,
     /// now − event timestamp, observed per applied event.
     pub ingest_lag: Histogram,
-    pub broker_connected: IntGauge,
-    pub broker_reconnects: IntCounter,
+    /// Per event source (`broker`: its URL with the password masked).
+    pub broker_connected: IntGaugeVec,
+    pub broker_reconnects: IntCounterVec,
     /// Set from the state at scrape time.
     pub tasks_retained: IntGauge,
     pub workers_retained: IntGauge,
@@ -117,13 +119,21 @@ impl SelfMetrics {
         registry
             .register(Box::new(ingest_lag.clone()))
             .expect("unique metric");
-        let broker_connected = gauge(
-            "celeriac_broker_connected",
-            "1 while celeriac is connected to the broker and consuming events",
+        let broker_connected = register(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "celeriac_broker_connected",
+                    "1 while celeriac is connected to the broker and consuming events",
+                ),
+                &["broker"],
+            )
+            .expect("valid metric"),
         );
-        let broker_reconnects = counter(
+        let broker_reconnects = counter_vec(
             "celeriac_broker_reconnects_total",
             "Connections to the broker re-established after a loss",
+            &["broker"],
         );
         let tasks_retained = gauge("celeriac_tasks_retained", "Tasks held in memory");
         let workers_retained = gauge("celeriac_workers_retained", "Workers held in memory");

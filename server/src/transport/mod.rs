@@ -18,9 +18,9 @@ pub mod redis;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::broker::{QueuePoll, QueueSource, QueueStatsArgs};
+use crate::broker::{QueuePoll, QueueSource, QueueStatsArgs, Several};
 use crate::ingest::{BatchSender, IngestArgs};
-use crate::mailbox::{ControlError, Mailbox, Outcome, Request};
+use crate::mailbox::{ControlError, Fanout, Mailbox, Outcome, Request};
 use crate::mask::mask_password;
 use crate::shutdown::Shutdown;
 use crate::submit::{PublishError, Publisher, TaskMessage};
@@ -126,6 +126,67 @@ impl Transport {
     }
 }
 
+/// The brokers of one cluster, in `--broker` order: usually one; several
+/// when the cluster's workers are spread over brokers. Each has its own
+/// event source; remote control reaches them all through a
+/// [`Fanout`]; queue statistics merge theirs; tasks celeriac publishes go
+/// to the first.
+#[derive(Debug, Clone)]
+pub struct Brokers(Vec<Transport>);
+
+/// Remote control of a cluster, over all its brokers.
+pub type ClusterControl = Fanout<ControlClient>;
+
+impl Brokers {
+    /// Every URL as [`Transport::from_url`] reads it; none, or one given
+    /// twice (its events would be counted twice), is an error.
+    pub fn from_urls(urls: &[String]) -> Result<Brokers, TransportError> {
+        let mut brokers: Vec<Transport> = Vec::with_capacity(urls.len());
+        for url in urls {
+            let t = Transport::from_url(url)?;
+            if brokers.iter().any(|b| b.masked_url() == t.masked_url()) {
+                return Err(TransportError::BadUrl {
+                    url: t.masked_url(),
+                    reason: "given twice".into(),
+                });
+            }
+            brokers.push(t);
+        }
+        if brokers.is_empty() {
+            return Err(TransportError::BadUrl {
+                url: String::new(),
+                reason: "no broker URL".into(),
+            });
+        }
+        Ok(Brokers(brokers))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Transport> {
+        self.0.iter()
+    }
+
+    /// Remote control over every broker.
+    pub fn control(&self, default_timeout: Duration) -> ClusterControl {
+        Fanout::new(self.0.iter().map(|t| t.control(default_timeout)).collect())
+    }
+
+    /// Tasks go to the first broker, as a Celery client with one
+    /// `broker_url` would send them.
+    pub fn publisher(&self) -> PublishClient {
+        self.0[0].publisher()
+    }
+
+    /// Queue statistics of every broker, merged.
+    pub fn queue_stats(&self, args: &QueueStatsArgs) -> Several<QueueStatsClient> {
+        Several::new(
+            self.0
+                .iter()
+                .map(|t| (t.masked_url(), t.queue_stats(args)))
+                .collect(),
+        )
+    }
+}
+
 /// Sends pidbox requests and collects the replies.
 pub enum ControlClient {
     Amqp(amqp::Pidbox),
@@ -213,5 +274,19 @@ mod tests {
         assert!(err.contains("sqs") && !err.contains("secret"), "{err}");
         assert!(Transport::from_url("localhost").is_err());
         assert!(Transport::from_url("amqp://h//").unwrap().acks());
+    }
+
+    #[test]
+    fn several_brokers_are_distinct_and_at_least_one() {
+        let urls = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let b = Brokers::from_urls(&urls(&["amqp://h/a", "redis://h/1"])).unwrap();
+        assert_eq!(b.iter().count(), 2);
+        let err = Brokers::from_urls(&urls(&["amqp://u:secret@h/a", "amqp://u:secret@h/a"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("twice") && !err.contains("secret"), "{err}");
+        assert!(Brokers::from_urls(&[]).is_err());
+        let err = Brokers::from_urls(&urls(&["amqp://h/a", "sqs://h"])).unwrap_err();
+        assert!(err.to_string().contains("sqs"));
     }
 }

@@ -1,13 +1,18 @@
 //! Kombu's pidbox mailbox as celeriac uses it: a remote-control request,
 //! its outcome, and the [`Mailbox`] that carries requests to workers
 //! (docs/celery-protocol.md §4). The body is the same whatever the broker;
-//! each transport implements `Mailbox`.
+//! each transport implements `Mailbox`; [`Fanout`] carries a request to
+//! every broker of a cluster spread over several.
+
+mod fanout;
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
+
+pub use fanout::Fanout;
 
 /// Where workers send their replies: kombu's reply exchange, named in every
 /// request that wants answers.
