@@ -213,4 +213,22 @@ fn quorum_queues_show_their_type_and_the_delayed_cascade_as_scheduled() {
                 .then_some(())
         },
     );
+
+    // Growing the pool works, but the answer says the prefetch stays put.
+    let _ = celeriac.get_json("/api/workers?refresh=1");
+    let (status, v) = celeriac.post("/api/worker/pool/grow/q1@test", Some("n=1"));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["message"], "Growing 'q1@test' worker's pool by 1");
+    let note = v["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("quorum queues (celery)") && note.contains("prefetch"),
+        "{v}"
+    );
+    // Not on a command that quorum queues do not blunt.
+    let (status, v) = celeriac.post(
+        "/api/task/rate-limit/tasks.add?workername=q1@test&ratelimit=10/m",
+        None,
+    );
+    assert_eq!(status, 200, "{v}");
+    assert!(v.get("note").is_none(), "{v}");
 }

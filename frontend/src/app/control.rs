@@ -233,7 +233,11 @@ pub fn ConfirmDialog() -> impl IntoView {
                         .or(r.error.clone())
                         .unwrap_or_else(|| format!("answered {status}"));
                     let message = if ok {
-                        message
+                        // What the worker acknowledged but cannot fully do.
+                        match &r.note {
+                            Some(note) => format!("{message}. Note: {note}"),
+                            None => message,
+                        }
                     } else {
                         format!("{message} (HTTP {status})")
                     };

@@ -23,6 +23,7 @@ pub mod form;
 pub mod inspect;
 pub mod judge;
 pub mod pause;
+pub mod quorum;
 
 use std::time::Duration;
 

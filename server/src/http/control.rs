@@ -173,7 +173,19 @@ async fn worker(
         Params::new()
     };
     let prepared = endpoint.prepare(&w, &params, &roster(&shared))?;
-    Ok(answer(controller(&shared, &who).act(prepared).await))
+    let (verdict, mut body) = controller(&shared, &who).act(prepared).await;
+    if verdict.is_ok() {
+        let quorum = crate::control::quorum::blunted_by(
+            endpoint.command,
+            &w,
+            &shared.broker.worker_queues(),
+            &shared.broker.snapshot(),
+        );
+        if !quorum.is_empty() {
+            body.note = Some(crate::control::quorum::note(&quorum));
+        }
+    }
+    Ok(answer((verdict, body)))
 }
 
 /// `POST /api/control/{method}`: always 200 with the replies (unless the
