@@ -295,7 +295,10 @@ mod tests {
         assert_eq!(c.ingest.broker, ["amqp://h/a", "redis://h/1"]);
         std::fs::write(&path, "broker = [1, [2]]\n").unwrap();
         let err = load(&["--config", p]).unwrap_err().to_string();
-        assert!(err.contains("key `broker`") && err.contains("array"), "{err}");
+        assert!(
+            err.contains("key `broker`") && err.contains("array"),
+            "{err}"
+        );
 
         std::fs::write(&path, "portt = 1\n").unwrap();
         let err = load(&["--config", p]).unwrap_err().to_string();

@@ -282,7 +282,9 @@ pub fn any_consuming(sources: &[std::sync::Arc<SourceStatus>]) -> bool {
 /// Why a source is down, when one is; with several brokers the message
 /// names the broker, since the others may be fine.
 pub fn first_error(sources: &[std::sync::Arc<SourceStatus>]) -> Option<String> {
-    let error = sources.iter().find_map(|s| Some((s.name(), s.last_error()?)))?;
+    let error = sources
+        .iter()
+        .find_map(|s| Some((s.name(), s.last_error()?)))?;
     Some(match sources {
         [_] => error.1,
         _ => format!("{}: {}", error.0, error.1),

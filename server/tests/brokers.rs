@@ -55,17 +55,24 @@ fn two_vhosts_and_a_redis_database_make_one_merged_cluster() {
     for id in &ids {
         c.wait_task_state(id, "SUCCESS", WAIT);
     }
-    eventually("each broker's successes counted", Duration::from_secs(10), || {
-        let counts = (succeeded(&c, WA), succeeded(&c, WB), succeeded(&c, WR));
-        (counts == (3.0, 2.0, 4.0)).then_some(())
-    });
+    eventually(
+        "each broker's successes counted",
+        Duration::from_secs(10),
+        || {
+            let counts = (succeeded(&c, WA), succeeded(&c, WB), succeeded(&c, WR));
+            (counts == (3.0, 2.0, 4.0)).then_some(())
+        },
+    );
     let listed = c.get_json("/api/tasks");
     assert_eq!(listed.as_object().map(|m| m.len()), Some(9), "{listed}");
     // Task-sent from the client and the worker's events of each broker
     // met in one task.
     let one = c.task(&ids[3]).expect("a task sent on broker b");
     assert_eq!(one["worker"], WB, "{one}");
-    assert!(one["sent"].is_number() || one["received"].is_number(), "{one}");
+    assert!(
+        one["sent"].is_number() || one["received"].is_number(),
+        "{one}"
+    );
 
     // Remote control reaches the worker on each broker: inspect (every
     // worker) and a command addressed to one worker of the second broker.
@@ -109,7 +116,11 @@ fn two_vhosts_and_a_redis_database_make_one_merged_cluster() {
     for broker in [a.amqp_url(), b.amqp_url()] {
         let masked = broker.replace("guest:guest@", "guest:********@");
         assert_eq!(
-            metric_value(&metrics, "celeriac_broker_connected", &[("broker", &masked)]),
+            metric_value(
+                &metrics,
+                "celeriac_broker_connected",
+                &[("broker", &masked)]
+            ),
             Some(1.0),
             "{masked}: {metrics}"
         );
@@ -118,7 +129,10 @@ fn two_vhosts_and_a_redis_database_make_one_merged_cluster() {
 
 #[test]
 fn one_broker_down_leaves_the_other_flowing_and_it_comes_back() {
-    let (a, b) = (TestVhost::new("brokers-down-a"), TestVhost::new("brokers-down-b"));
+    let (a, b) = (
+        TestVhost::new("brokers-down-a"),
+        TestVhost::new("brokers-down-b"),
+    );
     // celeriac reaches broker a as its own user, so only its access can be
     // taken away there; the worker (guest) reconnects at once.
     let (monitor, url_a) = a.add_user("monitor");
@@ -160,7 +174,9 @@ fn one_broker_down_leaves_the_other_flowing_and_it_comes_back() {
     for id in &during {
         c.wait_task_state(id, "SUCCESS", WAIT);
     }
-    eventually("every success counted once", Duration::from_secs(10), || {
-        (succeeded(&c, WA) == 4.0 && succeeded(&c, WB) == 3.0).then_some(())
-    });
+    eventually(
+        "every success counted once",
+        Duration::from_secs(10),
+        || (succeeded(&c, WA) == 4.0 && succeeded(&c, WB) == 3.0).then_some(()),
+    );
 }

@@ -792,11 +792,17 @@ async fn workers_are_woken_on_each_connect_and_asked_for_events() {
 /// `celeriac_broker_connected` of the one broker.
 fn connected(app: &celeriac::app::AppState) -> i64 {
     let broker = app.sources[0].name();
-    app.metrics.broker_connected.with_label_values(&[broker]).get()
+    app.metrics
+        .broker_connected
+        .with_label_values(&[broker])
+        .get()
 }
 
 /// `celeriac_broker_reconnects_total` of the one broker.
 fn reconnects(app: &celeriac::app::AppState) -> u64 {
     let broker = app.sources[0].name();
-    app.metrics.broker_reconnects.with_label_values(&[broker]).get()
+    app.metrics
+        .broker_reconnects
+        .with_label_values(&[broker])
+        .get()
 }

@@ -138,11 +138,17 @@ mod tests {
     fn a_queue_on_two_brokers_is_one_queue_with_both_figures() {
         let a = answered(
             Source::Management,
-            vec![queue("celery", 3, Some(1), false), queue("a", 1, None, true)],
+            vec![
+                queue("celery", 3, Some(1), false),
+                queue("a", 1, None, true),
+            ],
         );
         let b = answered(
             Source::Amqp,
-            vec![queue("celery", 4, Some(2), true), queue("b", 2, Some(0), true)],
+            vec![
+                queue("celery", 4, Some(2), true),
+                queue("b", 2, Some(0), true),
+            ],
         );
         let m = merge(vec![("amqp://x/a".into(), a), ("amqp://x/b".into(), b)]);
         let (source, queues) = m.result.unwrap();
@@ -150,7 +156,10 @@ mod tests {
         let names: Vec<_> = queues.iter().map(|q| q.name.as_str()).collect();
         assert_eq!(names, ["a", "b", "celery"]);
         let celery = &queues[2];
-        assert_eq!((celery.messages_ready, celery.messages, celery.consumers), (7, Some(7), Some(3)));
+        assert_eq!(
+            (celery.messages_ready, celery.messages, celery.consumers),
+            (7, Some(7), Some(3))
+        );
         assert_eq!(celery.idle_since, None, "busy on one broker");
         assert!(queues[0].idle_since.is_some());
         assert_eq!(m.up, [true, true, false]);
@@ -171,7 +180,10 @@ mod tests {
         let m = merge(vec![("amqp://x/a".into(), a), ("amqp://x/b".into(), b)]);
         assert_eq!(m.result.unwrap().1[0].messages_ready, 3);
         assert_eq!(m.failed[0], true);
-        assert_eq!(m.last_error.as_deref(), Some("amqp://x/b: management API: refused"));
+        assert_eq!(
+            m.last_error.as_deref(),
+            Some("amqp://x/b: management API: refused")
+        );
         assert_eq!(m.scheduled_broker_side, Some(2));
         let none = merge(vec![("b".into(), QueuePoll::default())]);
         assert!(none.result.is_none());

@@ -239,16 +239,14 @@ impl FailureGroups {
         by: &str,
         now: f64,
     ) -> Result<FailureGroup, UnknownGroup> {
-        let g = self
-            .groups
-            .get_mut(fingerprint)
-            .ok_or_else(|| UnknownGroup(fingerprint.to_owned()))?;
-        g.is_resolved = true;
-        g.resolved = Some(Mark {
-            by: by.to_owned(),
-            at: now,
-        });
-        Ok(render(g))
+        self.mark(
+            fingerprint,
+            true,
+            Mark {
+                by: by.to_owned(),
+                at: now,
+            },
+        )
     }
 
     /// Opens a resolved group again, by hand.
@@ -258,15 +256,33 @@ impl FailureGroups {
         by: &str,
         now: f64,
     ) -> Result<FailureGroup, UnknownGroup> {
+        self.mark(
+            fingerprint,
+            false,
+            Mark {
+                by: by.to_owned(),
+                at: now,
+            },
+        )
+    }
+
+    fn mark(
+        &mut self,
+        fingerprint: &str,
+        resolved: bool,
+        mark: Mark,
+    ) -> Result<FailureGroup, UnknownGroup> {
         let g = self
             .groups
             .get_mut(fingerprint)
             .ok_or_else(|| UnknownGroup(fingerprint.to_owned()))?;
-        g.is_resolved = false;
-        g.unresolved = Some(Mark {
-            by: by.to_owned(),
-            at: now,
-        });
+        g.is_resolved = resolved;
+        let slot = if resolved {
+            &mut g.resolved
+        } else {
+            &mut g.unresolved
+        };
+        *slot = Some(mark);
         Ok(render(g))
     }
 

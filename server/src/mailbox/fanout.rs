@@ -113,7 +113,11 @@ pub fn merge(request: &Request, outcomes: Vec<Outcome>) -> Outcome {
     }
     let mut no_reply: Vec<String> = request
         .expected()
-        .map(|exp| exp.into_iter().filter(|w| !replies.contains_key(w)).collect())
+        .map(|exp| {
+            exp.into_iter()
+                .filter(|w| !replies.contains_key(w))
+                .collect()
+        })
         .unwrap_or_default();
     no_reply.sort();
     Outcome { replies, no_reply }
@@ -160,7 +164,7 @@ mod tests {
 
     use super::*;
 
-    fn homes(known: &[(&str, usize)]) -> impl Fn(&str) -> Option<usize> + '_ {
+    fn homes<'a>(known: &'a [(&'a str, usize)]) -> impl Fn(&str) -> Option<usize> + 'a {
         move |w| known.iter().find(|(n, _)| *n == w).map(|(_, b)| *b)
     }
 
@@ -177,7 +181,7 @@ mod tests {
     #[test]
     fn named_workers_go_to_their_brokers_and_unknown_ones_everywhere() {
         let r = Request::new("ping", json!({}), Target::Workers(names(&["a", "b", "c"])));
-        let plan = plan(&r, 3, homes(&[("a", 0), ("b", 2)]));
+        let plan = super::plan(&r, 3, homes(&[("a", 0), ("b", 2)]));
         assert_eq!(
             targets(&plan),
             vec![
@@ -188,14 +192,17 @@ mod tests {
         );
         // Only known workers: brokers without one are not asked at all.
         let r = Request::new("ping", json!({}), Target::Workers(names(&["b"])));
-        let plan = plan(&r, 3, homes(&[("a", 0), ("b", 2)]));
-        assert_eq!(targets(&plan), vec![(2, Target::Workers(names(&["b"])), None)]);
+        let plan = super::plan(&r, 3, homes(&[("a", 0), ("b", 2)]));
+        assert_eq!(
+            targets(&plan),
+            vec![(2, Target::Workers(names(&["b"])), None)]
+        );
     }
 
     #[test]
     fn everyone_goes_to_every_broker_expecting_its_own_workers() {
         let r = Request::new("stats", json!({}), Target::All).expecting(names(&["a", "b", "new"]));
-        let plan = plan(&r, 2, homes(&[("a", 0), ("b", 1)]));
+        let plan = super::plan(&r, 2, homes(&[("a", 0), ("b", 1)]));
         assert_eq!(
             targets(&plan),
             vec![
@@ -208,7 +215,7 @@ mod tests {
     }
 
     fn plan_len(r: &Request) -> usize {
-        plan(r, 2, |_| None).len()
+        super::plan(r, 2, |_| None).len()
     }
 
     #[test]
@@ -279,7 +286,10 @@ mod tests {
         assert_eq!(all.replies.len(), 2);
         assert_eq!((fan.home_of("a"), fan.home_of("b")), (Some(0), Some(1)));
         let one = Request::new("ping", json!({}), Target::Workers(names(&["b"])));
-        assert_eq!(fan.call(&one).await.unwrap().ok_of("b").as_deref(), Some("pong"));
+        assert_eq!(
+            fan.call(&one).await.unwrap().ok_of("b").as_deref(),
+            Some("pong")
+        );
         // The second request went to b's broker only.
         assert_eq!(fan.brokers[0].asked.lock().len(), 1);
         assert_eq!(fan.brokers[1].asked.lock().len(), 2);
