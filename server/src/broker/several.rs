@@ -179,7 +179,7 @@ mod tests {
         a.scheduled_broker_side = Some(2);
         let m = merge(vec![("amqp://x/a".into(), a), ("amqp://x/b".into(), b)]);
         assert_eq!(m.result.unwrap().1[0].messages_ready, 3);
-        assert_eq!(m.failed[0], true);
+        assert!(m.failed[0]);
         assert_eq!(
             m.last_error.as_deref(),
             Some("amqp://x/b: management API: refused")
