@@ -17,6 +17,8 @@ pub mod health;
 pub mod insight;
 /// `/api/queues/length`.
 pub mod queues;
+/// `GET /api/series`.
+pub mod series;
 /// A task's workflow tree.
 pub mod tree;
 /// The dashboard's websocket messages.

@@ -18,6 +18,7 @@ use crate::insight::Insight;
 use crate::metrics::{MetricsArgs, Scrape, SelfMetrics};
 use crate::oidc::Oidc;
 use crate::results::Backend;
+use crate::series::Series;
 use crate::state::State;
 use crate::submit::Submitter;
 use crate::telemetry::{any_consuming, first_error, LastEvent, SourceStatus};
@@ -43,6 +44,8 @@ pub struct AppState {
     pub history: Option<Arc<History>>,
     /// Failure groups and queue latency, kept by a feed subscriber.
     pub insight: Arc<Insight>,
+    /// The charts' time series, sampled every 10 s.
+    pub series: Arc<Series>,
     /// Where every route is served (`--url-prefix`).
     pub url_prefix: String,
     /// How `/metrics` renders (buckets, name cardinality, Flower's names).

@@ -23,6 +23,7 @@ pub mod pyrepr;
 pub mod query;
 pub mod redact;
 pub mod results;
+pub mod series;
 pub mod shutdown;
 pub mod state;
 pub mod submit;
@@ -154,6 +155,7 @@ pub fn assemble(config: &Config, brokers: &Brokers) -> AppState {
         alerting: Arc::new(alerting::Alerting::new(&config.alerting)),
         history,
         insight: Arc::new(insight::Insight::new(&config.insight)),
+        series: Arc::default(),
         url_prefix: config.http.url_prefix.clone(),
         exporter: config.metrics.clone(),
         hide_args: config.redact.hide_args,
@@ -334,6 +336,19 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     tasks.spawn(async move {
         poller.run(client, sd).await;
         "broker stats"
+    });
+
+    // The charts' time series.
+    let (series, state, broker, insight) = (
+        app.series.clone(),
+        app.state.clone(),
+        app.broker.clone(),
+        app.insight.clone(),
+    );
+    let sd = shutdown.clone();
+    tasks.spawn(async move {
+        series::run(series, state, broker, insight, sd).await;
+        "chart series"
     });
 
     // statsd output (idle without --statsd).

@@ -136,6 +136,7 @@ const LAYERS: &[&[&str]] = &[
         "history",
         "results",
         "oidc",
+        "series",
     ],
     // Composition: what HTTP handlers read, HTTP, the command line.
     &["app"],

@@ -6,7 +6,9 @@
 //! `GET /api/queues/length` (the server's latest broker poll; no broker
 //! request per call) every [`POLL_MS`]. Depth samples are kept in the
 //! browser for [`HISTORY_SECS`], in a module-level store rather than the
-//! component, so that leaving the page and coming back keeps the sparklines.
+//! component, so that leaving the page and coming back keeps the sparklines;
+//! on opening, the store is filled from what the server sampled before
+//! (`/api/series`), so the sparklines are full at once.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
@@ -17,7 +19,7 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use serde::Deserialize;
 
 use super::control::{ask, can_control};
-use super::util::{absolute, enc, href, in_place, input_value, sort_mark, with_query};
+use super::util::{absolute, enc, get_json, href, in_place, input_value, sort_mark, with_query};
 use crate::model::control::Action;
 
 /// How often the page asks the server; its own broker poll defaults to 5 s,
@@ -116,6 +118,33 @@ fn record(now: f64, queues: &[Queue]) {
     });
 }
 
+/// Fills the sparklines with what the server kept (`/api/series`) from
+/// before the page's own first sample, so they are full at once.
+fn seed(now: f64, kept: BTreeMap<String, Vec<(f64, f64)>>) {
+    HISTORY.with(|h| {
+        let mut h = h.borrow_mut();
+        for (name, points) in kept {
+            let samples = h.entry(name).or_default();
+            let first = samples.front().map_or(f64::INFINITY, |s| s.0);
+            let older = points
+                .into_iter()
+                .filter(|(t, _)| now - t <= HISTORY_SECS && *t < first)
+                .map(|(t, v)| (t, v.max(0.0) as u64));
+            for (i, p) in older.enumerate() {
+                samples.insert(i, p);
+            }
+        }
+    });
+}
+
+async fn fetch_series() -> Option<BTreeMap<String, Vec<(f64, f64)>>> {
+    let url = href("/api/series?metric=queue_depth&range=1h");
+    get_json::<api::series::SeriesAnswer>(&url, "/api/series")
+        .await
+        .ok()
+        .map(|a| a.series)
+}
+
 fn samples(name: &str) -> Vec<(f64, u64)> {
     HISTORY.with(|h| {
         h.borrow()
@@ -199,6 +228,12 @@ pub fn Queues() -> impl IntoView {
             }
         });
     };
+    leptos::task::spawn_local(async move {
+        if let Some(kept) = fetch_series().await {
+            seed(js_sys::Date::now() / 1000.0, kept);
+            let _ = tick.try_update(|t| *t += 1);
+        }
+    });
     poll();
     if let Ok(handle) = set_interval_with_handle(poll, Duration::from_millis(POLL_MS)) {
         on_cleanup(move || handle.clear());

@@ -18,6 +18,7 @@ mod oidc;
 mod params;
 mod pause;
 mod queues;
+mod series;
 mod submit;
 mod task_stats;
 mod tree;
@@ -67,6 +68,7 @@ pub fn router(shared: Arc<AppState>) -> Router {
         .merge(diagnosis::routes())
         .merge(flower_pages::routes())
         .merge(tree::routes())
+        .merge(series::routes())
         .merge(oidc::routes(callback.as_deref()))
         .fallback(assets::fallback) // the dashboard's files, deep links, else not_found
         .layer(auth.clone())
