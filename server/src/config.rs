@@ -26,6 +26,7 @@ use crate::owner::StateArgs;
 use crate::redact::RedactArgs;
 use crate::results::ResultsArgs;
 use crate::submit::SubmitArgs;
+use crate::transport::redis::RedisArgs;
 
 pub const DEFAULT_LOG: &str = "info";
 
@@ -51,6 +52,9 @@ pub enum LogFormat {
 pub struct Config {
     #[command(flatten)]
     pub ingest: IngestArgs,
+
+    #[command(flatten)]
+    pub redis: RedisArgs,
 
     #[command(flatten)]
     pub http: HttpArgs,
