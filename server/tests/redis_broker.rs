@@ -366,7 +366,10 @@ fn a_cluster_behind_sentinel_is_seen_inspected_and_measured_through_it() {
             .is_some()
             .then(|| v["s1@test"].clone())
     });
-    assert!(info["registered"].to_string().contains("tasks.add"), "{info}");
+    assert!(
+        info["registered"].to_string().contains("tasks.add"),
+        "{info}"
+    );
 
     // Nobody consumes `parked`: its depth is read on the master Sentinel named.
     broker.send_many("add", "[1, 1]", 3, &["--queue", "parked"]);
@@ -439,16 +442,20 @@ fn a_cluster_with_a_global_keyprefix_is_seen_controlled_and_measured() {
         .query(&mut redis)
         .unwrap();
     assert_eq!(lists, (3, 2));
-    eventually("only prefixed keys, celeriac's reply lists gone", WAIT, || {
-        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut redis).unwrap();
-        let outside: Vec<&String> = keys.iter().filter(|k| !k.starts_with("app1:")).collect();
-        assert!(outside.is_empty(), "keys without the prefix: {outside:?}");
-        let replies: Vec<String> = redis::cmd("SMEMBERS")
-            .arg("app1:_kombu.binding.reply.celery.pidbox")
-            .query(&mut redis)
-            .unwrap();
-        replies.is_empty().then_some(())
-    });
+    eventually(
+        "only prefixed keys, celeriac's reply lists gone",
+        WAIT,
+        || {
+            let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut redis).unwrap();
+            let outside: Vec<&String> = keys.iter().filter(|k| !k.starts_with("app1:")).collect();
+            assert!(outside.is_empty(), "keys without the prefix: {outside:?}");
+            let replies: Vec<String> = redis::cmd("SMEMBERS")
+                .arg("app1:_kombu.binding.reply.celery.pidbox")
+                .query(&mut redis)
+                .unwrap();
+            replies.is_empty().then_some(())
+        },
+    );
 }
 
 #[test]

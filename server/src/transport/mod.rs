@@ -47,7 +47,10 @@ impl Transport {
     /// so a bad `--broker` stops start-up with a message naming it. `redis`
     /// holds what kombu's Redis transport takes besides the URL (Sentinel's
     /// master name, the global key prefix).
-    pub fn from_url(url: &str, redis: &self::redis::RedisArgs) -> Result<Transport, TransportError> {
+    pub fn from_url(
+        url: &str,
+        redis: &self::redis::RedisArgs,
+    ) -> Result<Transport, TransportError> {
         let scheme = url
             .split_once("://")
             .map(|(s, _)| s.to_ascii_lowercase())

@@ -42,10 +42,14 @@ impl Server {
             conf.push_str(&format!("replicaof 127.0.0.1 {master}\n"));
         }
         let process = Process::start(dir, name, &conf, &[]);
-        eventually(&format!("{name} to answer PING"), Duration::from_secs(20), || {
-            let mut c = connect(port).ok()?;
-            redis::cmd("PING").query::<String>(&mut c).ok()
-        });
+        eventually(
+            &format!("{name} to answer PING"),
+            Duration::from_secs(20),
+            || {
+                let mut c = connect(port).ok()?;
+                redis::cmd("PING").query::<String>(&mut c).ok()
+            },
+        );
         Server { port, process }
     }
 

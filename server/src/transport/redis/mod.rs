@@ -171,7 +171,10 @@ mod tests {
         let err = Redis::new("sentinel://:secret@s1", &RedisArgs::default())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("--redis-master-name") && !err.contains("secret"), "{err}");
+        assert!(
+            err.contains("--redis-master-name") && !err.contains("secret"),
+            "{err}"
+        );
         assert!(Redis::new("sentinel://s1?master_name=m", &RedisArgs::default()).is_ok());
     }
 }

@@ -72,14 +72,12 @@ impl Sentinel {
     /// The master's address according to one node.
     async fn ask(&self, host: &str, port: u16) -> Result<(String, u16), String> {
         let auth = match &self.password {
-            Some(p) => format!(
-                ":{}@",
-                utf8_percent_encode(p.expose(), NON_ALPHANUMERIC)
-            ),
+            Some(p) => format!(":{}@", utf8_percent_encode(p.expose(), NON_ALPHANUMERIC)),
             None => String::new(),
         };
-        let client = redis::Client::open(format!("redis://{auth}{}/", bracket(host, port)).as_str())
-            .map_err(|e| e.to_string())?;
+        let client =
+            redis::Client::open(format!("redis://{auth}{}/", bracket(host, port)).as_str())
+                .map_err(|e| e.to_string())?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(NODE_TIMEOUT))
             .set_response_timeout(Some(NODE_TIMEOUT));
@@ -162,9 +160,6 @@ mod tests {
             master_url("10.0.0.5", 6380, Some(":p%40ss"), 3),
             "redis://:p%40ss@10.0.0.5:6380/3"
         );
-        assert_eq!(
-            master_url("::1", 6379, None, 0),
-            "redis://[::1]:6379/0"
-        );
+        assert_eq!(master_url("::1", 6379, None, 0), "redis://[::1]:6379/0");
     }
 }

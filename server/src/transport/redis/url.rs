@@ -166,7 +166,10 @@ fn parse_sentinel(url: &str) -> Result<RedisUrl, String> {
             .filter(|(s, _)| s.eq_ignore_ascii_case("sentinel"))
             .map(|(_, r)| r)
             .ok_or_else(|| {
-                format!("`{}`: every `;`-separated part must be a sentinel:// URL", mask(part))
+                format!(
+                    "`{}`: every `;`-separated part must be a sentinel:// URL",
+                    mask(part)
+                )
             })?;
         let (rest, query) = split_query(rest);
         for (key, _) in query_pairs(query) {
@@ -289,7 +292,10 @@ mod tests {
         assert_eq!(direct("redis://localhost").1, 0);
         assert_eq!(direct("redis://localhost/").1, 0);
         assert_eq!(direct("REDIS://:pw@h:1/2").0, "redis://:pw@h:1/2");
-        assert_eq!(direct("redis://h?virtual_host=5"), ("redis://h/5".into(), 5));
+        assert_eq!(
+            direct("redis://h?virtual_host=5"),
+            ("redis://h/5".into(), 5)
+        );
         assert_eq!(
             direct("rediss://h:6380/1?ssl_cert_reqs=none").0,
             "rediss://h:6380/1#insecure"
