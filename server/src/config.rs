@@ -527,6 +527,24 @@ mod tests {
             ),
             ("config", "config", Some("CELERIAC_CONFIG"), &[]),
             (
+                "redis_master_name",
+                "redis-master-name",
+                Some("CELERIAC_REDIS_MASTER_NAME"),
+                &[],
+            ),
+            (
+                "redis_sentinel_password",
+                "redis-sentinel-password",
+                Some("CELERIAC_REDIS_SENTINEL_PASSWORD"),
+                &[],
+            ),
+            (
+                "redis_global_keyprefix",
+                "redis-global-keyprefix",
+                Some("CELERIAC_REDIS_GLOBAL_KEYPREFIX"),
+                &[],
+            ),
+            (
                 "redact_keys",
                 "redact-keys",
                 Some("CELERIAC_REDACT_KEYS"),

@@ -71,13 +71,8 @@ impl Sentinel {
 
     /// The master's address according to one node.
     async fn ask(&self, host: &str, port: u16) -> Result<(String, u16), String> {
-        let auth = match &self.password {
-            Some(p) => format!(":{}@", utf8_percent_encode(p.expose(), NON_ALPHANUMERIC)),
-            None => String::new(),
-        };
-        let client =
-            redis::Client::open(format!("redis://{auth}{}/", bracket(host, port)).as_str())
-                .map_err(|e| e.to_string())?;
+        let url = node_url(host, port, self.password.as_ref());
+        let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(NODE_TIMEOUT))
             .set_response_timeout(Some(NODE_TIMEOUT));
@@ -113,6 +108,16 @@ fn master_address(state: &HashMap<String, String>) -> Result<(String, u16), Stri
         .and_then(|p| p.parse::<u16>().ok())
         .ok_or("no `port` in the answer")?;
     Ok((ip.clone(), port))
+}
+
+/// A node in redis-rs' URL syntax; its password, which comes from a flag
+/// rather than a URL, percent-encoded.
+fn node_url(host: &str, port: u16, password: Option<&Secret>) -> String {
+    let auth = match password {
+        Some(p) => format!(":{}@", utf8_percent_encode(p.expose(), NON_ALPHANUMERIC)),
+        None => String::new(),
+    };
+    format!("redis://{auth}{}/", bracket(host, port))
 }
 
 /// The master in redis-rs' URL syntax, with the credentials of the broker
@@ -152,6 +157,16 @@ mod tests {
         }
         let no_port = state(&[("ip", "h"), ("flags", "master")]);
         assert!(master_address(&no_port).is_err());
+    }
+
+    #[test]
+    fn a_nodes_password_is_encoded_for_the_url() {
+        assert_eq!(node_url("s1", 26379, None), "redis://s1:26379/");
+        let secret = Secret::new("p@ss:w/rd");
+        assert_eq!(
+            node_url("::1", 26380, Some(&secret)),
+            "redis://:p%40ss%3Aw%2Frd@[::1]:26380/"
+        );
     }
 
     #[test]
