@@ -331,10 +331,14 @@ fn a_cluster_behind_sentinel_is_seen_inspected_and_measured_through_it() {
     // A Sentinel of this test's own watches the shared Redis, which has no
     // replica, so it can never fail it over.
     let sentinel = Sentinel::start(&broker.log_dir, "mymaster", &host, port, 30_000);
+    // The master's credentials are in the URL, as kombu takes them: an ACL
+    // user of this test's own.
+    let user = AclUser::create(&broker, &format!("{}-user", broker.name), PASSWORD);
     // The first node of the list is down: both kombu and celeriac must go
     // on to the next. The database comes from the first URL, as in kombu.
     let url = format!(
-        "sentinel://127.0.0.1:{}/{db};sentinel://127.0.0.1:{}/{db}",
+        "sentinel://{0}:{PASSWORD}@127.0.0.1:{1}/{db};sentinel://{0}:{PASSWORD}@127.0.0.1:{2}/{db}",
+        user.name,
         free_port(),
         sentinel.port
     );
@@ -385,6 +389,51 @@ fn a_cluster_behind_sentinel_is_seen_inspected_and_measured_through_it() {
     let mut redis = broker.redis_connection();
     let parked: u64 = redis::cmd("LLEN").arg("parked").query(&mut redis).unwrap();
     assert_eq!(parked, 3);
+
+    // The password never shows; every node of the list does.
+    let metrics = c.metrics();
+    let masked = format!("sentinel://{}:********@127.0.0.1:", user.name);
+    assert!(metrics.contains(&masked), "{masked} not in /metrics");
+    for text in [metrics, c.log(), c.get_json("/readyz").to_string()] {
+        assert!(!text.contains(PASSWORD), "the password leaked:\n{text}");
+    }
+}
+
+const PASSWORD: &str = "hunter2-sentinel";
+
+/// A Redis ACL user with every right, removed on drop.
+struct AclUser {
+    name: String,
+    conn: redis::Connection,
+}
+
+impl AclUser {
+    fn create(broker: &TestVhost, name: &str, password: &str) -> AclUser {
+        let mut conn = broker.redis_connection();
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(name)
+            .arg("on")
+            .arg(format!(">{password}"))
+            .arg("~*")
+            .arg("&*")
+            .arg("+@all")
+            .query(&mut conn)
+            .expect("ACL SETUSER");
+        AclUser {
+            name: name.to_string(),
+            conn,
+        }
+    }
+}
+
+impl Drop for AclUser {
+    fn drop(&mut self) {
+        let _: Result<i64, _> = redis::cmd("ACL")
+            .arg("DELUSER")
+            .arg(&self.name)
+            .query(&mut self.conn);
+    }
 }
 
 #[test]
