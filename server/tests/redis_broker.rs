@@ -330,7 +330,14 @@ fn a_cluster_behind_sentinel_is_seen_inspected_and_measured_through_it() {
     let (host, port) = local_redis();
     // A Sentinel of this test's own watches the shared Redis, which has no
     // replica, so it can never fail it over.
-    let sentinel = Sentinel::start(&broker.log_dir, "mymaster", &host, port, 30_000);
+    // The Sentinel wants a password of its own (Celery's `sentinel_kwargs`).
+    let sentinel = Sentinel::start(
+        &broker.log_dir,
+        "mymaster",
+        (&host, port),
+        30_000,
+        Some(SENTINEL_PASSWORD),
+    );
     // The master's credentials are in the URL, as kombu takes them: an ACL
     // user of this test's own.
     let user = AclUser::create(&broker, &format!("{}-user", broker.name), PASSWORD);
@@ -344,12 +351,15 @@ fn a_cluster_behind_sentinel_is_seen_inspected_and_measured_through_it() {
     );
     broker.set_celery_env("CELERY_BROKER_URL", &url);
     broker.set_celery_env("CELERY_REDIS_MASTER_NAME", "mymaster");
+    broker.set_celery_env("CELERY_REDIS_SENTINEL_PASSWORD", SENTINEL_PASSWORD);
     let c = Celeriac::start_with_broker(
         &url,
         &broker.log_dir,
         &[
             "--redis-master-name",
             "mymaster",
+            "--redis-sentinel-password",
+            SENTINEL_PASSWORD,
             "--broker-stats-interval",
             "1",
         ],
@@ -374,6 +384,11 @@ fn a_cluster_behind_sentinel_is_seen_inspected_and_measured_through_it() {
         info["registered"].to_string().contains("tasks.add"),
         "{info}"
     );
+    // The worker reports its transport options, the Sentinel password among
+    // them: masked before it is shown.
+    let options = &info["stats"]["broker"]["transport_options"];
+    assert_eq!(options["master_name"], "mymaster", "{info}");
+    assert_eq!(options["sentinel_kwargs"]["password"], "********", "{info}");
 
     // Nobody consumes `parked`: its depth is read on the master Sentinel named.
     broker.send_many("add", "[1, 1]", 3, &["--queue", "parked"]);
@@ -394,12 +409,16 @@ fn a_cluster_behind_sentinel_is_seen_inspected_and_measured_through_it() {
     let metrics = c.metrics();
     let masked = format!("sentinel://{}:********@127.0.0.1:", user.name);
     assert!(metrics.contains(&masked), "{masked} not in /metrics");
-    for text in [metrics, c.log(), c.get_json("/readyz").to_string()] {
-        assert!(!text.contains(PASSWORD), "the password leaked:\n{text}");
+    let workers = c.get_json("/api/workers").to_string();
+    for text in [metrics, c.log(), c.get_json("/readyz").to_string(), workers] {
+        for secret in [PASSWORD, SENTINEL_PASSWORD] {
+            assert!(!text.contains(secret), "a password leaked:\n{text}");
+        }
     }
 }
 
-const PASSWORD: &str = "hunter2-sentinel";
+const PASSWORD: &str = "hunter2-master";
+const SENTINEL_PASSWORD: &str = "hunter2-sentinel";
 
 /// A Redis ACL user with every right, removed on drop.
 struct AclUser {
@@ -517,7 +536,7 @@ fn after_a_sentinel_failover_celeriac_follows_the_new_master() {
     eventually("the replica to be in sync", WAIT, || {
         replica.replica_in_sync().then_some(())
     });
-    let sentinel = Sentinel::start(dir, "failover", "127.0.0.1", master.port, 1000);
+    let sentinel = Sentinel::start(dir, "failover", ("127.0.0.1", master.port), 1000, None);
     eventually("Sentinel to know the replica", WAIT, || {
         (sentinel.replicas() == 1).then_some(())
     });

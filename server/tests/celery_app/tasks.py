@@ -43,7 +43,8 @@ if os.environ.get("CELERY_TASK_SEND_SENT_EVENT") == "0":
 if os.environ.get("CELERY_TASK_TIME_LIMIT"):
     app.conf.task_time_limit = float(os.environ["CELERY_TASK_TIME_LIMIT"])
 # Redis transport options kombu takes beside the URL (tests/redis_broker.rs):
-# Sentinel's master name and the global key prefix of every key and channel.
+# Sentinel's master name and its nodes' own password, and the global key
+# prefix of every key and channel.
 _redis_options = {
     key: os.environ[env]
     for key, env in (
@@ -52,6 +53,10 @@ _redis_options = {
     )
     if os.environ.get(env)
 }
+if os.environ.get("CELERY_REDIS_SENTINEL_PASSWORD"):
+    _redis_options["sentinel_kwargs"] = {
+        "password": os.environ["CELERY_REDIS_SENTINEL_PASSWORD"]
+    }
 if _redis_options:
     app.conf.broker_transport_options = {
         **(app.conf.broker_transport_options or {}),

@@ -79,32 +79,38 @@ impl Server {
 pub struct Sentinel {
     pub port: u16,
     master: String,
+    password: Option<String>,
     process: Process,
 }
 
 impl Sentinel {
     /// Starts a Sentinel (quorum 1) that monitors `host:port` as `master`;
     /// returns once it reports that master up. `down_after_ms` is how long
-    /// the master may be silent before Sentinel considers it down.
+    /// the master may be silent before Sentinel considers it down;
+    /// `password`, the one clients of the Sentinel itself must give.
     pub fn start(
         dir: &Path,
         master: &str,
-        host: &str,
-        master_port: u16,
+        (host, master_port): (&str, u16),
         down_after_ms: u64,
+        password: Option<&str>,
     ) -> Sentinel {
         let port = free_port();
-        let conf = format!(
+        let mut conf = format!(
             "port {port}\nbind 127.0.0.1\ndir {}\n\
              sentinel monitor {master} {host} {master_port} 1\n\
              sentinel down-after-milliseconds {master} {down_after_ms}\n\
              sentinel failover-timeout {master} 10000\n",
             dir.display()
         );
+        if let Some(password) = password {
+            conf.push_str(&format!("requirepass {password}\n"));
+        }
         let process = Process::start(dir, &format!("sentinel-{master}"), &conf, &["--sentinel"]);
         let sentinel = Sentinel {
             port,
             master: master.to_string(),
+            password: password.map(str::to_string),
             process,
         };
         eventually(
@@ -121,6 +127,9 @@ impl Sentinel {
     /// `SENTINEL MASTER <name>` as key/value pairs.
     pub fn master_state(&self) -> Option<std::collections::HashMap<String, String>> {
         let mut c = connect(self.port).ok()?;
+        if let Some(password) = &self.password {
+            redis::cmd("AUTH").arg(password).query::<()>(&mut c).ok()?;
+        }
         redis::cmd("SENTINEL")
             .arg("MASTER")
             .arg(&self.master)
