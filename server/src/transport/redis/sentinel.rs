@@ -2,7 +2,9 @@
 //! `Sentinel.discover_master` (which kombu uses) finds it
 //! (docs/celery-protocol.md §8.5): ask each node in the URL's order for the
 //! master's state (`SENTINEL MASTER <name>`), take the first answer that
-//! names a master no node considers down, and connect there.
+//! reports the master up (neither subjectively nor objectively down), and
+//! connect there. redis-py asks for every master (`SENTINEL MASTERS`);
+//! asking for the one is the same answer.
 //!
 //! Every new connection asks again, so a failover (which moves the master
 //! and makes Sentinel close the old master's client connections) is
