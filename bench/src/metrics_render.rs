@@ -164,7 +164,7 @@ pub fn run_shape(workers: usize, names: usize, per_worker: usize) -> anyhow::Res
     // Memory only, as the earlier figures were.
     let config = celeriac::config::Config::load_from(["celeriac", "--db", "none"])
         .map_err(|e| anyhow::anyhow!("config: {e}"))?;
-    let brokers = celeriac::transport::Brokers::from_urls(&config.ingest.broker)?;
+    let brokers = celeriac::transport::Brokers::from_urls(&config.ingest.broker, &config.redis)?;
     let shared = celeriac::assemble(&config, &brokers);
     let now = cluster.now;
     // The state is moved in and out around each batch of new events, as

@@ -26,6 +26,7 @@ use crate::owner::StateArgs;
 use crate::redact::RedactArgs;
 use crate::results::ResultsArgs;
 use crate::submit::SubmitArgs;
+use crate::transport::redis::RedisArgs;
 
 pub const DEFAULT_LOG: &str = "info";
 
@@ -51,6 +52,9 @@ pub enum LogFormat {
 pub struct Config {
     #[command(flatten)]
     pub ingest: IngestArgs,
+
+    #[command(flatten)]
+    pub redis: RedisArgs,
 
     #[command(flatten)]
     pub http: HttpArgs,
@@ -545,6 +549,24 @@ mod tests {
                 &[],
             ),
             ("config", "config", Some("CELERIAC_CONFIG"), &[]),
+            (
+                "redis_master_name",
+                "redis-master-name",
+                Some("CELERIAC_REDIS_MASTER_NAME"),
+                &[],
+            ),
+            (
+                "redis_sentinel_password",
+                "redis-sentinel-password",
+                Some("CELERIAC_REDIS_SENTINEL_PASSWORD"),
+                &[],
+            ),
+            (
+                "redis_global_keyprefix",
+                "redis-global-keyprefix",
+                Some("CELERIAC_REDIS_GLOBAL_KEYPREFIX"),
+                &[],
+            ),
             (
                 "redact_keys",
                 "redact-keys",

@@ -193,7 +193,8 @@ pub(crate) fn test_app(flags: &[&str]) -> AppState {
         .chain(memory_only.into_iter().flatten())
         .chain(flags.iter().copied());
     let config = Config::load_from(args).expect("valid flags");
-    let brokers = Brokers::from_urls(&config.ingest.broker).expect("valid broker URL");
+    let brokers =
+        Brokers::from_urls(&config.ingest.broker, &config.redis).expect("valid broker URL");
     assemble(&config, &brokers)
 }
 
@@ -216,7 +217,7 @@ fn subscribers(app: &AppState) -> Feed {
 /// starts the state owner, ingest and the HTTP server. Each task gets the
 /// handles it uses.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
-    let brokers = Brokers::from_urls(&config.ingest.broker).context("--broker")?;
+    let brokers = Brokers::from_urls(&config.ingest.broker, &config.redis).context("--broker")?;
     results::Backend::from_args(&config.results).map_err(anyhow::Error::msg)?;
     let sign_in = config.oidc.settings().map_err(anyhow::Error::msg)?;
     auth::Sessions::from_args(&config.session).map_err(anyhow::Error::msg)?;

@@ -13,6 +13,7 @@ fn run(args: &[&str]) -> Output {
         .env_remove("CELERY_BROKER_URL")
         .env_remove("CELERIAC_CONFIG")
         .env_remove("CELERIAC_PORT")
+        .env_remove("CELERIAC_REDIS_MASTER_NAME")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -60,6 +61,8 @@ fn help_lists_the_flags() {
         "--max-tasks",
         "--events-queue",
         "--events-ttl",
+        "--redis-master-name",
+        "--redis-global-keyprefix",
         "--config",
     ] {
         assert!(
@@ -90,6 +93,22 @@ fn bad_values_name_their_flag() {
     assert_rejected(
         &["--max-stats-task-names", "1"],
         &["--max-stats-task-names"],
+    );
+}
+
+#[test]
+fn a_sentinel_broker_without_a_master_name_is_refused_with_its_password_masked() {
+    let url = "sentinel://:hunter2@127.0.0.1:1/0;sentinel://:hunter3@127.0.0.1:2/0";
+    let out = run(&["--broker", url, "--port", "0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--redis-master-name") && stderr.contains("127.0.0.1:2"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2") && !stderr.contains("hunter3"),
+        "{stderr}"
     );
 }
 

@@ -116,6 +116,15 @@ impl InspectCache {
 pub fn masked_reply(redactor: &Redactor, method: &str, reply: Value) -> Value {
     match method {
         "conf" => mask_conf(reply),
+        // A worker's broker connection as kombu describes it, transport
+        // options included (a Sentinel's `sentinel_kwargs` password, say).
+        "stats" => {
+            let mut reply = reply;
+            if let Some(broker) = reply.get_mut("broker") {
+                *broker = mask_conf(broker.take());
+            }
+            reply
+        }
         "active" | "reserved" | "scheduled" => {
             let mut reply = reply;
             mask_task_args(redactor, &mut reply);
@@ -356,8 +365,12 @@ mod tests {
         let other = masked_reply(&r, "stats", json!({"password": "kept"}));
         assert_eq!(
             other["password"], "kept",
-            "only task lists and conf are masked"
+            "only task lists, conf and stats' broker are masked"
         );
+        let stats = json!({"broker": {"hostname": "sentinel://:pw@h1;sentinel://:pw@h2",
+            "transport_options": {"sentinel_kwargs": {"password": "pw"}}}});
+        let text = masked_reply(&r, "stats", stats).to_string();
+        assert!(!text.contains("pw@") && !text.contains("\"pw\""), "{text}");
     }
 
     #[test]

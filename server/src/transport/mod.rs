@@ -44,8 +44,13 @@ pub enum Transport {
 
 impl Transport {
     /// Reads the URL's scheme as kombu does and checks the rest of the URL,
-    /// so a bad `--broker` stops start-up with a message naming it.
-    pub fn from_url(url: &str) -> Result<Transport, TransportError> {
+    /// so a bad `--broker` stops start-up with a message naming it. `redis`
+    /// holds what kombu's Redis transport takes besides the URL (Sentinel's
+    /// master name, the global key prefix).
+    pub fn from_url(
+        url: &str,
+        redis: &self::redis::RedisArgs,
+    ) -> Result<Transport, TransportError> {
         let scheme = url
             .split_once("://")
             .map(|(s, _)| s.to_ascii_lowercase())
@@ -55,7 +60,7 @@ impl Transport {
             return amqp::Amqp::new(url).map(Transport::Amqp);
         }
         if self::redis::redis_scheme(&scheme).is_some() {
-            return self::redis::Redis::new(url).map(Transport::Redis);
+            return self::redis::Redis::new(url, redis).map(Transport::Redis);
         }
         Err(TransportError::BadUrl {
             url: mask_password(url),
@@ -140,10 +145,13 @@ pub type ClusterControl = Fanout<ControlClient>;
 impl Brokers {
     /// Every URL as [`Transport::from_url`] reads it; none, or one given
     /// twice (its events would be counted twice), is an error.
-    pub fn from_urls(urls: &[String]) -> Result<Brokers, TransportError> {
+    pub fn from_urls(
+        urls: &[String],
+        redis: &self::redis::RedisArgs,
+    ) -> Result<Brokers, TransportError> {
         let mut brokers: Vec<Transport> = Vec::with_capacity(urls.len());
         for url in urls {
-            let t = Transport::from_url(url)?;
+            let t = Transport::from_url(url, redis)?;
             if brokers.iter().any(|b| b.masked_url() == t.masked_url()) {
                 return Err(TransportError::BadUrl {
                     url: t.masked_url(),
@@ -247,6 +255,7 @@ mod tests {
 
     #[test]
     fn the_scheme_picks_the_transport_and_others_are_named() {
+        let none = self::redis::RedisArgs::default();
         for url in [
             "amqp://h//",
             "pyamqp://h/",
@@ -254,7 +263,7 @@ mod tests {
             "amqps://h/v",
         ] {
             assert!(
-                matches!(Transport::from_url(url), Ok(Transport::Amqp(_))),
+                matches!(Transport::from_url(url, &none), Ok(Transport::Amqp(_))),
                 "{url}"
             );
         }
@@ -262,31 +271,36 @@ mod tests {
             "redis://:secret@localhost:6379/0",
             "rediss://h/1",
             "redis+socket:///s",
+            "sentinel://:secret@s1:26379;sentinel://s2?master_name=m",
         ] {
-            let t = Transport::from_url(url).unwrap();
+            let t = Transport::from_url(url, &none).unwrap();
             assert!(matches!(t, Transport::Redis(_)), "{url}");
             assert!(!t.acks(), "pub/sub does not acknowledge");
             assert!(!t.masked_url().contains("secret"));
         }
-        let err = Transport::from_url("sqs://:secret@h/")
+        let err = Transport::from_url("sqs://:secret@h/", &none)
             .unwrap_err()
             .to_string();
         assert!(err.contains("sqs") && !err.contains("secret"), "{err}");
-        assert!(Transport::from_url("localhost").is_err());
-        assert!(Transport::from_url("amqp://h//").unwrap().acks());
+        assert!(Transport::from_url("localhost", &none).is_err());
+        assert!(Transport::from_url("amqp://h//", &none).unwrap().acks());
     }
 
     #[test]
     fn several_brokers_are_distinct_and_at_least_one() {
+        let none = self::redis::RedisArgs::default();
         let urls = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let b = Brokers::from_urls(&urls(&["amqp://h/a", "redis://h/1"])).unwrap();
+        let b = Brokers::from_urls(&urls(&["amqp://h/a", "redis://h/1"]), &none).unwrap();
         assert_eq!(b.iter().count(), 2);
-        let err = Brokers::from_urls(&urls(&["amqp://u:secret@h/a", "amqp://u:secret@h/a"]))
-            .unwrap_err()
-            .to_string();
+        let err = Brokers::from_urls(
+            &urls(&["amqp://u:secret@h/a", "amqp://u:secret@h/a"]),
+            &none,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("twice") && !err.contains("secret"), "{err}");
-        assert!(Brokers::from_urls(&[]).is_err());
-        let err = Brokers::from_urls(&urls(&["amqp://h/a", "sqs://h"])).unwrap_err();
+        assert!(Brokers::from_urls(&[], &none).is_err());
+        let err = Brokers::from_urls(&urls(&["amqp://h/a", "sqs://h"]), &none).unwrap_err();
         assert!(err.to_string().contains("sqs"));
     }
 }

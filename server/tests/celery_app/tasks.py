@@ -42,6 +42,26 @@ if os.environ.get("CELERY_TASK_SEND_SENT_EVENT") == "0":
     app.conf.task_send_sent_event = False
 if os.environ.get("CELERY_TASK_TIME_LIMIT"):
     app.conf.task_time_limit = float(os.environ["CELERY_TASK_TIME_LIMIT"])
+# Redis transport options kombu takes beside the URL (tests/redis_broker.rs):
+# Sentinel's master name and its nodes' own password, and the global key
+# prefix of every key and channel.
+_redis_options = {
+    key: os.environ[env]
+    for key, env in (
+        ("master_name", "CELERY_REDIS_MASTER_NAME"),
+        ("global_keyprefix", "CELERY_REDIS_GLOBAL_KEYPREFIX"),
+    )
+    if os.environ.get(env)
+}
+if os.environ.get("CELERY_REDIS_SENTINEL_PASSWORD"):
+    _redis_options["sentinel_kwargs"] = {
+        "password": os.environ["CELERY_REDIS_SENTINEL_PASSWORD"]
+    }
+if _redis_options:
+    app.conf.broker_transport_options = {
+        **(app.conf.broker_transport_options or {}),
+        **_redis_options,
+    }
 # `pool_restart` is refused unless enabled; it is also what makes a changed
 # time limit apply to new tasks (tests/control.rs).
 app.conf.worker_pool_restarts = True

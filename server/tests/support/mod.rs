@@ -33,6 +33,7 @@ use serde_json::Value;
 pub mod events;
 pub mod postgres;
 mod redis_support;
+pub mod sentinel;
 
 pub const CELERY_APP_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/celery_app");
 

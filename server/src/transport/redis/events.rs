@@ -31,11 +31,6 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// AMQP: fewer wake-ups of the owner for a few milliseconds of latency.
 const LINGER: Duration = Duration::from_millis(5);
 
-/// The channel pattern kombu's fanout `celeryev` exchange publishes under.
-pub fn events_pattern(db: i64) -> String {
-    format!("/{db}.celeryev/*")
-}
-
 enum SessionEnd {
     Shutdown,
     OwnerGone,
@@ -51,7 +46,7 @@ pub async fn run(
     mut sender: BatchSender,
     mut shutdown: Shutdown,
 ) {
-    let pattern = events_pattern(redis.db);
+    let pattern = redis.keys.events_pattern();
     let mut backoff = Backoff::new();
     let mut ever_connected = false;
     let mut reported: Option<String> = None;
@@ -121,7 +116,7 @@ pub async fn run(
 
 async fn subscribe(redis: &Redis, pattern: &str) -> Result<(PubSubSink, PubSubStream), String> {
     let open = async {
-        let mut pubsub = redis.client.get_async_pubsub().await?;
+        let mut pubsub = redis.pubsub().await?;
         pubsub.psubscribe(pattern).await?;
         Ok::<_, redis::RedisError>(pubsub.split())
     };

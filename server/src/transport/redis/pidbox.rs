@@ -13,12 +13,11 @@ use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use serde_json::{json, Map, Value};
 
+use super::keys::{Keys, SEP};
 use super::{envelope, Redis};
 use crate::mailbox::{Collection, ControlError, Outcome, Request, Target, REPLY_EXCHANGE};
 
 const PIDBOX_EXCHANGE: &str = "celery.pidbox";
-/// kombu's separator inside binding members and priority list names.
-pub(super) const SEP: &str = "\x06\x16";
 
 /// The pidbox client. Cheap to share; calls run concurrently.
 pub struct Pidbox {
@@ -76,7 +75,7 @@ impl Pidbox {
         let clock = self.clock.fetch_add(1, Ordering::Relaxed) + 1;
         if !request.reply {
             let body = request.body(None);
-            return publish(&mut conn, self.redis.db, &body, clock, timeout)
+            return publish(&mut conn, &self.redis.keys, &body, clock, timeout)
                 .await
                 .map(|_| Outcome::default())
                 .map_err(|e| unavailable("publishing", e));
@@ -84,7 +83,7 @@ impl Pidbox {
 
         let ticket = uuid::Uuid::new_v4().to_string();
         let oid = uuid::Uuid::new_v4().to_string();
-        let reply = ReplyList::new(&oid);
+        let reply = ReplyList::new(&self.redis.keys, &oid);
         // A blocking BRPOP holds its connection, so it gets one of its own.
         let mut blocking = self
             .redis
@@ -97,7 +96,7 @@ impl Pidbox {
             .map_err(|e| unavailable("binding the reply list", e))?;
         let collected = async {
             let body = request.body(Some((&ticket, &oid)));
-            publish(&mut conn, self.redis.db, &body, clock, timeout)
+            publish(&mut conn, &self.redis.keys, &body, clock, timeout)
                 .await
                 .map_err(|e| unavailable("publishing", e))?;
             collect(&mut blocking, &reply.list, &ticket, request, timeout).await
@@ -112,19 +111,21 @@ impl Pidbox {
 
 /// A call's reply list and its binding on the reply exchange.
 struct ReplyList {
+    /// The list's key (with the prefix).
     list: String,
     binding_key: String,
     member: String,
 }
 
 impl ReplyList {
-    fn new(oid: &str) -> ReplyList {
-        let list = format!("{oid}.{REPLY_EXCHANGE}");
+    fn new(keys: &Keys, oid: &str) -> ReplyList {
+        let queue = format!("{oid}.{REPLY_EXCHANGE}");
         ReplyList {
-            binding_key: format!("_kombu.binding.{REPLY_EXCHANGE}"),
-            // routing key, pattern (none for a direct exchange), queue
-            member: format!("{oid}{SEP}{SEP}{list}"),
-            list,
+            list: keys.list(&queue, 0),
+            binding_key: keys.binding(REPLY_EXCHANGE),
+            // routing key, pattern (none for a direct exchange), queue; the
+            // bare name, which the replying worker prefixes.
+            member: format!("{oid}{SEP}{SEP}{queue}"),
         }
     }
 }
@@ -164,7 +165,7 @@ async fn collect(
 /// Publishes a pidbox body as kombu's Mailbox does on Redis.
 async fn publish(
     conn: &mut MultiplexedConnection,
-    db: i64,
+    keys: &Keys,
     body: &Value,
     clock: u64,
     expires_in: Duration,
@@ -176,14 +177,8 @@ async fn publish(
         json!(crate::clock::now() + expires_in.as_secs_f64()),
     );
     let payload = envelope::wrap(body.to_string().as_bytes(), headers, PIDBOX_EXCHANGE, "");
-    let _: i64 = conn.publish(pidbox_channel(db), payload).await?;
+    let _: i64 = conn.publish(keys.pidbox_channel(), payload).await?;
     Ok(())
-}
-
-/// The channel kombu publishes the fanout `celery.pidbox` exchange under
-/// (an empty routing key adds no suffix).
-pub fn pidbox_channel(db: i64) -> String {
-    format!("/{db}.{PIDBOX_EXCHANGE}")
 }
 
 /// Sends the wake-up `heartbeat`, then `enable_events` every `interval`
@@ -205,7 +200,7 @@ pub(super) async fn run_broadcasts(redis: Redis, enable_events: Option<Duration>
             Some(c) => {
                 publish(
                     c,
-                    redis.db,
+                    &redis.keys,
                     &request.body(None),
                     clock,
                     Duration::from_secs(1),
@@ -216,7 +211,7 @@ pub(super) async fn run_broadcasts(redis: Redis, enable_events: Option<Duration>
                 Ok(mut c) => {
                     let sent = publish(
                         &mut c,
-                        redis.db,
+                        &redis.keys,
                         &request.body(None),
                         clock,
                         Duration::from_secs(1),
@@ -246,10 +241,14 @@ mod tests {
 
     #[test]
     fn a_reply_list_is_bound_as_kombu_binds_a_direct_queue() {
-        let r = ReplyList::new("abc");
+        let r = ReplyList::new(&Keys::new("", 3), "abc");
         assert_eq!(r.list, "abc.reply.celery.pidbox");
         assert_eq!(r.binding_key, "_kombu.binding.reply.celery.pidbox");
         assert_eq!(r.member, "abc\x06\x16\x06\x16abc.reply.celery.pidbox");
-        assert_eq!(pidbox_channel(3), "/3.celery.pidbox");
+        // With a prefix: the keys carry it, the member names the bare list.
+        let r = ReplyList::new(&Keys::new("p:", 3), "abc");
+        assert_eq!(r.list, "p:abc.reply.celery.pidbox");
+        assert_eq!(r.binding_key, "p:_kombu.binding.reply.celery.pidbox");
+        assert_eq!(r.member, "abc\x06\x16\x06\x16abc.reply.celery.pidbox");
     }
 }

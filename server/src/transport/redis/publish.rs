@@ -11,7 +11,7 @@ use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use serde_json::{json, Map, Value};
 
-use super::pidbox::SEP;
+use super::keys::{Keys, SEP};
 use super::Redis;
 use crate::submit::{Header, PublishError, TaskMessage};
 
@@ -43,7 +43,7 @@ impl TaskPublisher {
                     .map_err(|e| PublishError::Unavailable(format!("connecting: {e}")))?,
             ),
         };
-        let result = publish_on(conn, m).await;
+        let result = publish_on(conn, &self.redis.keys, m).await;
         if matches!(result, Err(PublishError::Unavailable(_))) {
             *slot = None;
         }
@@ -51,14 +51,18 @@ impl TaskPublisher {
     }
 }
 
-async fn publish_on(conn: &mut MultiplexedConnection, m: &TaskMessage) -> Result<(), PublishError> {
+async fn publish_on(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+    m: &TaskMessage,
+) -> Result<(), PublishError> {
     let unavailable = |e: redis::RedisError| PublishError::Unavailable(format!("publishing: {e}"));
     let route = &m.route;
     let queues: Vec<String> = if route.exchange.is_empty() {
         vec![route.routing_key.clone()]
     } else {
         let members: Vec<String> = conn
-            .smembers(format!("_kombu.binding.{}", route.exchange))
+            .smembers(keys.binding(&route.exchange))
             .await
             .map_err(unavailable)?;
         bound_queues(&members, &route.routing_key)
@@ -74,7 +78,7 @@ async fn publish_on(conn: &mut MultiplexedConnection, m: &TaskMessage) -> Result
     let step = priority_step(m.priority.unwrap_or(0));
     for queue in queues {
         let _: i64 = conn
-            .lpush(list_for(&queue, step), &payload)
+            .lpush(keys.list(&queue, step), &payload)
             .await
             .map_err(unavailable)?;
     }
@@ -101,14 +105,6 @@ fn priority_step(priority: u8) -> u8 {
         .filter(|s| *s <= priority)
         .max()
         .unwrap_or(0)
-}
-
-fn list_for(queue: &str, step: u8) -> String {
-    if step == 0 {
-        queue.to_string()
-    } else {
-        format!("{queue}{SEP}{step}")
-    }
 }
 
 fn header_json(h: Header) -> Value {
@@ -159,14 +155,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn priorities_fall_in_kombus_steps_and_lists() {
+    fn priorities_fall_in_kombus_steps() {
         let steps: Vec<u8> = [0, 1, 3, 5, 6, 8, 9, 10, 255]
             .into_iter()
             .map(priority_step)
             .collect();
         assert_eq!(steps, [0, 0, 3, 3, 6, 6, 9, 9, 9]);
-        assert_eq!(list_for("celery", 0), "celery");
-        assert_eq!(list_for("celery", 6), "celery\x06\x166");
     }
 
     #[test]

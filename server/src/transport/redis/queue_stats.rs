@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 
-use super::pidbox::SEP;
+use super::keys::{Keys, SEP};
 use super::Redis;
 use crate::broker::{wanted, QueuePoll, QueueStat, QueueStatsArgs, Source};
 
@@ -71,7 +71,7 @@ impl QueueStats {
             None => self.conn.insert(self.redis.commands().await?),
         };
         let names: Vec<String> = if self.only.is_empty() {
-            let mut names: BTreeSet<String> = bound_queues(conn).await?;
+            let mut names: BTreeSet<String> = bound_queues(conn, &self.redis.keys).await?;
             names.extend(known_queues());
             names
                 .into_iter()
@@ -85,14 +85,14 @@ impl QueueStats {
         for chunk in names.chunks(QUEUES_PER_PIPELINE) {
             let mut pipe = redis::pipe();
             for name in chunk {
-                for key in priority_lists(name) {
+                for key in priority_lists(&self.redis.keys, name) {
                     pipe.llen(key);
                 }
             }
             let part: Vec<u64> = pipe.query_async(conn).await?;
             lengths.extend(part);
         }
-        let unacked = unacked_by_routing_key(conn).await?;
+        let unacked = unacked_by_routing_key(conn, &self.redis.keys.unacked()).await?;
         let per_queue = 1 + PRIORITY_STEPS.len();
         Ok(names
             .into_iter()
@@ -120,14 +120,15 @@ impl QueueStats {
 /// when it is too large to read every poll.
 async fn unacked_by_routing_key(
     conn: &mut MultiplexedConnection,
+    key: &str,
 ) -> redis::RedisResult<Option<std::collections::HashMap<String, u64>>> {
-    let len: u64 = conn.hlen("unacked").await?;
+    let len: u64 = conn.hlen(key).await?;
     if len > MAX_UNACKED_READ {
         return Ok(None);
     }
     let mut by_key = std::collections::HashMap::new();
     if len > 0 {
-        let values: Vec<Vec<u8>> = conn.hvals("unacked").await?;
+        let values: Vec<Vec<u8>> = conn.hvals(key).await?;
         for value in values {
             if let Some(key) = unacked_routing_key(&value) {
                 *by_key.entry(key).or_insert(0) += 1;
@@ -144,20 +145,23 @@ fn unacked_routing_key(value: &[u8]) -> Option<String> {
 }
 
 /// The lists that hold one queue's messages, priority 0 first.
-fn priority_lists(queue: &str) -> impl Iterator<Item = String> + '_ {
-    std::iter::once(queue.to_string()).chain(
-        PRIORITY_STEPS
-            .iter()
-            .map(move |step| format!("{queue}{SEP}{step}")),
-    )
+fn priority_lists<'a>(keys: &'a Keys, queue: &'a str) -> impl Iterator<Item = String> + 'a {
+    std::iter::once(0)
+        .chain(PRIORITY_STEPS)
+        .map(move |step| keys.list(queue, step))
 }
 
 /// Every queue bound to an exchange, from kombu's binding sets. The pidbox
 /// exchanges' sets (one member per worker and per control call) are
 /// skipped: their queues are internal anyway.
-async fn bound_queues(conn: &mut MultiplexedConnection) -> redis::RedisResult<BTreeSet<String>> {
+async fn bound_queues(
+    conn: &mut MultiplexedConnection,
+    names: &Keys,
+) -> redis::RedisResult<BTreeSet<String>> {
     let keys: Vec<String> = {
-        let mut iter = conn.scan_match::<_, String>("_kombu.binding.*").await?;
+        let mut iter = conn
+            .scan_match::<_, String>(names.bindings_pattern())
+            .await?;
         let mut keys = Vec::new();
         while let Some(key) = futures_lite::StreamExt::next(&mut iter).await {
             keys.push(key?);
@@ -187,7 +191,8 @@ mod tests {
 
     #[test]
     fn a_queue_is_one_list_per_priority_step() {
-        let lists: Vec<String> = priority_lists("celery").collect();
+        let keys = Keys::new("", 0);
+        let lists: Vec<String> = priority_lists(&keys, "celery").collect();
         assert_eq!(
             lists,
             [
@@ -197,6 +202,10 @@ mod tests {
                 "celery\x06\x169"
             ]
         );
+        let keys = Keys::new("p:", 0);
+        let lists: Vec<String> = priority_lists(&keys, "celery").collect();
+        assert_eq!(lists[0], "p:celery");
+        assert_eq!(lists[3], "p:celery\x06\x169");
     }
 
     #[test]
