@@ -110,6 +110,27 @@ impl InspectCache {
     }
 }
 
+/// Whether the workers have task `name`: seen in events, or listed in a
+/// worker's cached `registered` reply (Flower checks its own app's
+/// registry, which celeriac does not have).
+pub fn knows_task(state: &RwLock<State>, inspect: &InspectCache, name: &str) -> bool {
+    if state.read().task_types().iter().any(|t| t == name) {
+        return true;
+    }
+    inspect.workers.read().values().any(|fields| {
+        fields
+            .get("registered")
+            .and_then(Value::as_array)
+            .is_some_and(|tasks| {
+                tasks
+                    .iter()
+                    .filter_map(Value::as_str)
+                    // `registered` with `taskinfoitems` appends them: "name [rate_limit=…]".
+                    .any(|t| t.split_whitespace().next() == Some(name))
+            })
+    })
+}
+
 /// One worker's reply to inspect `method` with its secrets masked: the
 /// broker URL and other secrets of `conf`, matching keys in the arguments
 /// of task lists. Everything else as it came.

@@ -39,7 +39,7 @@ use crate::control::action::Controller;
 use crate::control::bulk::BulkRevoke;
 use crate::control::command::{self, Roster, WorkerEndpoint, WORKER_ENDPOINTS};
 use crate::control::form;
-use crate::control::inspect::masked_reply;
+use crate::control::inspect::{knows_task, masked_reply};
 use crate::control::judge::Verdict;
 use crate::transport::ControlClient;
 
@@ -143,7 +143,8 @@ async fn rate_limit(
     Path(name): Path<String>,
     FlowerForm(params): FlowerForm,
 ) -> Result<Response, HttpError> {
-    let prepared = command::rate_limit(&name, &params, &roster(&shared))?;
+    let known = knows_task(&shared.state, &shared.ops.inspect, &name);
+    let prepared = command::rate_limit(&name, &params, &roster(&shared), known)?;
     Ok(answer(controller(&shared, &who).act(prepared).await))
 }
 
@@ -154,7 +155,8 @@ async fn timeout(
     Path(name): Path<String>,
     FlowerForm(params): FlowerForm,
 ) -> Result<Response, HttpError> {
-    let limits = command::time_limit(&name, &params, &roster(&shared))?;
+    let known = knows_task(&shared.state, &shared.ops.inspect, &name);
+    let limits = command::time_limit(&name, &params, &roster(&shared), known)?;
     Ok(answer(controller(&shared, &who).time_limit(limits).await))
 }
 

@@ -420,8 +420,13 @@ async fn workers_and_status() {
 
     let r = get(&shared, "/api/workers?workername=w3@vm").await;
     assert_eq!(keys(&r.json()), BTreeSet::from(["w3@vm".into()]));
-    let r = get(&shared, "/api/workers?workername=w3%40vm&status=yes").await;
-    assert_eq!(r.json(), serde_json::json!({"w3@vm": false}));
+    // Flower answers every worker's status whatever `workername` names,
+    // even a worker it does not know.
+    for w in ["w3%40vm", "nobody"] {
+        let r = get(&shared, &format!("/api/workers?workername={w}&status=yes")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.json(), serde_json::json!({"w1@vm": true, "w3@vm": false}));
+    }
 }
 
 #[tokio::test]
