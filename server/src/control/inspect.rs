@@ -1,8 +1,9 @@
 //! The inspect cache behind `GET /api/workers` (Flower's `stats`,
 //! `registered`, `active_queues`, `conf`, and with a worker name its task
 //! lists `active`, `reserved`, `scheduled`, `revoked`; docs/celery-protocol.md §4.5,
-//! §6.2). Refreshed on `?refresh=1` and periodically; at most
-//! [`MAX_CONCURRENT_REFRESHES`] refreshes run at once.
+//! §6.2). Refreshed on `?refresh=1`, periodically, and for each worker as it
+//! comes online (`onboard.rs`); at most [`MAX_CONCURRENT_REFRESHES`]
+//! refreshes run at once.
 
 use std::collections::BTreeMap;
 
@@ -217,18 +218,39 @@ pub async fn refresh<M: Mailbox>(
     broker: &BrokerStats,
     workername: Option<&str>,
 ) -> Result<(), ControlError> {
-    let _permit = ops.inspect.permits.acquire().await.ok();
+    let mut methods: Vec<&str> = WORKER_METHODS.map(Command::as_str).to_vec();
     let (target, expect) = match workername {
-        Some(w) => (Target::Workers(vec![w.to_string()]), None),
+        Some(w) => {
+            methods.extend(TASK_METHODS.map(Command::as_str));
+            (Target::Workers(vec![w.to_string()]), None)
+        }
         None => {
             let roster = Roster::of(&state.read(), &ops.inspect, clock::now());
             (Target::All, Some(roster.alive))
         }
     };
-    let mut methods: Vec<&str> = WORKER_METHODS.map(Command::as_str).to_vec();
-    if workername.is_some() {
-        methods.extend(TASK_METHODS.map(Command::as_str));
-    }
+    run(ops, broker, &methods, target, expect).await
+}
+
+/// Flower's four inspect methods for the named workers only (workers that
+/// just came online, see `onboard.rs`); done once they all answered.
+pub async fn refresh_workers<M: Mailbox>(
+    ops: &Ops<M>,
+    broker: &BrokerStats,
+    workers: &[String],
+) -> Result<(), ControlError> {
+    let methods = WORKER_METHODS.map(Command::as_str);
+    run(ops, broker, &methods, Target::Workers(workers.to_vec()), None).await
+}
+
+async fn run<M: Mailbox>(
+    ops: &Ops<M>,
+    broker: &BrokerStats,
+    methods: &[&str],
+    target: Target,
+    expect: Option<Vec<String>>,
+) -> Result<(), ControlError> {
+    let _permit = ops.inspect.permits.acquire().await.ok();
     let calls = methods.iter().map(|m| {
         let mut req = Request::new(m, arguments(m), target.clone());
         req.expect = expect.clone();

@@ -88,6 +88,10 @@ pub async fn workers(
                     format!("Failed to update workers: {e}"),
                 )
             })?;
+    } else {
+        // Workers that came online a moment ago: their inspect fields, not
+        // a first answer without them.
+        crate::control::onboard::ensure(&shared.ops, &shared.broker, &workers).await;
     }
 
     let inspect = &shared.ops.inspect;
