@@ -19,7 +19,6 @@ use super::Ops;
 use crate::broker::BrokerStats;
 use crate::clock;
 use crate::mailbox::Mailbox;
-use crate::mask::mask_password;
 use crate::redact::Redactor;
 use crate::state::State;
 
@@ -332,38 +331,7 @@ async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> V
 /// values of settings whose name says they are secret. Celery already masks
 /// some (`broker_url`); we do not rely on it.
 pub fn mask_conf(conf: Value) -> Value {
-    match conf {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| {
-                    let v = if is_secret_key(&k) && !v.is_null() {
-                        json!("********")
-                    } else {
-                        mask_conf(v)
-                    };
-                    (k, v)
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.into_iter().map(mask_conf).collect()),
-        Value::String(s) if s.contains("://") => Value::String(mask_password(&s)),
-        other => other,
-    }
-}
-
-fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    [
-        "password",
-        "passwd",
-        "secret",
-        "token",
-        "credential",
-        "api_key",
-        "apikey",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
+    crate::mask::mask_secrets(conf)
 }
 
 #[cfg(test)]

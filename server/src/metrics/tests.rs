@@ -321,6 +321,7 @@ fn queue_wait_prefetch_queues_and_flower_families_render() {
             deliver_rate: Some(0.0),
             idle_since: None,
             queue_type: None,
+            management: None,
         }],
         up: [true, false, false],
         ..Default::default()
