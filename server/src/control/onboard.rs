@@ -120,14 +120,14 @@ impl Onboarding {
     /// Marks those of `workers` nobody has asked as asked, and returns them.
     fn claim(&self, workers: &[String]) -> Vec<String> {
         let mut asked = self.asked.lock();
-        workers
-            .iter()
-            .filter(|w| !asked.contains_key(*w))
-            .inspect(|w| {
-                asked.insert((*w).clone(), false);
-            })
-            .cloned()
-            .collect()
+        let mut mine = Vec::new();
+        for w in workers {
+            if !asked.contains_key(w) {
+                asked.insert(w.clone(), false);
+                mine.push(w.clone());
+            }
+        }
+        mine
     }
 
     /// The inspection of `workers` ended; a failed one (the broker
