@@ -335,7 +335,7 @@ fn flower_and_celeriac_answer_alike() {
         "state=FAILURE",
         "state=All",
         "taskname=tasks.add",
-        &by_worker,
+        by_worker.as_str(),
         "workername=nobody@x",
         "sort_by=name",
         "sort_by=-received",
