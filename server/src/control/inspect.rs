@@ -75,6 +75,11 @@ impl InspectCache {
         self.workers.read().get(worker).cloned()
     }
 
+    /// Whether `worker` has answered an inspect.
+    pub fn has(&self, worker: &str) -> bool {
+        self.workers.read().contains_key(worker)
+    }
+
     /// Every worker that answered an inspect.
     pub fn names(&self) -> Vec<String> {
         self.workers.read().keys().cloned().collect()

@@ -211,7 +211,7 @@ pub async fn ensure<M: Mailbox>(ops: &Ops<M>, broker: &BrokerStats, workers: &[a
     }
     let missing: Vec<String> = workers
         .iter()
-        .filter(|w| w.status && ops.inspect.get(&w.hostname).is_none())
+        .filter(|w| w.status && !ops.inspect.has(&w.hostname))
         .map(|w| w.hostname.clone())
         .collect();
     if missing.is_empty() {
