@@ -136,6 +136,18 @@ async fn revoke(
     Ok(answer(controller(&shared, &who).act(prepared).await))
 }
 
+/// Whether a worker has task `name` (events, inspect `registered`). A
+/// worker that came online a moment ago may not have answered `registered`
+/// yet: its answers are awaited before a name is called unknown.
+async fn task_known(shared: &AppState, name: &str) -> bool {
+    if knows_task(&shared.state, &shared.ops.inspect, name) {
+        return true;
+    }
+    let workers = shared.state.read().workers(clock::now());
+    crate::control::onboard::ensure(&shared.ops, &shared.broker, &workers).await;
+    knows_task(&shared.state, &shared.ops.inspect, name)
+}
+
 /// `POST /api/task/rate-limit/{name}`.
 async fn rate_limit(
     State(shared): State<Arc<AppState>>,
@@ -143,7 +155,7 @@ async fn rate_limit(
     Path(name): Path<String>,
     FlowerForm(params): FlowerForm,
 ) -> Result<Response, HttpError> {
-    let known = knows_task(&shared.state, &shared.ops.inspect, &name);
+    let known = task_known(&shared, &name).await;
     let prepared = command::rate_limit(&name, &params, &roster(&shared), known)?;
     Ok(answer(controller(&shared, &who).act(prepared).await))
 }
@@ -155,7 +167,7 @@ async fn timeout(
     Path(name): Path<String>,
     FlowerForm(params): FlowerForm,
 ) -> Result<Response, HttpError> {
-    let known = knows_task(&shared.state, &shared.ops.inspect, &name);
+    let known = task_known(&shared, &name).await;
     let limits = command::time_limit(&name, &params, &roster(&shared), known)?;
     Ok(answer(controller(&shared, &who).time_limit(limits).await))
 }
