@@ -282,7 +282,8 @@ fn flower_and_celeriac_answer_alike() {
     }
 
     // ---- /api/workers
-    p.same_shape("GET", "/api/workers?refresh=1");
+    let (f, _) = p.same_shape("GET", "/api/workers?refresh=1");
+    assert!(f.body[W]["stats"].is_object(), "Flower's /api/workers: {}", f.body);
     p.same_shape("GET", "/api/workers");
     // The same worker's inspect replies; the rest is timing.
     let inspected = ["registered", "active_queues", "conf"];
@@ -317,6 +318,8 @@ fn flower_and_celeriac_answer_alike() {
             .map(|o| o.keys().cloned().collect())
             .unwrap_or_default()
     };
+    // The comparisons compare something: Flower lists the four tasks.
+    assert_eq!(order(&f).len(), 4, "Flower's /api/tasks: {}", f.body);
     if order(&f) != order(&c) {
         p.note(format!(
             "GET /api/tasks: order Flower {:?}, celeriac {:?}",
@@ -367,31 +370,40 @@ fn flower_and_celeriac_answer_alike() {
 
     // ---- /api/queues/length: the queue Flower lists (the one the worker
     // consumes), with the management API's keys.
-    let (f, c) = p.same_shape("GET", "/api/queues/length");
+    // celeriac answers from its last poll (every second here) and Flower
+    // asks the management API, whose stats (`message_stats.publish` once
+    // a message was published) appear every few seconds: the two agree
+    // once both have read the same figures.
     let celery = |a: &Answer| {
         a.body["active_queues"]
             .as_array()
             .and_then(|qs| qs.iter().find(|q| q["name"] == "celery").cloned())
     };
-    match (celery(&f), celery(&c)) {
-        (Some(fq), Some(cq)) => {
-            let mut out = Vec::new();
-            shape(&fq, &cq, "", &mut out);
-            for d in out {
-                p.note(format!("GET /api/queues/length, queue celery: {d}"));
-            }
-            for key in ["name", "vhost", "durable", "auto_delete", "exclusive", "arguments"] {
-                if fq[key] != cq[key] {
-                    p.note(format!(
-                        "GET /api/queues/length, queue celery: {key} Flower {}, celeriac {}",
-                        fq[key], cq[key]
-                    ));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let queue_diffs = loop {
+        let (f, c) = p.both("GET", "/api/queues/length");
+        let mut out = Vec::new();
+        if f.status != c.status {
+            out.push(format!("status Flower {}, celeriac {}", f.status, c.status));
+        }
+        match (celery(&f), celery(&c)) {
+            (Some(fq), Some(cq)) => {
+                shape(&fq, &cq, "", &mut out);
+                for key in ["name", "vhost", "durable", "auto_delete", "exclusive", "arguments"] {
+                    if fq[key] != cq[key] {
+                        out.push(format!("{key}: Flower {}, celeriac {}", fq[key], cq[key]));
+                    }
                 }
             }
+            (fq, cq) => out.push(format!("queue celery: Flower {fq:?}, celeriac {cq:?}")),
         }
-        (fq, cq) => p.note(format!(
-            "GET /api/queues/length: queue celery Flower {fq:?}, celeriac {cq:?}"
-        )),
+        if out.is_empty() || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    for d in queue_diffs {
+        p.note(format!("GET /api/queues/length: {d}"));
     }
 
     // ---- /healthcheck, /metrics
@@ -416,6 +428,10 @@ fn flower_and_celeriac_answer_alike() {
         }
         std::thread::sleep(Duration::from_millis(200));
     };
+    assert!(
+        fm.iter().any(|(k, _)| k.starts_with("flower_task_prefetch_time_seconds")),
+        "Flower's /metrics has no prefetch gauge: {fm:?}"
+    );
     if !same_series(&fm, &cm) {
         let only = |a: &[(String, f64)], b: &[(String, f64)]| -> Vec<String> {
             a.iter()
