@@ -99,7 +99,11 @@ fn shape(f: &Value, c: &Value, at: &str, out: &mut Vec<String>) {
             }
         }
         _ if kind(f) != kind(c) => {
-            out.push(format!("{at}: Flower {} {f}, celeriac {} {c}", kind(f), kind(c)));
+            out.push(format!(
+                "{at}: Flower {} {f}, celeriac {} {c}",
+                kind(f),
+                kind(c)
+            ));
         }
         _ => {}
     }
@@ -128,7 +132,10 @@ fn values(f: &Value, c: &Value, at: &str, skip: &[&str], out: &mut Vec<String>) 
             }
         }
         (Value::Number(a), Value::Number(b)) => {
-            let (a, b) = (a.as_f64().unwrap_or(f64::NAN), b.as_f64().unwrap_or(f64::NAN));
+            let (a, b) = (
+                a.as_f64().unwrap_or(f64::NAN),
+                b.as_f64().unwrap_or(f64::NAN),
+            );
             if (a - b).abs() > 1e-9 * a.abs().max(1.0) {
                 out.push(format!("{at}: Flower {a}, celeriac {b}"));
             }
@@ -283,7 +290,11 @@ fn flower_and_celeriac_answer_alike() {
 
     // ---- /api/workers
     let (f, _) = p.same_shape("GET", "/api/workers?refresh=1");
-    assert!(f.body[W]["stats"].is_object(), "Flower's /api/workers: {}", f.body);
+    assert!(
+        f.body[W]["stats"].is_object(),
+        "Flower's /api/workers: {}",
+        f.body
+    );
     p.same_shape("GET", "/api/workers");
     // The same worker's inspect replies; the rest is timing.
     let inspected = ["registered", "active_queues", "conf"];
@@ -301,7 +312,11 @@ fn flower_and_celeriac_answer_alike() {
     p.same_values("GET", &format!("/api/workers?workername={W}"), &skip);
     p.same_shape("GET", &format!("/api/workers?refresh=1&workername={W}"));
     p.same_values("GET", "/api/workers?status=true", &[]);
-    p.same_values("GET", &format!("/api/workers?status=true&workername={W}"), &[]);
+    p.same_values(
+        "GET",
+        &format!("/api/workers?status=true&workername={W}"),
+        &[],
+    );
     p.same_values("GET", "/api/workers?status=true&workername=nobody@x", &[]);
     p.same_shape("GET", "/api/workers?workername=nobody@x");
     p.same_shape("GET", "/api/workers?status=maybe");
@@ -389,7 +404,14 @@ fn flower_and_celeriac_answer_alike() {
         match (celery(&f), celery(&c)) {
             (Some(fq), Some(cq)) => {
                 shape(&fq, &cq, "", &mut out);
-                for key in ["name", "vhost", "durable", "auto_delete", "exclusive", "arguments"] {
+                for key in [
+                    "name",
+                    "vhost",
+                    "durable",
+                    "auto_delete",
+                    "exclusive",
+                    "arguments",
+                ] {
                     if fq[key] != cq[key] {
                         out.push(format!("{key}: Flower {}, celeriac {}", fq[key], cq[key]));
                     }
@@ -409,7 +431,10 @@ fn flower_and_celeriac_answer_alike() {
     // ---- /healthcheck, /metrics
     let (f, c) = p.same_values("GET", "/healthcheck", &[]);
     if f.body != c.body {
-        p.note(format!("GET /healthcheck: Flower {}, celeriac {}", f.body, c.body));
+        p.note(format!(
+            "GET /healthcheck: Flower {}, celeriac {}",
+            f.body, c.body
+        ));
     }
     let page = |base: &str| {
         ask(&p.http, "GET", &format!("{base}/metrics"))
@@ -422,20 +447,27 @@ fn flower_and_celeriac_answer_alike() {
     // take a moment (heartbeats move the executing-tasks gauge).
     let deadline = Instant::now() + Duration::from_secs(10);
     let (fm, cm) = loop {
-        let (fm, cm) = (flower_series(&page(&p.flower)), flower_series(&page(&p.celeriac)));
+        let (fm, cm) = (
+            flower_series(&page(&p.flower)),
+            flower_series(&page(&p.celeriac)),
+        );
         if same_series(&fm, &cm) || Instant::now() > deadline {
             break (fm, cm);
         }
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(
-        fm.iter().any(|(k, _)| k.starts_with("flower_task_prefetch_time_seconds")),
+        fm.iter()
+            .any(|(k, _)| k.starts_with("flower_task_prefetch_time_seconds")),
         "Flower's /metrics has no prefetch gauge: {fm:?}"
     );
     if !same_series(&fm, &cm) {
         let only = |a: &[(String, f64)], b: &[(String, f64)]| -> Vec<String> {
             a.iter()
-                .filter(|x| !b.iter().any(|y| y.0 == x.0 && (y.1 - x.1).abs() <= 1e-9 * x.1.abs().max(1.0)))
+                .filter(|x| {
+                    !b.iter()
+                        .any(|y| y.0 == x.0 && (y.1 - x.1).abs() <= 1e-9 * x.1.abs().max(1.0))
+                })
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect()
         };
@@ -465,14 +497,46 @@ fn flower_and_celeriac_answer_alike() {
     }
 
     // ---- Control: a status a script can see is Flower's.
-    p.same_values("POST", &format!("/api/task/rate-limit/tasks.nope?ratelimit=1/s&workername={W}"), &[]);
-    p.same_values("POST", "/api/task/rate-limit/tasks.add?ratelimit=1/s&workername=nobody@x", &[]);
-    p.same_values("POST", &format!("/api/task/rate-limit/tasks.add?workername={W}"), &[]);
-    p.same_values("POST", &format!("/api/task/rate-limit/tasks.add?ratelimit=100/s&workername={W}"), &[]);
-    p.same_values("POST", &format!("/api/task/timeout/tasks.nope?soft=1&workername={W}"), &[]);
-    p.same_values("POST", "/api/task/timeout/tasks.add?soft=1&workername=nobody@x", &[]);
-    p.same_values("POST", &format!("/api/task/timeout/tasks.add?soft=100&hard=200&workername={W}"), &[]);
-    p.same_values("POST", &format!("/api/task/timeout/tasks.add?soft=soon&workername={W}"), &[]);
+    p.same_values(
+        "POST",
+        &format!("/api/task/rate-limit/tasks.nope?ratelimit=1/s&workername={W}"),
+        &[],
+    );
+    p.same_values(
+        "POST",
+        "/api/task/rate-limit/tasks.add?ratelimit=1/s&workername=nobody@x",
+        &[],
+    );
+    p.same_values(
+        "POST",
+        &format!("/api/task/rate-limit/tasks.add?workername={W}"),
+        &[],
+    );
+    p.same_values(
+        "POST",
+        &format!("/api/task/rate-limit/tasks.add?ratelimit=100/s&workername={W}"),
+        &[],
+    );
+    p.same_values(
+        "POST",
+        &format!("/api/task/timeout/tasks.nope?soft=1&workername={W}"),
+        &[],
+    );
+    p.same_values(
+        "POST",
+        "/api/task/timeout/tasks.add?soft=1&workername=nobody@x",
+        &[],
+    );
+    p.same_values(
+        "POST",
+        &format!("/api/task/timeout/tasks.add?soft=100&hard=200&workername={W}"),
+        &[],
+    );
+    p.same_values(
+        "POST",
+        &format!("/api/task/timeout/tasks.add?soft=soon&workername={W}"),
+        &[],
+    );
     p.differs(
         "POST",
         "/api/task/rate-limit/tasks.add?ratelimit=100/s",

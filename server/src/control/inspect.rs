@@ -244,7 +244,14 @@ pub async fn refresh_workers<M: Mailbox>(
     workers: &[String],
 ) -> Result<(), ControlError> {
     let methods = WORKER_METHODS.map(Command::as_str);
-    run(ops, broker, &methods, Target::Workers(workers.to_vec()), None).await
+    run(
+        ops,
+        broker,
+        &methods,
+        Target::Workers(workers.to_vec()),
+        None,
+    )
+    .await
 }
 
 async fn run<M: Mailbox>(

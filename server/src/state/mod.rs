@@ -466,12 +466,8 @@ impl State {
         }
         let (name, queue) = (task.name, task.queue);
         // Flower's prefetch gauges read the task as the event left it.
-        let flower = aggregates::flower_step(
-            &ev.kind,
-            task.eta.is_some(),
-            task.received,
-            task.started,
-        );
+        let flower =
+            aggregates::flower_step(&ev.kind, task.eta.is_some(), task.received, task.started);
         if parent_changed {
             self.tasks.link_parent(r);
         }

@@ -433,7 +433,12 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(
-            (item.name(), item.consumers(), item.rate("publish"), item.rate("deliver_get")),
+            (
+                item.name(),
+                item.consumers(),
+                item.rate("publish"),
+                item.rate("deliver_get")
+            ),
             (Some("celery"), Some(2), 1.5, 0.0)
         );
         let rest = Value::Object(item.rest());
