@@ -52,10 +52,14 @@ pub struct QueueStat {
     /// Present only while the queue is idle, as RabbitMQ formats it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_since: Option<String>,
-    /// celeriac's addition: `classic`, `quorum` or `stream` (RabbitMQ's
-    /// management API only).
+    /// `classic`, `quorum` or `stream` (RabbitMQ's management API only).
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub queue_type: Option<String>,
+    /// The management API's other keys of the queue (`vhost`, `durable`,
+    /// `arguments`, `message_stats`, `memory`, ...), passed on as Flower
+    /// passes the whole object, secrets masked; none from other sources.
+    #[serde(flatten, default)]
+    pub management: serde_json::Map<String, serde_json::Value>,
 }
 
 #[cfg(test)]
@@ -76,6 +80,10 @@ mod tests {
                     deliver_rate: Some(0.25),
                     idle_since: None,
                     queue_type: Some("quorum".into()),
+                    management: serde_json::json!({"durable": true, "vhost": "/"})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
                 },
                 QueueStat {
                     name: "emails".into(),
@@ -86,7 +94,7 @@ mod tests {
             source: Some(QueueSource::Management),
             scheduled_broker_side: Some(4),
         };
-        let text = r#"{"active_queues":[{"name":"celery","messages":3,"messages_ready":2,"messages_unacknowledged":1,"consumers":1,"publish_rate":0.5,"deliver_rate":0.25,"type":"quorum"},{"name":"emails","messages_ready":7}],"source":"management","scheduled_broker_side":4}"#;
+        let text = r#"{"active_queues":[{"name":"celery","messages":3,"messages_ready":2,"messages_unacknowledged":1,"consumers":1,"publish_rate":0.5,"deliver_rate":0.25,"type":"quorum","durable":true,"vhost":"/"},{"name":"emails","messages_ready":7}],"source":"management","scheduled_broker_side":4}"#;
         assert_eq!(serde_json::to_string(&listing).unwrap(), text);
         assert_eq!(serde_json::from_str::<QueuesLength>(text).unwrap(), listing);
         let empty = QueuesLength::default();

@@ -21,6 +21,46 @@ pub fn mask_password(url: &str) -> String {
     }
 }
 
+/// A JSON value from outside (a worker's `conf`, the management API's
+/// queue objects) without secrets: passwords in URLs, and the values of keys
+/// whose name says they are secret. Everything else as it came.
+pub fn mask_secrets(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let v = if is_secret_key(&k) && !v.is_null() {
+                        Value::String("********".into())
+                    } else {
+                        mask_secrets(v)
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(mask_secrets).collect()),
+        Value::String(s) if s.contains("://") => Value::String(mask_password(&s)),
+        other => other,
+    }
+}
+
+/// Whether a setting or field named `key` holds a secret.
+fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "credential",
+        "api_key",
+        "apikey",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

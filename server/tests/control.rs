@@ -93,13 +93,13 @@ fn workers_are_inspected_and_controlled() {
             .any(|t| t == "tasks.add [rate_limit=10/m]"),
         "{reg}"
     );
-    // A worker's error reply is Flower's 403.
+    // A task no worker has: Flower's 404, before anything is sent.
     let (status, v) = c.post(
         &format!("/api/task/rate-limit/tasks.nope?workername={w}&ratelimit=1/s"),
         None,
     );
-    assert_eq!(status, 403, "{v}");
-    assert_eq!(v["error"], "Failed to set rate limit: 'unknown task'");
+    assert_eq!(status, 404, "{v}");
+    assert_eq!(v["error"], "Unknown task 'tasks.nope'");
 
     // Grow the pool: the process count in `stats`.
     let (status, v) = c.post(&format!("/api/worker/pool/grow/{w}"), Some("n=1"));

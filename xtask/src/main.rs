@@ -156,6 +156,7 @@ fn prepare_and_check() -> Result<Vec<(&'static str, String)>> {
         venv::PACKAGING,
         venv::SQLALCHEMY, // Celery's database result backend
         venv::PSYCOPG2,
+        venv::FLOWER, // tests/flower_compat.rs runs Flower beside celeriac
     ])?;
     prometheus::ensure()?; // metrics / Grafana tests, Alertmanager for the notifier tests
                            // Dashboard: built first, so clippy and the tests embed it; the browser

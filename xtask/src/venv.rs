@@ -1,5 +1,6 @@
-//! The Python venv with pinned Celery (and Flower, for the bench), kept
-//! outside the clone so fresh clones and `git clean` do not pay for it again.
+//! The Python venv with pinned Celery (and Flower, for the bench and the
+//! side-by-side test), kept outside the clone so fresh clones and `git clean`
+//! do not pay for it again.
 
 use std::path::PathBuf;
 
@@ -13,7 +14,8 @@ pub type Pin = (&'static str, &'static str);
 /// The Celery the integration tests and docs/celery-protocol.md were
 /// verified with.
 pub const CELERY: Pin = ("celery", "5.7.0");
-/// The Flower the bench compares against (bench/README.md).
+/// The Flower the bench and `server/tests/flower_compat.rs` compare
+/// against (bench/README.md).
 pub const FLOWER: Pin = ("flower", "2.2.0");
 /// redis-py: kombu's Redis transport (workers on a Redis broker) and
 /// Celery's Redis result backend (the Flower task API tests).

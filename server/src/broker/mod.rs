@@ -76,6 +76,10 @@ pub struct QueueStat {
     /// `classic`, `quorum` or `stream` (management API only).
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub queue_type: Option<String>,
+    /// The management API's other keys of the queue object (Flower answers
+    /// the whole object), secrets masked; `None` from other sources.
+    #[serde(skip)]
+    pub management: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// The latest poll.

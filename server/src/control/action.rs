@@ -221,6 +221,7 @@ mod tests {
             "tasks.sleep",
             &pairs(&[("hard", "1"), ("workername", "w@h")]),
             &roster(),
+            true,
         )
         .unwrap();
         let (v, body) = c.time_limit(t).await;
@@ -243,7 +244,7 @@ mod tests {
         ]);
         let c = controller(&fake, &audit, &who);
         let (v, body) = c
-            .time_limit(command::time_limit("tasks.sleep", &params, &roster()).unwrap())
+            .time_limit(command::time_limit("tasks.sleep", &params, &roster(), true).unwrap())
             .await;
         assert_eq!(v, Verdict::Ok);
         assert_eq!(body.message.as_deref(), Some(TIME_LIMIT_APPLIED));
@@ -269,7 +270,7 @@ mod tests {
         ]);
         let c = controller(&fake, &audit, &who);
         let (v, body) = c
-            .time_limit(command::time_limit("tasks.sleep", &params, &roster()).unwrap())
+            .time_limit(command::time_limit("tasks.sleep", &params, &roster(), true).unwrap())
             .await;
         assert_eq!(v, Verdict::Refused);
         assert_eq!(body.message, None);
@@ -286,7 +287,7 @@ mod tests {
         })]);
         let c = controller(&fake, &audit, &who);
         let (v, body) = c
-            .time_limit(command::time_limit("tasks.nope", &params, &roster()).unwrap())
+            .time_limit(command::time_limit("tasks.nope", &params, &roster(), true).unwrap())
             .await;
         assert_eq!(v, Verdict::Refused);
         assert_eq!(

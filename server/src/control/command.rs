@@ -121,10 +121,30 @@ pub fn revoke(id: &str, params: &Pairs, roster: &Roster) -> Result<Prepared, Rej
     })
 }
 
+/// A task name no worker is known to have: 404, as Flower answers for a
+/// name its own app does not register (a worker's error reply would be a
+/// 403). Checked after the parameters and before the worker, in Flower's
+/// order.
+fn known_task(task: &str, task_known: bool) -> Result<(), Rejection> {
+    if task_known {
+        Ok(())
+    } else {
+        Err(Rejection::UnknownTask(task.to_string()))
+    }
+}
+
 /// `POST /api/task/rate-limit/{name}`: `ratelimit` (required),
 /// `workername` (Flower requires it; without it every worker is asked).
-pub fn rate_limit(task: &str, params: &Pairs, roster: &Roster) -> Result<Prepared, Rejection> {
+/// `task_known`: whether a worker has the task (see
+/// [`super::inspect::knows_task`]).
+pub fn rate_limit(
+    task: &str,
+    params: &Pairs,
+    roster: &Roster,
+    task_known: bool,
+) -> Result<Prepared, Rejection> {
     let rate = form::required(params, "ratelimit")?;
+    known_task(task, task_known)?;
     let scope = Scope::of(params, roster)?;
     // Celery reads a bare number as tasks per second.
     let rate = match rate.parse::<f64>() {
@@ -169,10 +189,16 @@ pub struct TimeLimit {
     pub restart: Option<Prepared>,
 }
 
-pub fn time_limit(task: &str, params: &Pairs, roster: &Roster) -> Result<TimeLimit, Rejection> {
+pub fn time_limit(
+    task: &str,
+    params: &Pairs,
+    roster: &Roster,
+    task_known: bool,
+) -> Result<TimeLimit, Rejection> {
     let soft: Option<f64> = form::number(params, "soft")?;
     let hard: Option<f64> = form::number(params, "hard")?;
     let apply = form::flag(params, "apply")?;
+    known_task(task, task_known)?;
     let scope = Scope::of(params, roster)?;
     let restart = apply.then(|| Prepared {
         request: scope.request(Command::PoolRestart, json!({"reload": false}), roster),
@@ -480,23 +506,42 @@ mod tests {
     #[test]
     fn rate_limits_are_numbers_when_they_can_be() {
         let r = roster();
-        let p = rate_limit("tasks.add", &pairs(&[("ratelimit", "10")]), &r).unwrap();
+        let p = rate_limit("tasks.add", &pairs(&[("ratelimit", "10")]), &r, true).unwrap();
         assert_eq!(p.request.arguments["rate_limit"], json!(10.0));
         assert!(matches!(p.judge, Judge::All { .. }));
         let p = rate_limit(
             "tasks.add",
             &pairs(&[("ratelimit", "10/m"), ("workername", "a@h")]),
             &r,
+            true,
         )
         .unwrap();
         assert_eq!(p.request.arguments["rate_limit"], json!("10/m"));
         assert_eq!(p.request.target, Target::Workers(vec!["a@h".into()]));
         // The missing parameter is named before the worker is looked up.
-        let e = rate_limit("t", &pairs(&[("workername", "x@h")]), &r).unwrap_err();
+        let e = rate_limit("t", &pairs(&[("workername", "x@h")]), &r, false).unwrap_err();
         assert_eq!(
             (e.parameter(), e.to_string().as_str()),
             (Some("ratelimit"), "Missing argument ratelimit")
         );
+    }
+
+    /// Flower's order: parameters (400), the task (404), the worker (404).
+    #[test]
+    fn an_unknown_task_is_refused_before_the_worker_is_looked_up() {
+        let r = roster();
+        let both = pairs(&[("ratelimit", "1/s"), ("workername", "x@h")]);
+        let e = rate_limit("tasks.nope", &both, &r, false).unwrap_err();
+        assert_eq!(
+            (e.status(), e.to_string().as_str()),
+            (404, "Unknown task 'tasks.nope'")
+        );
+        let e = rate_limit("tasks.add", &both, &r, true).unwrap_err();
+        assert_eq!(e, Rejection::UnknownWorker("x@h".into()));
+        let e = time_limit("tasks.nope", &pairs(&[("soft", "1")]), &r, false).unwrap_err();
+        assert_eq!(e.to_string(), "Unknown task 'tasks.nope'");
+        let e = time_limit("tasks.nope", &pairs(&[("soft", "x")]), &r, false).unwrap_err();
+        assert_eq!(e.status(), 400);
     }
 
     #[test]
@@ -506,6 +551,7 @@ mod tests {
             "tasks.sleep",
             &pairs(&[("hard", "1"), ("workername", "a@h")]),
             &r,
+            true,
         )
         .unwrap();
         assert_eq!(
@@ -517,12 +563,13 @@ mod tests {
             "tasks.sleep",
             &pairs(&[("soft", "0.5"), ("apply", "true")]),
             &r,
+            true,
         )
         .unwrap();
         let restart = t.restart.unwrap();
         assert_eq!(restart.request.method, "pool_restart");
         assert_eq!(restart.request.expect, Some(r.alive.clone()));
-        let e = time_limit("t", &pairs(&[("soft", "soon")]), &r).unwrap_err();
+        let e = time_limit("t", &pairs(&[("soft", "soon")]), &r, true).unwrap_err();
         assert_eq!(e.to_string(), "Invalid argument 'soon' for 'soft'");
     }
 

@@ -24,6 +24,9 @@ pub enum Rejection {
     /// Neither events nor inspect replies know this worker.
     #[error("Unknown worker '{0}'")]
     UnknownWorker(String),
+    /// No worker is known to have this task (events, inspect `registered`).
+    #[error("Unknown task '{0}'")]
+    UnknownTask(String),
     /// Not one of [`api::control::Command`].
     #[error("Unknown or disallowed command '{0}'")]
     UnknownCommand(String),
@@ -46,7 +49,9 @@ impl Rejection {
     pub fn status(&self) -> u16 {
         match self {
             Rejection::Param { .. } | Rejection::Body(_) => 400,
-            Rejection::UnknownWorker(_) | Rejection::UnknownCommand(_) => 404,
+            Rejection::UnknownWorker(_)
+            | Rejection::UnknownTask(_)
+            | Rejection::UnknownCommand(_) => 404,
             Rejection::TooMany(_) => 422,
         }
     }

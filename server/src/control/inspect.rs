@@ -1,8 +1,9 @@
 //! The inspect cache behind `GET /api/workers` (Flower's `stats`,
 //! `registered`, `active_queues`, `conf`, and with a worker name its task
 //! lists `active`, `reserved`, `scheduled`, `revoked`; docs/celery-protocol.md §4.5,
-//! §6.2). Refreshed on `?refresh=1` and periodically; at most
-//! [`MAX_CONCURRENT_REFRESHES`] refreshes run at once.
+//! §6.2). Refreshed on `?refresh=1`, periodically, and for each worker as it
+//! comes online (`onboard.rs`); at most [`MAX_CONCURRENT_REFRESHES`]
+//! refreshes run at once.
 
 use std::collections::BTreeMap;
 
@@ -18,7 +19,6 @@ use super::Ops;
 use crate::broker::BrokerStats;
 use crate::clock;
 use crate::mailbox::Mailbox;
-use crate::mask::mask_password;
 use crate::redact::Redactor;
 use crate::state::State;
 
@@ -75,6 +75,11 @@ impl InspectCache {
         self.workers.read().get(worker).cloned()
     }
 
+    /// Whether `worker` has answered an inspect.
+    pub fn has(&self, worker: &str) -> bool {
+        self.workers.read().contains_key(worker)
+    }
+
     /// Every worker that answered an inspect.
     pub fn names(&self) -> Vec<String> {
         self.workers.read().keys().cloned().collect()
@@ -108,6 +113,27 @@ impl InspectCache {
             entry.insert("timestamp".into(), json!(now));
         }
     }
+}
+
+/// Whether the workers have task `name`: seen in events, or listed in a
+/// worker's cached `registered` reply (Flower checks its own app's
+/// registry, which celeriac does not have).
+pub fn knows_task(state: &RwLock<State>, inspect: &InspectCache, name: &str) -> bool {
+    if state.read().task_types().iter().any(|t| t == name) {
+        return true;
+    }
+    inspect.workers.read().values().any(|fields| {
+        fields
+            .get("registered")
+            .and_then(Value::as_array)
+            .is_some_and(|tasks| {
+                tasks
+                    .iter()
+                    .filter_map(Value::as_str)
+                    // `registered` with `taskinfoitems` appends them: "name [rate_limit=…]".
+                    .any(|t| t.split_whitespace().next() == Some(name))
+            })
+    })
 }
 
 /// One worker's reply to inspect `method` with its secrets masked: the
@@ -205,18 +231,46 @@ pub async fn refresh<M: Mailbox>(
     broker: &BrokerStats,
     workername: Option<&str>,
 ) -> Result<(), ControlError> {
-    let _permit = ops.inspect.permits.acquire().await.ok();
+    let mut methods: Vec<&str> = WORKER_METHODS.map(Command::as_str).to_vec();
     let (target, expect) = match workername {
-        Some(w) => (Target::Workers(vec![w.to_string()]), None),
+        Some(w) => {
+            methods.extend(TASK_METHODS.map(Command::as_str));
+            (Target::Workers(vec![w.to_string()]), None)
+        }
         None => {
             let roster = Roster::of(&state.read(), &ops.inspect, clock::now());
             (Target::All, Some(roster.alive))
         }
     };
-    let mut methods: Vec<&str> = WORKER_METHODS.map(Command::as_str).to_vec();
-    if workername.is_some() {
-        methods.extend(TASK_METHODS.map(Command::as_str));
-    }
+    run(ops, broker, &methods, target, expect).await
+}
+
+/// Flower's four inspect methods for the named workers only (workers that
+/// just came online, see `onboard.rs`); done once they all answered.
+pub async fn refresh_workers<M: Mailbox>(
+    ops: &Ops<M>,
+    broker: &BrokerStats,
+    workers: &[String],
+) -> Result<(), ControlError> {
+    let methods = WORKER_METHODS.map(Command::as_str);
+    run(
+        ops,
+        broker,
+        &methods,
+        Target::Workers(workers.to_vec()),
+        None,
+    )
+    .await
+}
+
+async fn run<M: Mailbox>(
+    ops: &Ops<M>,
+    broker: &BrokerStats,
+    methods: &[&str],
+    target: Target,
+    expect: Option<Vec<String>>,
+) -> Result<(), ControlError> {
+    let _permit = ops.inspect.permits.acquire().await.ok();
     let calls = methods.iter().map(|m| {
         let mut req = Request::new(m, arguments(m), target.clone());
         req.expect = expect.clone();
@@ -298,38 +352,7 @@ async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> V
 /// values of settings whose name says they are secret. Celery already masks
 /// some (`broker_url`); we do not rely on it.
 pub fn mask_conf(conf: Value) -> Value {
-    match conf {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| {
-                    let v = if is_secret_key(&k) && !v.is_null() {
-                        json!("********")
-                    } else {
-                        mask_conf(v)
-                    };
-                    (k, v)
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.into_iter().map(mask_conf).collect()),
-        Value::String(s) if s.contains("://") => Value::String(mask_password(&s)),
-        other => other,
-    }
-}
-
-fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    [
-        "password",
-        "passwd",
-        "secret",
-        "token",
-        "credential",
-        "api_key",
-        "apikey",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
+    crate::mask::mask_secrets(conf)
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ pub mod command;
 pub mod form;
 pub mod inspect;
 pub mod judge;
+pub mod onboard;
 pub mod pause;
 pub mod quorum;
 
@@ -54,6 +55,8 @@ pub struct Ops<M> {
     /// `--redact-keys`, for what handlers read beyond the events (results
     /// from the result backend).
     pub redactor: crate::redact::Redactor,
+    /// Which workers were inspected since they came online.
+    pub onboarding: onboard::Onboarding,
 }
 
 impl<M: Mailbox> Ops<M> {
@@ -69,12 +72,16 @@ impl<M: Mailbox> Ops<M> {
             audit: std::sync::Arc::new(Audit::new().masking(redactor.clone())),
             pauses: pause::Pauses::new(),
             redactor,
+            onboarding: onboard::Onboarding::default(),
         }
     }
 }
 
-/// Refreshes the inspect cache of every worker every `interval` until
-/// shutdown.
+/// How often the refresh task looks for workers that came online.
+const ARRIVALS_EVERY: Duration = Duration::from_millis(500);
+
+/// Inspects each worker as it comes online, and every worker every
+/// `interval`, until shutdown.
 pub async fn run_inspect_refresh<M: Mailbox>(
     ops: Arc<Ops<M>>,
     state: Arc<RwLock<State>>,
@@ -82,17 +89,26 @@ pub async fn run_inspect_refresh<M: Mailbox>(
     interval: Duration,
     mut shutdown: crate::shutdown::Shutdown,
 ) {
+    ops.onboarding.enable();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The first tick fires at once; give ingest time to learn the workers.
+    // The first tick fires at once; new workers are asked as they arrive.
     ticker.tick().await;
+    let mut look = tokio::time::interval(ARRIVALS_EVERY);
+    look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut arrivals = onboard::Arrivals::default();
     loop {
         tokio::select! {
             _ = shutdown.fired() => return,
-            _ = ticker.tick() => {}
-        }
-        if let Err(e) = inspect::refresh(&ops, &state, &broker, None).await {
-            tracing::debug!(error = %e, "periodic inspect refresh failed");
+            _ = ticker.tick() => {
+                if let Err(e) = inspect::refresh(&ops, &state, &broker, None).await {
+                    tracing::debug!(error = %e, "periodic inspect refresh failed");
+                }
+            }
+            _ = look.tick() => {
+                let workers = state.read().workers(crate::clock::now());
+                onboard::look(&ops, &broker, &mut arrivals, &workers).await;
+            }
         }
     }
 }

@@ -39,7 +39,7 @@ use crate::control::action::Controller;
 use crate::control::bulk::BulkRevoke;
 use crate::control::command::{self, Roster, WorkerEndpoint, WORKER_ENDPOINTS};
 use crate::control::form;
-use crate::control::inspect::masked_reply;
+use crate::control::inspect::{knows_task, masked_reply};
 use crate::control::judge::Verdict;
 use crate::transport::ClusterControl;
 
@@ -136,6 +136,18 @@ async fn revoke(
     Ok(answer(controller(&shared, &who).act(prepared).await))
 }
 
+/// Whether a worker has task `name` (events, inspect `registered`). A
+/// worker that came online a moment ago may not have answered `registered`
+/// yet: its answers are awaited before a name is called unknown.
+async fn task_known(shared: &AppState, name: &str) -> bool {
+    if knows_task(&shared.state, &shared.ops.inspect, name) {
+        return true;
+    }
+    let workers = shared.state.read().workers(clock::now());
+    crate::control::onboard::ensure(&shared.ops, &shared.broker, &workers).await;
+    knows_task(&shared.state, &shared.ops.inspect, name)
+}
+
 /// `POST /api/task/rate-limit/{name}`.
 async fn rate_limit(
     State(shared): State<Arc<AppState>>,
@@ -143,7 +155,8 @@ async fn rate_limit(
     Path(name): Path<String>,
     FlowerForm(params): FlowerForm,
 ) -> Result<Response, HttpError> {
-    let prepared = command::rate_limit(&name, &params, &roster(&shared))?;
+    let known = task_known(&shared, &name).await;
+    let prepared = command::rate_limit(&name, &params, &roster(&shared), known)?;
     Ok(answer(controller(&shared, &who).act(prepared).await))
 }
 
@@ -154,7 +167,8 @@ async fn timeout(
     Path(name): Path<String>,
     FlowerForm(params): FlowerForm,
 ) -> Result<Response, HttpError> {
-    let limits = command::time_limit(&name, &params, &roster(&shared))?;
+    let known = task_known(&shared, &name).await;
+    let limits = command::time_limit(&name, &params, &roster(&shared), known)?;
     Ok(answer(controller(&shared, &who).time_limit(limits).await))
 }
 

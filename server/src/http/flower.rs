@@ -43,7 +43,7 @@ fn json_response<T: Serialize>(value: &T) -> Response {
 }
 
 /// `GET /api/workers`: `{nodename: worker}`, or `{nodename: alive}` with
-/// `status=true`.
+/// `status=true` (every worker whatever `workername` says, as Flower).
 pub async fn workers(
     State(shared): State<Arc<AppState>>,
     who: Option<Extension<Principal>>,
@@ -55,6 +55,15 @@ pub async fn workers(
     let status = params::bool_param(&params, "status")?;
     let workername = params::last(&params, "workername").filter(|w| !w.is_empty());
     let now = clock::now();
+
+    if status {
+        // Flower answers the status of every worker its events know, and
+        // reads no other parameter for it.
+        let workers = shared.state.read().workers(now);
+        return Ok(json_response(&OrderedObject(
+            workers.iter().map(|w| (w.hostname.as_str(), w.status)),
+        )));
+    }
 
     let workers = match workername {
         Some(name) => {
@@ -70,7 +79,7 @@ pub async fn workers(
     // `refresh` runs Flower's inspect broadcasts
     // (with `workername`, the task lists too); the cached inspect fields are
     // merged into each worker below.
-    if refresh && !status {
+    if refresh {
         crate::control::inspect::refresh(&shared.ops, &shared.state, &shared.broker, workername)
             .await
             .map_err(|e| {
@@ -79,26 +88,26 @@ pub async fn workers(
                     format!("Failed to update workers: {e}"),
                 )
             })?;
+    } else {
+        // Workers that came online a moment ago: their inspect fields, not
+        // a first answer without them.
+        crate::control::onboard::ensure(&shared.ops, &shared.broker, &workers).await;
     }
 
-    Ok(if status {
-        json_response(&OrderedObject(
-            workers.iter().map(|w| (w.hostname.as_str(), w.status)),
-        ))
-    } else {
-        let inspect = &shared.ops.inspect;
-        let rendered: Vec<_> = workers
-            .iter()
-            .map(|w| {
-                let mut v = inspect.merged(w);
-                if hide {
-                    crate::control::inspect::hide_task_args(&mut v);
-                }
-                (w.hostname.as_str(), v)
-            })
-            .collect();
-        json_response(&OrderedObject(rendered.iter().map(|(k, v)| (*k, v))))
-    })
+    let inspect = &shared.ops.inspect;
+    let rendered: Vec<_> = workers
+        .iter()
+        .map(|w| {
+            let mut v = inspect.merged(w);
+            if hide {
+                crate::control::inspect::hide_task_args(&mut v);
+            }
+            (w.hostname.as_str(), v)
+        })
+        .collect();
+    Ok(json_response(&OrderedObject(
+        rendered.iter().map(|(k, v)| (*k, v)),
+    )))
 }
 
 /// Blanks a task's args and kwargs for someone `--hide-args` hides them from.

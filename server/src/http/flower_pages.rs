@@ -1,7 +1,8 @@
 //! Flower's page addresses, sent on to the dashboard's own pages, so links
 //! to Flower in old alerts, chat history and runbooks land on the same
-//! thing here. `/tasks` and `/workers` are the dashboard's own paths
-//! already.
+//! thing here. `/tasks` and `/workers` are the dashboard's own paths; they
+//! are routed here so that a binary built without the dashboard answers
+//! them with its status page rather than a 404.
 
 use std::sync::Arc;
 
@@ -18,6 +19,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/task/{id}", get(task))
         .route("/worker/{name}", get(worker))
         .route("/broker", get(broker))
+        .route("/tasks", get(super::assets::index))
+        .route("/workers", get(super::assets::index))
 }
 
 /// Temporary: should celeriac ever serve these paths itself, no browser

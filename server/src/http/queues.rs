@@ -38,5 +38,6 @@ fn wire_stat(q: &broker::QueueStat) -> QueueStat {
         deliver_rate: q.deliver_rate,
         idle_since: q.idle_since.clone(),
         queue_type: q.queue_type.clone(),
+        management: q.management.as_deref().cloned().unwrap_or_default(),
     }
 }

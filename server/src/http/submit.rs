@@ -288,24 +288,9 @@ fn usable(backend: &Backend) -> Result<(), HttpError> {
     }
 }
 
-/// Whether the workers have `name`: seen in events or in an inspect
-/// `registered` reply (Flower checks its own app's registry).
+/// Whether the workers have `name` (Flower checks its own app's registry).
 fn registered(shared: &AppState, name: &str) -> bool {
-    if shared.state.read().task_types().iter().any(|t| t == name) {
-        return true;
-    }
-    let inspect = &shared.ops.inspect;
-    inspect.names().iter().any(|w| {
-        inspect
-            .get(w)
-            .and_then(|m| m.get("registered").cloned())
-            .and_then(|r| r.as_array().cloned())
-            .is_some_and(|r| {
-                r.iter()
-                    .filter_map(Value::as_str)
-                    .any(|t| t.split_whitespace().next() == Some(name))
-            })
-    })
+    crate::control::inspect::knows_task(&shared.state, &shared.ops.inspect, name)
 }
 
 fn seconds_param(name: &str, v: Option<&Value>) -> Result<Option<f64>, HttpError> {

@@ -326,7 +326,7 @@ async fn a_full_listing_streams_in_the_querys_order() {
             vec![("state", "failure"), ("offset", "7")],
         ),
         (
-            "/api/tasks?workername=w1@vm&limit=-1",
+            "/api/tasks?workername=w1@vm&offset=-1",
             vec![("workername", "w1@vm")],
         ),
     ] {
@@ -366,10 +366,10 @@ async fn negative_limit_and_offset_answer_as_flower() {
     let all = get(&shared, "/api/tasks").await.entries().len();
     assert_eq!(all, 2);
     for (uri, n) in [
-        ("/api/tasks?limit=-1", 2),
+        ("/api/tasks?limit=-1", 0),
         ("/api/tasks?offset=-5", 2),
         ("/api/tasks?offset=-5&limit=1", 1),
-        ("/api/tasks?limit=-1&offset=1", 1),
+        ("/api/tasks?limit=-1&offset=-1", 0),
         ("/api/tasks?limit=-1&offset=2", 0),
     ] {
         let r = get(&shared, uri).await;
@@ -420,8 +420,13 @@ async fn workers_and_status() {
 
     let r = get(&shared, "/api/workers?workername=w3@vm").await;
     assert_eq!(keys(&r.json()), BTreeSet::from(["w3@vm".into()]));
-    let r = get(&shared, "/api/workers?workername=w3%40vm&status=yes").await;
-    assert_eq!(r.json(), serde_json::json!({"w3@vm": false}));
+    // Flower answers every worker's status whatever `workername` names,
+    // even a worker it does not know.
+    for w in ["w3%40vm", "nobody"] {
+        let r = get(&shared, &format!("/api/workers?workername={w}&status=yes")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.json(), serde_json::json!({"w1@vm": true, "w3@vm": false}));
+    }
 }
 
 #[tokio::test]

@@ -1,16 +1,18 @@
 //! `--flower-metrics`: Flower's six metric names (docs/celery-protocol.md §6.4),
 //! derived from the same aggregates, for dashboards built on Flower.
 //!
-//! Differences, all because celeriac aggregates instead of keeping Flower's
-//! per-event gauges: `flower_events_total` counts task events only (no
-//! worker events); `flower_task_prefetch_time_seconds` is the mean
-//! received→started time, not the last one; `flower_worker_prefetched_tasks`
-//! is received − started (tasks revoked before starting stay counted).
+//! Values as Flower 2.2 sets them: `flower_events_total` counts task events
+//! (Flower's `observe_task`; worker events are not counted there either),
+//! and the two prefetch gauges are moved event by event by the state
+//! ([`crate::state::FlowerPrefetch`]): `flower_task_prefetch_time_seconds`
+//! is the last started task's received → started time (0 once a task
+//! finished), `flower_worker_prefetched_tasks` counts received tasks not yet
+//! started, revoked or rejected, leaving ETA tasks out.
 
 use std::collections::BTreeMap;
 
 use super::celery::{header, push_f64, push_label, push_u64};
-use crate::state::{Histogram, TaskSeries};
+use crate::state::{FlowerPrefetch, Histogram, TaskSeries};
 
 /// Flower's event type names, in `TaskCounts::by_event` order.
 const EVENT_TYPES: [&str; 8] = [
@@ -28,7 +30,7 @@ const EVENT_TYPES: [&str; 8] = [
 struct PerTask {
     events: [u64; 8],
     runtime: Histogram,
-    prefetch: Histogram,
+    prefetch: FlowerPrefetch,
 }
 
 fn open(out: &mut String, metric: &str, worker: &str, task: &str) {
@@ -56,7 +58,7 @@ pub fn write_flower(
             *a += b;
         }
         e.runtime.add(&c.runtime);
-        e.prefetch.add(&c.prefetch);
+        e.prefetch.add(&c.flower);
     }
 
     header(out, ("flower_events_total", "Number of events"), "counter");
@@ -117,12 +119,12 @@ pub fn write_flower(
         "gauge",
     );
     for ((worker, task), p) in &by {
-        if p.prefetch.count == 0 {
+        let Some((_, time)) = p.prefetch.time else {
             continue;
-        }
+        };
         open(out, "flower_task_prefetch_time_seconds", worker, task);
         out.push_str("} ");
-        push_f64(out, p.prefetch.sum / p.prefetch.count as f64);
+        push_f64(out, time);
         out.push('\n');
     }
 
@@ -135,12 +137,13 @@ pub fn write_flower(
         "gauge",
     );
     for ((worker, task), p) in &by {
-        if p.events[1] == 0 {
+        let Some(n) = p.prefetch.prefetched else {
             continue;
-        }
+        };
         open(out, "flower_worker_prefetched_tasks", worker, task);
         out.push_str("} ");
-        push_u64(out, p.events[1].saturating_sub(p.events[2]));
+        // A gauge Flower can move below 0 (events out of order); so can we.
+        push_f64(out, n as f64);
         out.push('\n');
     }
 

@@ -103,6 +103,7 @@ fn add(into: &mut TaskCounts, c: &TaskCounts) {
     into.runtime.add(&c.runtime);
     into.queue_wait.add(&c.queue_wait);
     into.prefetch.add(&c.prefetch);
+    into.flower.add(&c.flower);
 }
 
 #[cfg(test)]

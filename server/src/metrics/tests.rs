@@ -245,6 +245,51 @@ fn sent_received_started(state: &mut State, t0: f64) {
     );
 }
 
+/// Flower's prefetch gauges as `flower/events.py` moves them, event by
+/// event: the last task's wait, 0 once it finished; received tasks not yet
+/// started, revoked or rejected, ETA tasks left out.
+#[test]
+fn flower_prefetch_gauges_move_as_flower_moves_them() {
+    let mut shared = crate::test_app(&["--flower-metrics"]);
+    let mut state = State::new(Limits::default());
+    let t0 = 1_000.0;
+    let ev = |kind, uuid: &str, name: Option<&str>, at: f64| event(kind, "w1@vm", uuid, name, at);
+    let mut apply = |e: Event| state.apply(&e, t0);
+    // One finished task, then one still running after a 0.5 s wait.
+    apply(ev(EventKind::TaskReceived, "a", Some("t.add"), t0));
+    apply(ev(EventKind::TaskStarted, "a", None, t0 + 2.0));
+    apply(ev(EventKind::TaskSucceeded, "a", None, t0 + 3.0));
+    apply(ev(EventKind::TaskReceived, "b", Some("t.add"), t0 + 4.0));
+    apply(ev(EventKind::TaskStarted, "b", None, t0 + 4.5));
+    // Prefetched, then revoked before it started.
+    apply(ev(EventKind::TaskReceived, "c", Some("t.add"), t0 + 5.0));
+    apply(ev(EventKind::TaskRevoked, "c", None, t0 + 6.0));
+    // Waiting in the prefetch.
+    apply(ev(EventKind::TaskReceived, "d", Some("t.add"), t0 + 7.0));
+    // A countdown task, revoked: never prefetched as Flower counts.
+    let mut eta = ev(EventKind::TaskReceived, "e", Some("t.add"), t0 + 8.0);
+    eta.eta = Some("2030-01-01T00:00:00+00:00".into());
+    apply(eta);
+    apply(ev(EventKind::TaskRevoked, "e", None, t0 + 9.0));
+    // A task that failed: the wait goes back to 0.
+    apply(ev(EventKind::TaskReceived, "f", Some("t.fail"), t0));
+    apply(ev(EventKind::TaskStarted, "f", None, t0 + 1.0));
+    apply(ev(EventKind::TaskFailed, "f", None, t0 + 2.0));
+    shared.state = Arc::new(parking_lot::RwLock::new(state));
+
+    let out = super::render(shared.scrape(), t0);
+    let samples = testing::parse(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let one = |name: &str, task: &str| {
+        let v = testing::find(&samples, name, &[("worker", "w1@vm"), ("task", task)]);
+        assert_eq!(v.len(), 1, "{name} {task}\n{out}");
+        v[0].value
+    };
+    assert_eq!(one("flower_task_prefetch_time_seconds", "t.add"), 0.5);
+    assert_eq!(one("flower_worker_prefetched_tasks", "t.add"), 1.0);
+    assert_eq!(one("flower_task_prefetch_time_seconds", "t.fail"), 0.0);
+    assert_eq!(one("flower_worker_prefetched_tasks", "t.fail"), 0.0);
+}
+
 #[test]
 fn queue_wait_prefetch_queues_and_flower_families_render() {
     let mut shared = crate::test_app(&["--flower-metrics", "--max-task-names", "1"]);
@@ -276,6 +321,7 @@ fn queue_wait_prefetch_queues_and_flower_families_render() {
             deliver_rate: Some(0.0),
             idle_since: None,
             queue_type: None,
+            management: None,
         }],
         up: [true, false, false],
         ..Default::default()
@@ -331,6 +377,12 @@ fn queue_wait_prefetch_queues_and_flower_families_render() {
         ),
         2.0
     );
+    // Flower's gauges: `a` waited 2 s in the prefetch and is running;
+    // `b` has an ETA and moves neither; `c` (folded) waits.
+    let flower = |name: &str, task: &str| one(name, &[("worker", "w1@vm"), ("task", task)]);
+    assert_eq!(flower("flower_task_prefetch_time_seconds", "t.add"), 2.0);
+    assert_eq!(flower("flower_worker_prefetched_tasks", "t.add"), 0.0);
+    assert_eq!(flower("flower_worker_prefetched_tasks", "other"), 1.0);
     if let Some(Err(report)) = testing::promtool_check(&out) {
         // celery-exporter's queue gauges end in `_count`, which promtool's
         // lint flags; dashboards and alerts need those exact names. Any

@@ -20,12 +20,11 @@
 //!   case-insensitively.
 //! - Without `sort_by`: `timestamp` descending (a missing one counts as 0),
 //!   then task id descending.
-//! - Errors are 400s naming the parameter and echoing the value. Flower 2.2
-//!   answers a non-numeric `limit` with a 500 (an uncaught `ValueError`).
-//!   Negative values page as Flower's loop does: a negative `offset` is 0;
-//!   a negative `limit` gives an empty page when `limit + offset > 0`,
-//!   else every match from `offset` on (`limit=-1` lists everything).
-//!   `limit=0` is an empty page (Flower lists everything then).
+//! - Errors are 400s naming the parameter and echoing the value (Flower
+//!   answers a plain-text 400).
+//!   Negative values are clamped as Flower 2.2's search does
+//!   (`offset = max(offset, 0)`, `end = offset + max(limit, 0)`): a negative
+//!   `offset` is 0, a negative `limit` an empty page, like `limit=0`.
 //! - A `search` error keeps Flower's exact message (`Substring search terms
 //!   must contain at least 3 characters at position 0.`).
 //! - Flower escapes query values as HTML before parsing (`xhtml_escape`),
@@ -108,23 +107,15 @@ impl TaskQuery {
                 .filter(|v| !v.is_empty())
         };
         let filter = |name: &str| get(name).filter(|v| *v != "All").map(str::to_owned);
-        // Flower: `offset = max(offset, 0)`, and its loop stops when the
-        // count of matches reaches `limit + offset`, which a negative
-        // `limit` reaches before the page starts (an empty page) unless
-        // the sum is not positive (never reached: every match from
-        // `offset` on).
+        // Flower 2.2: `offset = max(offset, 0)`, `end = offset + max(limit, 0)`.
         let offset = get("offset")
             .map(|v| parse_int("offset", v))
             .transpose()?
             .map_or(0, |o| usize::try_from(o).unwrap_or(0));
-        let limit = match get("limit").map(|v| parse_int("limit", v)).transpose()? {
-            None => None,
-            Some(l) => match usize::try_from(l) {
-                Ok(l) => Some(l),
-                Err(_) if l + offset as i128 > 0 => Some(0),
-                Err(_) => None,
-            },
-        };
+        let limit = get("limit")
+            .map(|v| parse_int("limit", v))
+            .transpose()?
+            .map(|l| usize::try_from(l).unwrap_or(0));
         Ok(TaskQuery {
             limit,
             offset,

@@ -109,6 +109,76 @@ pub struct TaskCounts {
     /// received → started (time in the worker's prefetch), over the
     /// queue-wait buckets.
     pub prefetch: Histogram,
+    /// Flower's two prefetch gauges, as Flower moves them (`--flower-metrics`).
+    pub flower: FlowerPrefetch,
+}
+
+/// Flower's `flower_worker_prefetched_tasks` and
+/// `flower_task_prefetch_time_seconds` for one series, moved event by event
+/// as `flower/events.py` (`PrometheusMetrics.observe_task`) moves them:
+/// tasks with an ETA (countdown, retries with a delay) or never received
+/// leave both alone; `task-received` adds a prefetched task, `task-started`
+/// removes it and sets the time to started − received, a finished task sets
+/// the time to 0, and a task revoked or rejected before it started is no
+/// longer prefetched.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FlowerPrefetch {
+    /// Received − started − dropped unstarted; `None` until an event moved it
+    /// (Flower has no series until then).
+    pub prefetched: Option<i64>,
+    /// The value of the last update and the aggregates' clock at that update
+    /// (the latest of a (worker, task)'s queues is Flower's value).
+    pub time: Option<(u64, f64)>,
+}
+
+impl FlowerPrefetch {
+    /// Another queue's (or folded name's) gauges into these: prefetched
+    /// tasks add up, the latest time wins.
+    pub fn add(&mut self, other: &FlowerPrefetch) {
+        if let Some(n) = other.prefetched {
+            self.prefetched = Some(self.prefetched.unwrap_or(0) + n);
+        }
+        if let Some((at, t)) = other.time {
+            if self.time.is_none_or(|(mine, _)| at > mine) {
+                self.time = Some((at, t));
+            }
+        }
+    }
+}
+
+/// What one task event does to [`FlowerPrefetch`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum FlowerStep {
+    Received,
+    /// Started after this long in the prefetch.
+    Started(f64),
+    /// Succeeded or failed after it started.
+    Finished,
+    /// Revoked or rejected before it started.
+    Dropped,
+}
+
+/// Flower's step for a task event, given the task after the event merged:
+/// whether it has an ETA, and when it was received and started (NaN: not).
+pub(crate) fn flower_step(
+    kind: &crate::events::EventKind,
+    eta: bool,
+    received: f64,
+    started: f64,
+) -> Option<FlowerStep> {
+    use crate::events::EventKind as K;
+    // Python's truthiness of a timestamp: unset (NaN here) or 0 is false.
+    let set = |t: f64| !t.is_nan() && t != 0.0;
+    if eta || !set(received) {
+        return None;
+    }
+    match kind {
+        K::TaskReceived => Some(FlowerStep::Received),
+        K::TaskStarted if set(started) => Some(FlowerStep::Started(started - received)),
+        K::TaskSucceeded | K::TaskFailed if set(started) => Some(FlowerStep::Finished),
+        K::TaskRevoked | K::TaskRejected if !set(started) => Some(FlowerStep::Dropped),
+        _ => None,
+    }
 }
 
 impl TaskCounts {
@@ -258,6 +328,27 @@ impl Aggregates {
             Count::Revoked => c.revoked += 1,
             Count::Retried => c.retried += 1,
             Count::Lost => c.lost += 1,
+        }
+    }
+
+    /// Moves Flower's prefetch gauges of a series [`Aggregates::count`]
+    /// has just counted the same event into.
+    pub(crate) fn flower(&mut self, name: Sym, hostname: Sym, queue: Sym, step: FlowerStep) {
+        let Some(&i) = self.index.get(&(name, hostname, queue)) else {
+            return;
+        };
+        let f = &mut self.series[i].1.flower;
+        let (by, time) = match step {
+            FlowerStep::Received => (1, None),
+            FlowerStep::Started(wait) => (-1, Some(wait)),
+            FlowerStep::Finished => (0, Some(0.0)),
+            FlowerStep::Dropped => (-1, None),
+        };
+        if by != 0 {
+            f.prefetched = Some(f.prefetched.unwrap_or(0) + by);
+        }
+        if let Some(t) = time {
+            f.time = Some((self.clock, t));
         }
     }
 

@@ -38,7 +38,7 @@ use hashbrown::{HashMap, HashSet};
 use crate::events::{Event, EventKind};
 
 pub use aggregates::{
-    exception_class, Histogram, Stamp, TaskCounts, TaskSeries, EVENT_COUNT_NAMES,
+    exception_class, FlowerPrefetch, Histogram, Stamp, TaskCounts, TaskSeries, EVENT_COUNT_NAMES,
     QUEUE_WAIT_BUCKETS, RUNTIME_BUCKETS, UNKNOWN_EXCEPTION,
 };
 pub use changes::{Changes, Evicted, TaskId};
@@ -465,6 +465,9 @@ impl State {
             parent_changed = merge_fields(task, ev, fields, strings);
         }
         let (name, queue) = (task.name, task.queue);
+        // Flower's prefetch gauges read the task as the event left it.
+        let flower =
+            aggregates::flower_step(&ev.kind, task.eta.is_some(), task.received, task.started);
         if parent_changed {
             self.tasks.link_parent(r);
         }
@@ -472,12 +475,14 @@ impl State {
             self.task_types.insert(n);
         }
         if let Some(c) = count {
-            self.aggregates.count(
+            let (name, queue) = (
                 name.unwrap_or(self.unknown_name),
-                host,
                 queue.unwrap_or(self.default_queue),
-                c,
             );
+            self.aggregates.count(name, host, queue, c);
+            if let Some(step) = flower {
+                self.aggregates.flower(name, host, queue, step);
+            }
         }
         self.reindex(r);
     }

@@ -84,8 +84,26 @@ impl<'a> TaskView<'a> {
             parent_id: s(&t.parent_id),
             root: s(&t.root),
             parent: s(&t.parent),
-            children: t.children.iter().map(String::as_str).collect(),
+            // `to_api` lists a retried task among its own children.
+            children: t
+                .children
+                .iter()
+                .map(String::as_str)
+                .filter(|c| *c != t.uuid)
+                .collect(),
         }
+    }
+
+    /// `children` as Flower shows them: a retry re-sends the task with
+    /// itself as parent, and Celery's state then lists the task among its
+    /// own children. celeriac's links never do (a workflow tree would
+    /// cycle), so the task is added here, last, as Flower's list has it.
+    fn api_children(&self) -> Vec<String> {
+        let mut children: Vec<String> = self.children.iter().map(|c| (*c).to_owned()).collect();
+        if self.parent_id == Some(self.uuid) {
+            children.push(self.uuid.to_owned());
+        }
+        children
     }
 
     /// Flower's `Task.as_dict()` shape.
@@ -121,7 +139,7 @@ impl<'a> TaskView<'a> {
             root_id: s(self.root_id),
             parent: s(self.parent),
             parent_id: s(self.parent_id),
-            children: self.children.iter().map(|c| (*c).to_owned()).collect(),
+            children: self.api_children(),
             worker: s(self.worker),
             queue: s(self.queue),
         }

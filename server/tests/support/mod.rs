@@ -31,6 +31,7 @@ pub use rustix::process::Signal;
 use serde_json::Value;
 
 pub mod events;
+pub mod flower;
 pub mod postgres;
 mod redis_support;
 pub mod sentinel;
@@ -173,6 +174,13 @@ impl Mgmt {
                 .build()
                 .expect("HTTP client"),
         }
+    }
+
+    /// The API's base URL with credentials in it (`http://u:p@host:port/api/`),
+    /// as Flower's `--broker_api` takes it.
+    pub fn api_url(&self) -> String {
+        let (scheme, host) = self.base.split_once("://").unwrap_or(("http", &self.base));
+        format!("{scheme}://{}:{}@{host}/api/", self.user, self.password)
     }
 
     fn request(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, String) {

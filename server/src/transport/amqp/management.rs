@@ -6,8 +6,10 @@
 //!    `messages_ready`, `messages_unacknowledged`, read from the queue
 //!    processes without the stats database. This is the depth, and it is
 //!    never stale.
-//! 2. `GET /api/queues/{vhost}?columns=...`: consumers, publish and deliver
-//!    rates and `idle_since`, in one unpaged listing. Pages would have the
+//! 2. `GET /api/queues/{vhost}`: the whole queue objects, as Flower reads
+//!    them (`/api/queues/length` passes their keys on, secrets masked):
+//!    consumers, publish and deliver rates, `idle_since` and the rest, in
+//!    one unpaged listing. Pages would have the
 //!    server compute stats for one page only, but each page pays for listing
 //!    and sorting every queue again: measured with 10,000 queues, one
 //!    listing took ~0.6 s and its 20 pages ~2.3 s. With `--queues` the
@@ -19,9 +21,10 @@ use std::time::Duration;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use crate::broker::{is_delayed_cascade, wanted, QueueStat};
-use crate::mask::mask_password;
+use crate::mask::{mask_password, mask_secrets};
 
 /// Flower waits 1 s to connect and 2 s for the answer; a listing of
 /// 10 000 queues can take longer than that.
@@ -31,9 +34,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const PAGE_SIZE: usize = 500;
 /// The columns of the totals request: a third of the full objects' bytes.
 const TOTALS_COLUMNS: &str = "name,type,messages,messages_ready,messages_unacknowledged";
-/// The columns of the stats request.
-const STATS_COLUMNS: &str = "name,consumers,idle_since,\
-    message_stats.publish_details.rate,message_stats.deliver_get_details.rate";
 
 /// Everything after `unreserved` in RFC 3986 is escaped: `/` → `%2F`.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -91,29 +91,61 @@ struct Page {
     page_count: usize,
 }
 
+/// One queue of the stats listing: the management API's whole object.
 #[derive(Debug, Deserialize)]
-struct StatsItem {
-    name: String,
-    #[serde(default)]
-    consumers: Option<u64>,
-    #[serde(default)]
-    idle_since: Option<String>,
-    #[serde(default)]
-    message_stats: Option<MessageStats>,
-}
+#[serde(transparent)]
+struct StatsItem(Map<String, Value>);
 
-#[derive(Debug, Default, Deserialize)]
-struct MessageStats {
-    #[serde(default)]
-    publish_details: Option<Rate>,
-    #[serde(default)]
-    deliver_get_details: Option<Rate>,
-}
+/// The keys `/api/queues/length` answers from celeriac's own fields; the
+/// others of a queue object are passed on as they came.
+const OWN_KEYS: [&str; 7] = [
+    "name",
+    "messages",
+    "messages_ready",
+    "messages_unacknowledged",
+    "consumers",
+    "idle_since",
+    "type",
+];
 
-#[derive(Debug, Deserialize)]
-struct Rate {
-    #[serde(default)]
-    rate: Option<f64>,
+impl StatsItem {
+    fn name(&self) -> Option<&str> {
+        self.0.get("name").and_then(Value::as_str)
+    }
+
+    fn consumers(&self) -> Option<u64> {
+        self.0.get("consumers").and_then(Value::as_u64)
+    }
+
+    fn idle_since(&self) -> Option<String> {
+        self.0
+            .get("idle_since")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+
+    /// `message_stats.<stat>_details.rate`; 0 when the queue has no such
+    /// stat yet (no publish so far has no `publish` key).
+    fn rate(&self, stat: &str) -> f64 {
+        self.0
+            .get("message_stats")
+            .and_then(|m| m.get(format!("{stat}_details")))
+            .and_then(|d| d.get("rate"))
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0)
+    }
+
+    /// The keys Flower passes on that celeriac has no field of its own
+    /// for, with secrets masked.
+    fn rest(mut self) -> Map<String, Value> {
+        for k in OWN_KEYS {
+            self.0.remove(k);
+        }
+        match mask_secrets(Value::Object(self.0)) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
 }
 
 impl ManagementApi {
@@ -210,9 +242,11 @@ impl ManagementApi {
     /// the pages of those `only` names.
     async fn stats(&self, only: &[String]) -> Result<HashMap<String, StatsItem>, ApiError> {
         if only.is_empty() {
-            let url = format!("{}?columns={STATS_COLUMNS}", self.queues_url());
-            let items: Vec<StatsItem> = self.get(url).await?;
-            return Ok(items.into_iter().map(|i| (i.name.clone(), i)).collect());
+            let items: Vec<StatsItem> = self.get(self.queues_url()).await?;
+            return Ok(items
+                .into_iter()
+                .filter_map(|i| Some((i.name()?.to_owned(), i)))
+                .collect());
         }
         let alternatives: Vec<String> = only.iter().map(|q| regex_escape(q)).collect();
         let re = format!("^({})$", alternatives.join("|"));
@@ -221,13 +255,13 @@ impl ManagementApi {
         let mut page = 1;
         loop {
             let url = format!(
-                "{}?page={page}&page_size={PAGE_SIZE}&columns={STATS_COLUMNS}{filter}",
+                "{}?page={page}&page_size={PAGE_SIZE}{filter}",
                 self.queues_url()
             );
             let p: Page = self.get(url).await?;
             for item in p.items {
-                if wanted(&item.name, only) {
-                    out.insert(item.name.clone(), item);
+                if let Some(name) = item.name().filter(|n| wanted(n, only)) {
+                    out.insert(name.to_owned(), item);
                 }
             }
             if page >= p.page_count {
@@ -255,26 +289,17 @@ impl ManagementApi {
             .into_iter()
             .map(|t| {
                 let s = stats.remove(&t.name);
-                let ms = s.as_ref().and_then(|s| s.message_stats.as_ref());
                 QueueStat {
                     messages: t.messages,
                     messages_ready: t.messages_ready.unwrap_or(0),
                     messages_unacknowledged: t.messages_unacknowledged,
-                    consumers: s.as_ref().and_then(|s| s.consumers),
-                    // A queue without publishes yet has no `publish` key: 0.
-                    publish_rate: s.as_ref().map(|_| {
-                        ms.and_then(|m| m.publish_details.as_ref())
-                            .and_then(|r| r.rate)
-                            .unwrap_or(0.0)
-                    }),
-                    deliver_rate: s.as_ref().map(|_| {
-                        ms.and_then(|m| m.deliver_get_details.as_ref())
-                            .and_then(|r| r.rate)
-                            .unwrap_or(0.0)
-                    }),
-                    idle_since: s.and_then(|s| s.idle_since),
+                    consumers: s.as_ref().and_then(StatsItem::consumers),
+                    publish_rate: s.as_ref().map(|s| s.rate("publish")),
+                    deliver_rate: s.as_ref().map(|s| s.rate("deliver_get")),
+                    idle_since: s.as_ref().and_then(StatsItem::idle_since),
                     queue_type: t.queue_type,
                     name: t.name,
+                    management: s.map(|s| std::sync::Arc::new(s.rest())),
                 }
             })
             .collect();
@@ -396,6 +421,35 @@ mod tests {
             .unwrap()
             .is_none());
         assert!(management(BROKER, &["--broker-api", "ftp://x"]).is_err());
+    }
+
+    #[test]
+    fn a_queue_object_passes_on_its_other_keys_without_secrets() {
+        let item: StatsItem = serde_json::from_value(serde_json::json!({
+            "name": "celery", "messages": 3, "consumers": 2, "type": "classic",
+            "message_stats": {"publish_details": {"rate": 1.5}},
+            "durable": true, "vhost": "v",
+            "arguments": {"x-upstream": "amqp://u:hunter2@up//", "x-api-token": "t0k"},
+        }))
+        .unwrap();
+        assert_eq!(
+            (
+                item.name(),
+                item.consumers(),
+                item.rate("publish"),
+                item.rate("deliver_get")
+            ),
+            (Some("celery"), Some(2), 1.5, 0.0)
+        );
+        let rest = Value::Object(item.rest());
+        assert_eq!(
+            rest,
+            serde_json::json!({
+                "message_stats": {"publish_details": {"rate": 1.5}},
+                "durable": true, "vhost": "v",
+                "arguments": {"x-upstream": "amqp://u:********@up//", "x-api-token": "********"},
+            })
+        );
     }
 
     #[test]
