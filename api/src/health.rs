@@ -137,11 +137,19 @@ mod tests {
             history: None,
             diagnosis: Default::default(),
         };
-        let text = r#"{"ready":false,"consuming":false,"events_behind":0,"last_event_at":null,"last_error":"connection refused","broker_stats":{"source":"amqp","working":true,"up":{"management":false,"amqp":true,"redis":false},"last_success_at":1.5,"last_error":null,"last_error_at":null,"errors":{"management":2,"amqp":0,"redis":0}},"history":null,"diagnosis":{"workers_without_task_events":[],"queues_without_sent_events":[]}}"#;
+        let text = r#"{"ready":false,"consuming":false,"events_behind":0,"last_event_at":null,"last_error":"connection refused","brokers":[{"broker":"amqp://guest:****@h//","consuming":false,"events_behind":0,"last_error":"connection refused"}],"broker_stats":{"source":"amqp","working":true,"up":{"management":false,"amqp":true,"redis":false},"last_success_at":1.5,"last_error":null,"last_error_at":null,"errors":{"management":2,"amqp":0,"redis":0}},"history":null,"diagnosis":{"workers_without_task_events":[],"queues_without_sent_events":[]}}"#;
         assert_eq!(serde_json::to_string(&r).unwrap(), text);
         assert_eq!(serde_json::from_str::<Readiness>(text).unwrap(), r);
-        // An answer of a celeriac before Redis and the backlog wait reads too.
+        // An answer of a celeriac before Redis, the backlog wait and the
+        // brokers list reads too.
         let older = r#"{"ready":false,"consuming":false,"last_event_at":null,"last_error":"connection refused","broker_stats":{"source":"amqp","working":true,"up":{"management":false,"amqp":true},"last_success_at":1.5,"last_error":null,"last_error_at":null,"errors":{"management":2,"amqp":0}},"history":null}"#;
-        assert_eq!(serde_json::from_str::<Readiness>(older).unwrap(), r);
+        let one_broker_unlisted = Readiness {
+            brokers: Vec::new(),
+            ..r
+        };
+        assert_eq!(
+            serde_json::from_str::<Readiness>(older).unwrap(),
+            one_broker_unlisted
+        );
     }
 }
