@@ -57,13 +57,20 @@ pub fn run(command: Cmd) -> Result<Tally> {
 }
 
 /// The totals in a runner's output: nextest's `Summary` line, or libtest's
-/// `test result:` lines (one per test binary), summed.
+/// `test result:` lines (one per test binary), summed. Where nextest ran,
+/// its summary is the whole count: the libtest lines in its output are the
+/// captured output of failing tests, each already in the summary.
 pub fn from_output(output: &str) -> Tally {
+    let lines: Vec<String> = output.lines().map(without_colours).collect();
+    let nextest: Vec<Tally> = lines.iter().filter_map(|l| nextest_summary(l)).collect();
     let mut totals = Tally::default();
-    for line in output.lines().map(without_colours) {
-        if let Some(t) = nextest_summary(&line).or_else(|| libtest_result(&line)) {
-            totals += t;
-        }
+    if nextest.is_empty() {
+        lines
+            .iter()
+            .filter_map(|l| libtest_result(l))
+            .for_each(|t| totals += t);
+    } else {
+        nextest.into_iter().for_each(|t| totals += t);
     }
     totals
 }
@@ -175,10 +182,21 @@ test result: ok. 3 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; fini
 
    Doc-tests api
 test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.20s
-\x1b[32;1m     Summary\x1b[0m [  12.0s] 20 tests run: 20 passed, 0 skipped
 ";
-        assert_eq!(from_output(output), tally(24, 1));
+        assert_eq!(from_output(output), tally(4, 1));
         assert_eq!(from_output("error[E0308]: mismatched types"), tally(0, 0));
+    }
+
+    #[test]
+    fn a_failing_tests_output_inside_nextest_is_not_counted_again() {
+        let output = "\
+        FAIL [   0.094s] ( 67/570) api health::tests::x
+  stdout ───
+    test result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 9 filtered out; finished in 0.08s
+\x1b[32;1m     Summary\x1b[0m [  12.0s] 20 tests run: 19 passed, 1 failed, 0 skipped
+        FAIL [   0.094s] ( 67/570) api health::tests::x
+";
+        assert_eq!(from_output(output), tally(19, 1));
     }
 
     #[test]
