@@ -369,5 +369,6 @@ pub fn Queues() -> impl IntoView {
                 }.into_any()
             }
         }}
+        <super::advice::Advice capacity=true/>
     }
 }
