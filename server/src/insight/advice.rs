@@ -269,7 +269,7 @@ fn under_capacity(i: &Inputs<'_>, q: &Queue<'_>) -> Option<Finding> {
     };
     let target = secs(i.wait_target);
     let mut summary = format!(
-        "`{}` receives {} tasks of mean runtime {} (p95 {}): {:.1} processes' worth of work for {have} processes (utilisation {}).",
+        "Tasks arrive in `{}` at {} with a mean runtime of {} (p95 {}): {:.1} processes' worth of work for {have} processes (utilisation {}).",
         c.name,
         rate(c.arrival_rate),
         secs(mean),
@@ -381,13 +381,13 @@ fn near_time_limit(q: &Queue<'_>, t: &QueueTaskType) -> Option<Finding> {
         queue: q.cap.name.clone(),
         tasks: vec![t.name.clone()],
         summary: format!(
-            "`{}` runs p95 {} in `{}`, {} of the {} of {} ({workers}): {}",
+            "`{}` in `{}` has a runtime p95 of {}, {} of the {} {} of its workers ({workers}): {}",
             t.name,
-            secs(p95),
             q.cap.name,
+            secs(p95),
             pct(ratio),
-            setting,
             secs(limit),
+            setting,
             if ratio >= 1.0 {
                 "more than one run in twenty reaches the limit."
             } else {
@@ -489,6 +489,8 @@ fn route_slow(i: &Inputs<'_>, q: &Queue<'_>) -> Option<Finding> {
         .collect::<Vec<_>>()
         .join(", ");
     let slow_share = slow_volume as f64 / total as f64;
+    let one = slow.len() == 1;
+    let median = c.runtime_p50.unwrap_or(0.0);
     let held = c
         .processes
         .map_or(String::new(), |p| format!(" ({p} here)"));
@@ -498,21 +500,23 @@ fn route_slow(i: &Inputs<'_>, q: &Queue<'_>) -> Option<Finding> {
         queue: c.name.clone(),
         tasks: slow.iter().map(|t| t.name.clone()).collect(),
         summary: format!(
-            "In `{}`, {described} {} at least {SLOW_FACTOR:.0}× the queue's median runtime of {} and {} {} of its processing time while making {} of its arrivals; the other {} wait behind {} whenever {} hold every process{held}.",
+            "In `{}`, {described} {} {} the queue's median runtime ({}) and {} {} of its processing time while making {} of its arrivals; the other {} of arrivals wait behind {} whenever {} every process{held}.",
             c.name,
-            if slow.len() == 1 { "runs" } else { "run" },
-            secs(p50),
-            if slow.len() == 1 { "takes" } else { "take" },
+            if one { "runs" } else { "run" },
+            times(slow.iter().filter_map(|t| t.runtime_p95).fold(f64::INFINITY, f64::min), median),
+            secs(median),
+            if one { "takes" } else { "take" },
             pct(work),
             pct(slow_share),
             pct(1.0 - slow_share),
-            if slow.len() == 1 { "it" } else { "them" },
-            if slow.len() == 1 { "its runs" } else { "they" },
+            if one { "it" } else { "them" },
+            if one { "its runs hold" } else { "they hold" },
         ),
         action: format!(
-            "Route the slow {} to a queue of {} own, `{target}`, served by workers of its own, so fast tasks never wait for them.",
-            if slow.len() == 1 { "type" } else { "types" },
-            if slow.len() == 1 { "its" } else { "their" },
+            "Route the slow {} to a queue of {} own, `{target}`, served by workers of its own, so fast tasks never wait for {}.",
+            if one { "type" } else { "types" },
+            if one { "its" } else { "their" },
+            if one { "it" } else { "them" },
         ),
         snippets: route(i, &slow, &target),
     })
@@ -547,11 +551,14 @@ fn route_fast(i: &Inputs<'_>, q: &Queue<'_>) -> Option<Finding> {
         queue: c.name.clone(),
         tasks: fast.iter().map(|t| t.name.clone()).collect(),
         summary: format!(
-            "{described} {} in `{}`, a queue of slow tasks (median runtime {}, at least {SLOW_FACTOR:.0}× longer); {} of its arrivals wait behind them whenever they hold every process.",
+            "{described} {} in `{}`, a queue of slow tasks (median runtime {}, {} longer); {} {} of its arrivals and {} behind them whenever they hold every process.",
             if fast.len() == 1 { "sits" } else { "sit" },
             c.name,
             secs(p50),
+            times(p50, fast.iter().filter_map(|t| t.runtime_p95).fold(0.0, f64::max)),
+            if fast.len() == 1 { "it makes" } else { "they make" },
             pct(fast_volume as f64 / total.max(1) as f64),
+            if fast.len() == 1 { "waits" } else { "wait" },
         ),
         action: format!(
             "Promote the fast {} to a queue of {} own, `{target}`, with a worker of its own: proven-fast tasks then start at once.",
@@ -576,9 +583,11 @@ fn span(i: &Inputs<'_>) -> String {
     }
 }
 
-/// Seconds for humans: "850 ms", "2.5 s", "4.2 min", "1.5 h".
+/// Seconds for humans: "68 µs", "850 ms", "2.50 s", "45 s", "4.2 min", "1.5 h".
 pub fn secs(s: f64) -> String {
-    if s < 1.0 {
+    if s < 0.001 {
+        format!("{:.0} µs", s * 1e6)
+    } else if s < 1.0 {
         format!("{:.0} ms", s * 1000.0)
     } else if s < 10.0 {
         format!("{s:.2} s")
@@ -593,7 +602,8 @@ pub fn secs(s: f64) -> String {
 
 fn pct(x: f64) -> String {
     let p = x * 100.0;
-    if p > 0.0 && p < 1.0 {
+    // Never "0 %" or "100 %" for what is not.
+    if (p > 0.0 && p < 1.0) || (p > 99.0 && p < 100.0) {
         format!("{p:.1} %")
     } else {
         format!("{p:.0} %")
@@ -607,6 +617,16 @@ fn rate(per_s: f64) -> String {
         format!("{per_s:.1}/s")
     } else {
         format!("{per_s:.2}/s")
+    }
+}
+
+/// How many times `slow` is `fast`, as a phrase: "180×", "over 1000×".
+fn times(slow: f64, fast: f64) -> String {
+    let r = slow / fast;
+    if !r.is_finite() || r >= 1000.0 {
+        "over 1000×".into()
+    } else {
+        format!("{r:.0}×")
     }
 }
 
@@ -821,7 +841,7 @@ mod tests {
             .and_then(|t| t.runtime_p95)
             .unwrap();
         assert!((p95 - 19.0).abs() <= 0.19, "{p95}");
-        let soft = (2.0 * p95).ceil();
+        let soft: f64 = (2.0 * p95).ceil();
         assert_eq!(
             f[0].snippets,
             [format!(
@@ -946,12 +966,17 @@ mod tests {
 
     #[test]
     fn numbers_read_as_people_write_them() {
+        assert_eq!(secs(0.000068), "68 µs");
         assert_eq!(secs(0.0123), "12 ms");
         assert_eq!(secs(1.5), "1.50 s");
         assert_eq!(secs(45.0), "45 s");
         assert_eq!(secs(300.0), "5.0 min");
         assert_eq!(pct(0.934), "93 %");
         assert_eq!(pct(0.004), "0.4 %");
+        assert_eq!(pct(0.9986), "99.9 %");
+        assert_eq!(pct(1.0), "100 %");
+        assert_eq!(times(1.84, 0.000068), "over 1000×");
+        assert_eq!(times(1.8, 0.01), "180×");
         assert_eq!(rate(0.5), "0.50/s");
         assert_eq!(py_str("it's"), r"'it\'s'");
     }
