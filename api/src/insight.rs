@@ -382,6 +382,9 @@ pub struct AdviceResponse {
     pub wait_target: f64,
     /// The probability of a longer wait the target allows (0.05: p95).
     pub wait_probability: f64,
+    /// Completed tasks a queue needs in the window before the model (and
+    /// so `processes_needed`) judges it.
+    pub min_completed: u64,
     /// Most severe first, then by kind, queue and task names.
     pub findings: Vec<Finding>,
     /// Sorted by name.

@@ -73,12 +73,13 @@ pub fn Advice(#[prop(optional)] capacity: bool) -> impl IntoView {
                 Some(Err(e)) => view! { <p class="bad">{e}</p> }.into_any(),
                 Some(Ok(a)) => {
                     let target = duration(a.wait_target);
+                    let min = a.min_completed;
                     let empty = a.findings.is_empty();
                     view! {
                         {empty.then(|| view! {
                             <p class="hint" data-testid="advice-none">{format!(
-                                "Nothing to advise: every queue with enough completed tasks meets a p95 wait of {target}, \
-                                 no runtime is near its time limit, no queue mixes slow and fast task types.")}</p>
+                                "Nothing to advise: no queue misses a p95 wait of {target} (judged once it has {MIN} completed tasks in the window), \
+                                 no runtime is near its time limit, no queue mixes slow and fast task types.", MIN = min)}</p>
                         })}
                         {a.findings.into_iter().map(finding).collect_view()}
                         {capacity.then(|| table(a.queues, &target))}
@@ -92,18 +93,36 @@ pub fn Advice(#[prop(optional)] capacity: bool) -> impl IntoView {
 fn finding(f: Finding) -> impl IntoView {
     let code = f.snippets.join("\n");
     let tasks = f.tasks.join(", ");
+    let named = (!tasks.is_empty()).then(|| tasks.clone());
     view! {
         <div class="empty" data-testid="advice-finding" data-kind=f.kind.as_str() data-queue=f.queue.clone() data-tasks=tasks.clone()>
             <p>
                 <span class=severity_class(f.severity)>{f.severity.as_str()}</span>" "
                 <b>{title(&f)}</b>" · queue "<code>{f.queue.clone()}</code>
-                {(!tasks.is_empty()).then(|| view! { " · "<code>{tasks}</code> })}
+                {named.map(|t| view! { " · "<code>{t}</code> })}
             </p>
-            <p>{f.summary}</p>
-            <p><b>"What to do: "</b>{f.action}</p>
-            {(!code.is_empty()).then(|| view! { <pre class="traceback">{code}</pre> })}
+            <p>{spans(&f.summary)}</p>
+            <p><b>"What to do: "</b>{spans(&f.action)}</p>
+            {(!f.snippets.is_empty()).then(|| view! {
+                <pre class="traceback" style="border-left-color:var(--accent)">{code}</pre>
+            })}
         </div>
     }
+}
+
+/// Text with `backquoted` names set as code, as the server writes them.
+fn spans(text: &str) -> Vec<AnyView> {
+    text.split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            let part = part.to_owned();
+            if i % 2 == 1 {
+                view! { <code>{part}</code> }.into_any()
+            } else {
+                part.into_any()
+            }
+        })
+        .collect()
 }
 
 fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {

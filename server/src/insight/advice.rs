@@ -133,6 +133,7 @@ pub fn advise(i: &Inputs<'_>) -> AdviceResponse {
         window_seconds: i.covered,
         wait_target: i.wait_target,
         wait_probability: WAIT_PROBABILITY,
+        min_completed: MIN_QUEUE_COMPLETED,
         findings,
         queues: queues.into_iter().map(|q| q.cap).collect(),
     }
