@@ -1,4 +1,5 @@
-//! `GET /api/failures` (failure groups) and `GET /api/queues/latency`.
+//! The insight endpoints: `/api/failures`, `/api/queues/latency`,
+//! `/api/task/stats`, `/api/diagnosis`, `/api/tasks/stuck` and `/api/advice`.
 
 use serde::{Deserialize, Serialize};
 
@@ -235,4 +236,157 @@ pub struct StuckTasks {
     pub tasks: Vec<StuckTask>,
     /// `--stuck-after`, seconds.
     pub stuck_after: f64,
+}
+
+/// How urgent a piece of advice is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Tasks are not being served as they should now (no consumer, a
+    /// queue that grows without bound, a time limit being hit).
+    Critical,
+    /// The target is missed or soon will be.
+    Warning,
+    /// Worth doing; nothing is late because of it yet.
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// What a piece of advice is about (`README.md`, "Advice", explains each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// Tasks arrive in a queue no live worker consumes.
+    NoWorkers,
+    /// Fewer processes consume a queue than keep its p95 wait under the
+    /// target.
+    UnderCapacity,
+    /// A task type's runtime p95 is within 10 % of its time limit.
+    NearTimeLimit,
+    /// A few slow task types delay many fast ones: route them to a queue
+    /// of their own.
+    RouteSlowTasks,
+    /// Fast task types sit in a queue of slow ones: route them to a queue
+    /// of their own.
+    RouteFastTasks,
+}
+
+impl FindingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::NoWorkers => "no_workers",
+            FindingKind::UnderCapacity => "under_capacity",
+            FindingKind::NearTimeLimit => "near_time_limit",
+            FindingKind::RouteSlowTasks => "route_slow_tasks",
+            FindingKind::RouteFastTasks => "route_fast_tasks",
+        }
+    }
+}
+
+/// One piece of advice: what was found, with its numbers, and what to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub severity: Severity,
+    pub queue: String,
+    /// The task types it names (those to move, the one near its limit);
+    /// empty for a queue as a whole.
+    pub tasks: Vec<String>,
+    /// What was found, with the numbers behind it.
+    pub summary: String,
+    /// What to do about it.
+    pub action: String,
+    /// The settings and commands that do it, one per line, to copy
+    /// (`<app>` stands for the Celery app's module).
+    pub snippets: Vec<String>,
+}
+
+/// One task type's share of a queue over the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueTaskType {
+    pub name: String,
+    /// Tasks (attempts) that arrived: `task-sent`, or a worker's receipt
+    /// without it.
+    pub arrived: u64,
+    /// Per second over the window.
+    pub arrival_rate: f64,
+    /// Tasks that succeeded or failed, with a runtime.
+    pub completed: u64,
+    pub runtime_mean: Option<f64>,
+    pub runtime_p50: Option<f64>,
+    pub runtime_p95: Option<f64>,
+    /// Its part of the queue's processing time (sum of runtimes), 0..1.
+    pub work_share: Option<f64>,
+    /// The smallest `task_soft_time_limit` / `task_time_limit` among the
+    /// queue's workers that set one (`inspect conf`), seconds.
+    pub soft_time_limit: Option<f64>,
+    pub time_limit: Option<f64>,
+}
+
+/// One queue's load and capacity over the window, and what the M/M/c model
+/// makes of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueCapacity {
+    pub name: String,
+    pub arrived: u64,
+    /// λ, tasks per second.
+    pub arrival_rate: f64,
+    pub completed: u64,
+    /// Tasks completed per second (throughput).
+    pub completion_rate: f64,
+    /// Mean runtime (1/μ), seconds.
+    pub runtime_mean: Option<f64>,
+    pub runtime_p50: Option<f64>,
+    pub runtime_p95: Option<f64>,
+    /// μ, tasks per second one process completes (1 / mean runtime).
+    pub service_rate: Option<f64>,
+    /// λ/μ: the processes the arrivals keep busy on average.
+    pub offered_load: Option<f64>,
+    /// Live workers consuming the queue (`inspect active_queues`).
+    pub workers: Vec<String>,
+    /// Their pool processes (`inspect stats`); `null` when unknown.
+    pub processes: Option<u64>,
+    /// Of those, running a task at their last heartbeat (`active`).
+    pub busy: Option<u64>,
+    /// offered_load / processes (above 1: the queue grows without bound).
+    pub utilisation: Option<f64>,
+    /// The fewest processes for which P(wait > target) ≤ 5 % (M/M/c);
+    /// `null` without enough completed tasks to know the runtime, or above
+    /// 10,000.
+    pub processes_needed: Option<u64>,
+    /// P(wait > target) with `processes`, by the model.
+    pub wait_over_target: Option<f64>,
+    /// The observed sent → started p95 (`/api/queues/latency`, last 5 min).
+    pub observed_wait_p95: Option<f64>,
+    /// Sorted by name.
+    pub task_types: Vec<QueueTaskType>,
+}
+
+/// `GET /api/advice`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AdviceResponse {
+    /// `5m` or `1h`.
+    pub window: String,
+    /// Seconds the window covers now.
+    pub window_seconds: f64,
+    /// `--advice-wait-target`, seconds: the p95 queue wait to stay under.
+    pub wait_target: f64,
+    /// The probability of a longer wait the target allows (0.05: p95).
+    pub wait_probability: f64,
+    /// Completed tasks a queue needs in the window before the model (and
+    /// so `processes_needed`) judges it.
+    pub min_completed: u64,
+    /// Most severe first, then by kind, queue and task names.
+    pub findings: Vec<Finding>,
+    /// Sorted by name.
+    pub queues: Vec<QueueCapacity>,
 }

@@ -423,6 +423,12 @@ mod tests {
                 Some("CELERIAC_STUCK_AFTER"),
                 &["3600"],
             ),
+            (
+                "advice_wait_target",
+                "advice-wait-target",
+                Some("CELERIAC_ADVICE_WAIT_TARGET"),
+                &["10"],
+            ),
             ("log", "log", Some("CELERIAC_LOG"), &["info"]),
             (
                 "log_format",

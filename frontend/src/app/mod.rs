@@ -2,6 +2,7 @@
 //! by the websocket (`live`); the task detail page also fetches the full
 //! task from `/api/task/info/{uuid}`.
 
+mod advice; // capacity and routing advice (polled) for the overview and queues pages
 mod alerts;
 mod audit;
 mod control;

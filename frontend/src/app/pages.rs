@@ -110,6 +110,7 @@ pub fn Overview() -> impl IntoView {
                     </table>
                 </section>
             </div>
+            <super::advice::Advice/>
         </Show>
     }
 }

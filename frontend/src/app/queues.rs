@@ -404,5 +404,6 @@ pub fn Queues() -> impl IntoView {
                 }.into_any()
             }
         }}
+        <super::advice::Advice capacity=true/>
     }
 }

@@ -110,8 +110,8 @@ pub struct Snapshot {
 }
 
 /// What one worker consumes, for `celery_active_worker_count` and
-/// `celery_active_process_count`, and its hard time limit, for stuck
-/// tasks. Events do not carry it: it comes from `inspect active_queues`,
+/// `celery_active_process_count`, and its time limits, for stuck tasks and
+/// the capacity advice. Events do not carry it: it comes from `inspect active_queues`,
 /// `inspect stats` and `inspect conf` (the remote-control work fills it
 /// through [`BrokerStats::set_worker_queues`]).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -121,6 +121,8 @@ pub struct WorkerQueues {
     pub processes: u64,
     /// `conf.task_time_limit`, seconds, when the worker sets one.
     pub task_time_limit: Option<f64>,
+    /// `conf.task_soft_time_limit`, seconds, when the worker sets one.
+    pub task_soft_time_limit: Option<f64>,
 }
 
 /// Shared between the poller (writer) and readers.

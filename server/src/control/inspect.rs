@@ -297,7 +297,7 @@ async fn run<M: Mailbox>(
 }
 
 /// What a worker consumes, from its cached `active_queues` and `stats`
-/// replies, and its `conf` hard time limit; `None` until `active_queues`
+/// replies, and its `conf` time limits; `None` until `active_queues`
 /// has answered with a list.
 pub fn worker_queues(inspect: &Map<String, Value>) -> Option<crate::broker::WorkerQueues> {
     let queues = inspect
@@ -311,16 +311,19 @@ pub fn worker_queues(inspect: &Map<String, Value>) -> Option<crate::broker::Work
         .and_then(|s| s.pointer("/pool/processes"))
         .and_then(Value::as_array)
         .map_or(0, |p| p.len() as u64);
-    // `conf` is asked without defaults: the key is there only when set.
-    let task_time_limit = inspect
-        .get("conf")
-        .and_then(|c| c.get("task_time_limit"))
-        .and_then(Value::as_f64)
-        .filter(|l| l.is_finite() && *l > 0.0);
+    // `conf` is asked without defaults: a key is there only when set.
+    let limit = |key: &str| {
+        inspect
+            .get("conf")
+            .and_then(|c| c.get(key))
+            .and_then(Value::as_f64)
+            .filter(|l| l.is_finite() && *l > 0.0)
+    };
     Some(crate::broker::WorkerQueues {
         queues,
         processes,
-        task_time_limit,
+        task_time_limit: limit("task_time_limit"),
+        task_soft_time_limit: limit("task_soft_time_limit"),
     })
 }
 
@@ -368,6 +371,20 @@ mod tests {
         let got = worker_queues(inspect.as_object().unwrap()).unwrap();
         assert_eq!(got.queues, ["celery", "work"]);
         assert_eq!(got.processes, 3);
+        assert_eq!(
+            (got.task_time_limit, got.task_soft_time_limit),
+            (None, None)
+        );
+        // Time limits from `conf`, where the worker sets them.
+        let limited = json!({
+            "active_queues": [],
+            "conf": {"task_time_limit": 30, "task_soft_time_limit": 20.5},
+        });
+        let got = worker_queues(limited.as_object().unwrap()).unwrap();
+        assert_eq!(
+            (got.task_time_limit, got.task_soft_time_limit),
+            (Some(30.0), Some(20.5))
+        );
         // Without active_queues nothing is known yet; stats alone is not enough.
         let stats_only = json!({"stats": {"pool": {"processes": [1]}}});
         assert!(worker_queues(stats_only.as_object().unwrap()).is_none());

@@ -1,5 +1,6 @@
 //! HTTP: Flower-compatible API, health, /metrics.
 
+mod advice;
 mod alerts;
 mod args;
 mod assets;
@@ -64,6 +65,7 @@ pub fn router(shared: Arc<AppState>) -> Router {
         .merge(alerts::routes())
         .merge(failures::routes())
         .merge(latency::routes())
+        .merge(advice::routes())
         .merge(task_stats::routes())
         .merge(diagnosis::routes())
         .merge(flower_pages::routes())

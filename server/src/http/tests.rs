@@ -830,3 +830,38 @@ async fn task_stats_answer_the_fixtures_endings_and_refuse_a_bad_window() {
         assert_eq!(r.error().parameter.as_deref(), Some("window"));
     }
 }
+
+#[tokio::test]
+async fn advice_lists_the_queues_of_the_window_and_refuses_a_bad_window() {
+    let shared = shared_with(scenarios(&["success", "failure"]), &[]);
+    let mut feed = crate::feed::Feed::default();
+    feed.subscribe(crate::insight::InsightFeed(shared.insight.clone()));
+    feed.publish(&shared.state, clock::now());
+
+    let body = get(&shared, "/api/advice").await.json();
+    assert_eq!(body["window"], "5m", "the default window: {body:#}");
+    assert_eq!(body["wait_target"], 10.0);
+    assert_eq!(body["wait_probability"], 0.05);
+    let queues = body["queues"].as_array().expect("queues");
+    assert_eq!(queues.len(), 1, "{body:#}");
+    assert_eq!(
+        (
+            &queues[0]["name"],
+            &queues[0]["arrived"],
+            &queues[0]["completed"]
+        ),
+        (
+            &serde_json::json!("celery"),
+            &serde_json::json!(2),
+            &serde_json::json!(2)
+        ),
+        "{body:#}"
+    );
+    let hour = get(&shared, "/api/advice?window=1h").await.json();
+    assert_eq!(hour["window"], "1h");
+    for bad in ["all", "1d", "5M"] {
+        let r = get(&shared, &format!("/api/advice?window={bad}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
+        assert_eq!(r.error().parameter.as_deref(), Some("window"));
+    }
+}

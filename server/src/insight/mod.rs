@@ -1,19 +1,24 @@
 //! What the events imply but never say: failures grouped by the bug behind
 //! them (`fingerprint`, `failures`), how long tasks wait in each queue
-//! (`latency`) and per task name runtime and wait quantiles over sliding
-//! windows (`stats`). Kept up to date by a change-feed subscriber, [`InsightFeed`];
-//! read by HTTP, `/metrics` and alert rules through [`Insight`]. No I/O.
+//! (`latency`), per task name runtime and wait quantiles over sliding
+//! windows (`stats`), and per queue the load against the processes serving
+//! it with capacity and routing advice (`load`, `queueing`, `advice`). Kept
+//! up to date by a change-feed subscriber, [`InsightFeed`]; read by HTTP,
+//! `/metrics` and alert rules through [`Insight`]. No I/O.
 
+pub mod advice;
 pub mod events_off;
 pub mod failures;
 pub mod fingerprint;
 pub mod latency;
+pub mod load;
+pub mod queueing;
 pub mod stats;
 pub mod stuck;
 
 use std::sync::Arc;
 
-use api::insight::{EventsDiagnosis, StuckTask, WorkerWithoutTaskEvents};
+use api::insight::{AdviceResponse, EventsDiagnosis, StuckTask, WorkerWithoutTaskEvents};
 use api::TaskState;
 use parking_lot::{Mutex, MutexGuard};
 
@@ -21,10 +26,12 @@ use crate::broker::BrokerStats;
 use crate::feed::{Changes, StateReader, Subscriber};
 use crate::state::TaskView;
 
+use advice::WorkerCapacity;
 use events_off::{Beat, EventsOff};
 use failures::{Failure, FailureGroups};
 use latency::{Latency, Seen};
-use stats::{Ended, Outcome, TaskStats, WaitFrom};
+use load::{Arrival, Busy, Load};
+use stats::{Ended, Outcome, TaskStats, WaitFrom, Window};
 use stuck::Running;
 
 /// Failure groups held by default.
@@ -73,12 +80,26 @@ pub struct InsightArgs {
     #[arg(long, env = "CELERIAC_STUCK_AFTER", default_value_t = stuck::DEFAULT_STUCK_AFTER_SECS,
           value_parser = positive_seconds, value_name = "SECONDS")]
     pub stuck_after: f64,
+
+    /// The p95 queue wait the capacity advice (`/api/advice`) sizes each
+    /// queue's processes for, seconds: it asks for the fewest processes
+    /// with which at most 5 % of tasks wait longer.
+    #[arg(long, env = "CELERIAC_ADVICE_WAIT_TARGET", default_value_t = advice::DEFAULT_WAIT_TARGET_SECS,
+          value_parser = non_negative_seconds, value_name = "SECONDS")]
+    pub advice_wait_target: f64,
 }
 
 fn positive_seconds(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
         _ => Err(format!("{s:?} is not a positive number of seconds")),
+    }
+}
+
+fn non_negative_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds (0 or more)")),
     }
 }
 
@@ -91,8 +112,11 @@ pub struct Insight {
     pub stats: Mutex<TaskStats>,
     pub events_off: Mutex<EventsOff>,
     pub running: Mutex<Running>,
+    pub load: Mutex<Load>,
     /// `--stuck-after`, seconds.
     pub stuck_after: f64,
+    /// `--advice-wait-target`, seconds.
+    pub wait_target: f64,
 }
 
 impl Insight {
@@ -106,8 +130,62 @@ impl Insight {
             stats: Mutex::new(TaskStats::new(args.max_stats_task_names)),
             events_off: Mutex::new(EventsOff::new()),
             running: Mutex::new(Running::default()),
+            // Its queues as latency caps them, its (queue, name) pairs as
+            // the task statistics cap names.
+            load: Mutex::new(Load::new(
+                args.max_latency_queues,
+                args.max_stats_task_names,
+            )),
             stuck_after: args.stuck_after,
+            wait_target: args.advice_wait_target,
         }
+    }
+
+    /// Capacity and routing advice over `window` at `now`: the load kept
+    /// here, the workers' queues, processes and limits from inspect
+    /// (`broker`), their heartbeats, and the observed waits.
+    pub fn advice(&self, broker: &BrokerStats, window: Window, now: f64) -> AdviceResponse {
+        let (pairs, covered, beats) = {
+            let load = self.load.lock();
+            let (pairs, covered) = load.window(window, now);
+            (pairs, covered, load.workers().clone())
+        };
+        let observed = self
+            .latency
+            .lock()
+            .snapshot(now)
+            .into_iter()
+            .filter_map(|q| Some((q.name, q.wait_p95?)))
+            .collect();
+        let inspected = broker.worker_queues();
+        // Every worker heartbeating or inspected; alive by heartbeat.
+        let mut names: std::collections::BTreeSet<&str> =
+            beats.keys().map(String::as_str).collect();
+        names.extend(inspected.keys().map(String::as_str));
+        let workers: Vec<WorkerCapacity> = names
+            .into_iter()
+            .map(|h| {
+                let q = inspected.get(h);
+                let b = beats.get(h);
+                WorkerCapacity {
+                    hostname: h.to_owned(),
+                    queues: q.map(|q| q.queues.clone()),
+                    processes: q.map_or(0, |q| q.processes),
+                    soft_time_limit: q.and_then(|q| q.task_soft_time_limit),
+                    time_limit: q.and_then(|q| q.task_time_limit),
+                    alive: b.is_some_and(|b| b.alive),
+                    active: b.and_then(|b| b.active),
+                }
+            })
+            .collect();
+        advice::advise(&advice::Inputs {
+            window,
+            covered,
+            pairs: &pairs,
+            workers: &workers,
+            observed_wait_p95: &observed,
+            wait_target: self.wait_target,
+        })
     }
 
     /// Workers without task events, and queues whose tasks come without
@@ -156,6 +234,7 @@ impl Default for Insight {
             max_latency_queues: DEFAULT_MAX_LATENCY_QUEUES,
             max_stats_task_names: DEFAULT_MAX_STATS_TASK_NAMES,
             stuck_after: stuck::DEFAULT_STUCK_AFTER_SECS,
+            advice_wait_target: advice::DEFAULT_WAIT_TARGET_SECS,
         })
     }
 }
@@ -179,10 +258,12 @@ impl Subscriber for InsightFeed {
                 stats: self.0.stats.lock(),
                 events_off: self.0.events_off.lock(),
                 running: self.0.running.lock(),
+                load: self.0.load.lock(),
                 failed: &mut failed,
                 now,
             };
             l.stats.tick(now);
+            l.load.tick(now);
             if changes.overflow {
                 // The marks were lost: look at every retained task; the
                 // failures already counted are recognised and skipped.
@@ -209,6 +290,13 @@ impl Subscriber for InsightFeed {
             if changes.workers || changes.overflow || l.events_off.beats_due(now, BEATS_EVERY_SECS)
             {
                 let workers = st.workers(now);
+                l.load.beats(workers.iter().map(|w| {
+                    let busy = Busy {
+                        alive: w.status,
+                        active: w.active.and_then(|a| u64::try_from(a).ok()),
+                    };
+                    (w.hostname.as_str(), busy)
+                }));
                 l.events_off.beats(
                     workers.iter().map(|w| Beat {
                         hostname: &w.hostname,
@@ -248,6 +336,7 @@ struct Learn<'g> {
     stats: MutexGuard<'g, TaskStats>,
     events_off: MutexGuard<'g, EventsOff>,
     running: MutexGuard<'g, Running>,
+    load: MutexGuard<'g, Load>,
     failed: &'g mut Vec<Failure>,
     now: f64,
 }
@@ -265,6 +354,13 @@ impl Learn<'_> {
             });
         }
         self.failed.extend(failure(t));
+        if let Some((a, at)) = arrival(t) {
+            // After an overflow, as for endings below: old arrivals are not
+            // new.
+            if told != Told::Resync || at >= now - RESYNC_RECENT_SECS {
+                self.load.arrived(&a, now);
+            }
+        }
         // A change of a task a worker handled is that worker's task event;
         // LOST is celeriac's inference, not an event.
         if let (Told::Changed, Some(w)) = (told, t.worker) {
@@ -282,12 +378,42 @@ impl Learn<'_> {
             if let Some(w) = t.worker {
                 self.events_off.finished(w, t.sent.is_some(), now);
             }
+            self.load.completed(queue_of(t), e.name, e.runtime, now);
         }
     }
 }
 
 fn is_lost(state: &TaskState) -> bool {
     matches!(state, TaskState::Custom(s) if s == crate::state::LOST)
+}
+
+/// The queue a task was sent to; without `task-sent`, Celery's default
+/// queue, as the metrics count it.
+fn queue_of<'a>(t: &TaskView<'a>) -> &'a str {
+    t.queue.unwrap_or(crate::state::DEFAULT_QUEUE)
+}
+
+/// The task's arrival in its queue and when it happened, once it can be
+/// told: at `task-sent` (which names the queue), else once a worker
+/// started it or it ended (by then a late `task-sent` would have come).
+fn arrival<'a>(t: &TaskView<'a>) -> Option<(Arrival<'a>, f64)> {
+    let name = t.name?;
+    let at = match t.sent {
+        Some(sent) => sent,
+        None => {
+            if matches!(t.state, TaskState::Pending | TaskState::Received) {
+                return None;
+            }
+            t.received.or(t.started).or(t.timestamp)?
+        }
+    };
+    let a = Arrival {
+        id: t.uuid,
+        name,
+        queue: queue_of(t),
+        attempt: t.retries.unwrap_or(0),
+    };
+    Some((a, at))
 }
 
 fn seen<'a>(t: &TaskView<'a>) -> Seen<'a> {
@@ -433,6 +559,75 @@ mod tests {
         let flaky = stats_of(&insight, "tasks.flaky", now);
         assert_eq!((flaky.counts.retried, flaky.counts.succeeded), (1, 1));
         assert_eq!(flaky.wait.count, 0);
+    }
+
+    #[test]
+    fn arrivals_count_each_attempt_and_completions_each_ending() {
+        let (insight, now) = play(scenarios(&["success", "failure", "retry"]));
+        let (pairs, _) = insight.load.lock().window(Window::FiveMinutes, now);
+        let got: Vec<_> = pairs
+            .iter()
+            .map(|p| {
+                (
+                    p.queue.as_str(),
+                    p.name.as_str(),
+                    p.arrived,
+                    p.completed,
+                    p.runtime.count(),
+                )
+            })
+            .collect();
+        // The retry is sent again (a second arrival) and ends twice, once
+        // retried (no completion) and once succeeded; task-failed carries no
+        // runtime, failed − started stands in.
+        assert_eq!(
+            got,
+            [
+                ("celery", "tasks.add", 1, 1, 1),
+                ("celery", "tasks.fail", 1, 1, 1),
+                ("celery", "tasks.flaky", 2, 1, 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn advice_reads_the_workers_heartbeats_and_inspect() {
+        let (insight, now) = play(scenarios(&["online", "success"]));
+        let broker = BrokerStats::default();
+        let a = insight.advice(&broker, Window::FiveMinutes, now);
+        // Queues not known from inspect yet: the tasks' queue is listed
+        // without workers, and nothing is said about consumers.
+        assert_eq!(a.queues.len(), 1, "{a:#?}");
+        assert!(
+            a.queues[0].workers.is_empty() && a.findings.is_empty(),
+            "{a:#?}"
+        );
+        let beats = insight.load.lock().workers().clone();
+        let alive: Vec<String> = beats
+            .iter()
+            .filter(|(_, b)| b.alive)
+            .map(|(h, _)| h.clone())
+            .collect();
+        assert!(!alive.is_empty(), "{beats:?}");
+        for h in beats.keys() {
+            broker.set_worker_queues(
+                h,
+                crate::broker::WorkerQueues {
+                    queues: vec!["celery".into()],
+                    processes: 4,
+                    task_time_limit: Some(30.0),
+                    task_soft_time_limit: None,
+                },
+            );
+        }
+        let a = insight.advice(&broker, Window::FiveMinutes, now);
+        let q = &a.queues[0];
+        // Only the live ones serve it.
+        assert_eq!(q.name, "celery");
+        assert_eq!(q.workers, alive);
+        assert_eq!(q.processes, Some(4 * alive.len() as u64));
+        assert_eq!(q.task_types[0].time_limit, Some(30.0));
+        assert_eq!(a.wait_target, advice::DEFAULT_WAIT_TARGET_SECS);
     }
 
     #[test]

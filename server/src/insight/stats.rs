@@ -29,9 +29,9 @@ const MAX_BINS: u32 = 2048;
 /// Values below this (seconds) are counted as zero.
 const MIN_VALUE: f64 = 1e-6;
 /// One slot of the ring per minute.
-const SLOT_SECS: f64 = 60.0;
+pub const SLOT_SECS: f64 = 60.0;
 /// Minutes kept: the longest window.
-const SLOTS: usize = 60;
+pub const SLOTS: usize = 60;
 /// Task endings remembered, so a task told again (a later change, a
 /// resynchronisation) is not counted twice.
 const RECORDED_CAPACITY: usize = 100_000;
@@ -69,7 +69,8 @@ impl Window {
         }
     }
 
-    fn minutes(self) -> Option<i64> {
+    /// Minutes covered, `None` for since start.
+    pub fn minutes(self) -> Option<i64> {
         match self {
             Window::FiveMinutes => Some(5),
             Window::Hour => Some(SLOTS as i64),
@@ -135,7 +136,9 @@ impl std::fmt::Debug for Slot {
     }
 }
 
-fn sketch() -> DDSketch {
+/// An empty sketch with the configuration every insight sketch shares (so
+/// any two merge).
+pub fn sketch() -> DDSketch {
     DDSketch::new(Config::new(RELATIVE_ERROR, MAX_BINS, MIN_VALUE))
 }
 
@@ -215,7 +218,21 @@ pub struct TaskStats {
     recorded_order: VecDeque<String>,
 }
 
-fn minute_of(t: f64) -> i64 {
+/// The seconds `window` covers at `now` when counting began at
+/// `started_at`: its slots' span, at most the time since start.
+pub fn covered(window: Window, started_at: Option<f64>, now: f64) -> f64 {
+    let since_start = started_at.map_or(0.0, |s| (now - s).max(0.0));
+    match window.minutes() {
+        None => since_start,
+        Some(m) => {
+            let first = (minute_of(now) - (m - 1)) as f64 * SLOT_SECS;
+            (now - first).min(since_start)
+        }
+    }
+}
+
+/// The one-minute slot `t` falls in.
+pub fn minute_of(t: f64) -> i64 {
     (t / SLOT_SECS).floor() as i64
 }
 
@@ -309,14 +326,7 @@ impl TaskStats {
     /// Every name with an ending in `window`, sorted by name, and the
     /// seconds the window covers at `now`.
     pub fn snapshot(&self, window: Window, now: f64) -> (Vec<TaskTypeStats>, f64) {
-        let since_start = self.started_at.map_or(0.0, |s| (now - s).max(0.0));
-        let covered = match window.minutes() {
-            None => since_start,
-            Some(m) => {
-                let first = (minute_of(now) - (m - 1)) as f64 * SLOT_SECS;
-                (now - first).min(since_start)
-            }
-        };
+        let covered = covered(window, self.started_at, now);
         let mut out: Vec<TaskTypeStats> = self
             .names
             .iter()

@@ -332,6 +332,7 @@ fn queue_wait_prefetch_queues_and_flower_families_render() {
             queues: vec!["q1".into()],
             processes: 4,
             task_time_limit: None,
+            task_soft_time_limit: None,
         },
     );
 

@@ -148,7 +148,15 @@ async function live(browser, shot, pageOut) {
     await page.waitForFunction(() => document.querySelector('[data-testid=online]').textContent === '1', null, { timeout: T });
     await page.waitForFunction(() => document.querySelector('[data-testid=alerts-badge]')?.textContent === 'alerting off', null, { timeout: T });
     check(true, 'the overview badge says alerting is off');
+    // The Advice panel (/api/advice): on the overview, and on the queues
+    // page with each queue's load against its processes.
+    await page.waitForSelector('[data-testid=advice] :is([data-testid=advice-none], [data-testid=advice-finding])', { timeout: T });
+    check(true, 'the overview shows the Advice panel');
     await shot('overview');
+    await page.goto(`${base}/queues`);
+    await page.waitForSelector('[data-testid=capacity] tr[data-queue="celery"]', { timeout: T });
+    check(true, "the queues page's Advice panel lists the celery queue's capacity");
+    await shot('queues-advice');
     await page.goto(`${base}/types`);
     await page.waitForSelector('text=tasks.add', { timeout: T });
     // Runtime quantiles from the server's sketches (/api/task/stats, 1 %

@@ -36,12 +36,15 @@ if os.environ.get("CELERY_QUEUE_TYPE") == "quorum":
         task_default_exchange_type="topic",
         broker_transport_options={"confirm_publish": True},
     )
-# A producer without task-sent (tests of the events-off diagnosis), and a
-# worker-wide hard time limit (tests of stuck tasks).
+# A producer without task-sent (tests of the events-off diagnosis), a
+# worker-wide hard time limit (tests of stuck tasks) and a soft one (tests
+# of the capacity advice).
 if os.environ.get("CELERY_TASK_SEND_SENT_EVENT") == "0":
     app.conf.task_send_sent_event = False
 if os.environ.get("CELERY_TASK_TIME_LIMIT"):
     app.conf.task_time_limit = float(os.environ["CELERY_TASK_TIME_LIMIT"])
+if os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT"):
+    app.conf.task_soft_time_limit = float(os.environ["CELERY_TASK_SOFT_TIME_LIMIT"])
 # Redis transport options kombu takes beside the URL (tests/redis_broker.rs):
 # Sentinel's master name and its nodes' own password, and the global key
 # prefix of every key and channel.
