@@ -291,7 +291,7 @@ fn usable(backend: &Backend) -> Result<(), HttpError> {
 /// Whether the workers have `name`: seen in events or in an inspect
 /// `registered` reply (Flower checks its own app's registry).
 fn registered(shared: &AppState, name: &str) -> bool {
-    if shared.state.read().task_types().iter().any(|t| t == name) {
+    if shared.state.read().knows_task_name(name) {
         return true;
     }
     let inspect = &shared.ops.inspect;
