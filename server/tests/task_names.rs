@@ -44,9 +44,19 @@ fn now() -> f64 {
         .as_secs_f64()
 }
 
-/// Publishes [`TASKS`] tasks as fast as the broker takes them; task `i` is
-/// named `name(i)`. Names of both runs have the same length.
-fn publish(vhost: &TestVhost, name: fn(u64) -> String) -> std::thread::JoinHandle<()> {
+/// Task `i`'s id in a run whose ids start at `base`.
+fn task_id(base: u128, i: u64) -> uuid::Uuid {
+    uuid::Uuid::from_u128(base | u128::from(i))
+}
+
+/// Publishes [`TASKS`] tasks as fast as the broker takes them, in order on
+/// one channel; task `i` is named `name(i)`. Names of both runs have the
+/// same length.
+fn publish(
+    vhost: &TestVhost,
+    base: u128,
+    name: fn(u64) -> String,
+) -> std::thread::JoinHandle<()> {
     let url = vhost.amqp_url();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -59,7 +69,7 @@ fn publish(vhost: &TestVhost, name: fn(u64) -> String) -> std::thread::JoinHandl
             let worker = support::events::properties("w1@names");
             let mut clock = 0u64;
             for i in 0..TASKS {
-                let id = uuid::Uuid::new_v4();
+                let id = task_id(base, i);
                 let name = name(i);
                 let ts = now();
                 let args = format!("({i}, {})", i % 97);
@@ -121,10 +131,13 @@ fn distinct_names(i: u64) -> String {
 }
 
 /// What one run measured.
-#[derive(Debug)]
 struct Run {
     /// Events applied per second, from the first publish to the last event.
     ingest: f64,
+    /// Events applied per second of celeriac's CPU time (user + system):
+    /// the rate it sustains with a core of its own, which a box shared with
+    /// other work does not blur as it blurs the wall-clock rate.
+    per_cpu_second: f64,
     /// Bytes per second a dashboard client received while the flow ran
     /// (at most [`WS_WINDOW`]), and its largest message.
     ws_rate: f64,
@@ -178,32 +191,54 @@ fn peak_rss(pid: u32) -> u64 {
         * 1024
 }
 
+/// User + system CPU time of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
+    // Fields after the command name (which may hold spaces), from `state`.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime");
+    ticks as f64 / rustix::param::clock_ticks_per_second() as f64
+}
+
 fn run(vhost: &TestVhost, name: fn(u64) -> String) -> Run {
     let celeriac = Celeriac::start(vhost, &["--db", "none", "--max-tasks", MAX_TASKS]);
     celeriac.wait_readyz(200, Duration::from_secs(30));
-    let before = celeriac.metric_or_zero("celeriac_events_ingested_total", &[]);
+    let base = uuid::Uuid::new_v4().as_u128() & !u128::from(u32::MAX);
+    let last = format!("/api/task/info/{}", task_id(base, TASKS - 1));
     let client = watch(&celeriac.base, WS_WINDOW);
+    let cpu_before = cpu_seconds(celeriac.pid());
     let start = Instant::now();
-    let publisher = publish(vhost, name);
-    let want = before + (TASKS * 4) as f64;
+    let publisher = publish(vhost, base, name);
+    // One channel, one queue: the last task's `task-succeeded` is the last
+    // event applied. Polling it costs a lookup, where polling /metrics
+    // would cost more with more series and so tax one run more.
     let deadline = start + Duration::from_secs(600);
     let ingested_in = loop {
-        let n = celeriac.metric_or_zero("celeriac_events_ingested_total", &[]);
-        if n >= want {
+        let (status, body) = celeriac.get(&last);
+        let done = status == 200
+            && serde_json::from_str::<Value>(&body).is_ok_and(|t| t["state"] == "SUCCESS");
+        if done {
             break start.elapsed();
         }
         assert!(
             Instant::now() < deadline,
-            "celeriac applied {n} of {want} events in 600 s"
+            "the last task was not applied within 600 s"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     };
+    let cpu = cpu_seconds(celeriac.pid()) - cpu_before;
     publisher.join().expect("publisher thread");
     let (bytes, ws_largest, read_for) = client.join().expect("dashboard client thread");
     // The flow is what is measured: a window longer than the run is cut to it.
     let ws_rate = bytes as f64 / read_for.min(ingested_in.as_secs_f64()).max(1.0);
+    assert_eq!(
+        celeriac.metric_or_zero("celeriac_events_ingested_total", &[]),
+        (TASKS * 4) as f64
+    );
     Run {
         ingest: (TASKS * 4) as f64 / ingested_in.as_secs_f64(),
+        per_cpu_second: (TASKS * 4) as f64 / cpu.max(1e-3),
         ws_rate,
         ws_largest,
         peak_rss: peak_rss(celeriac.pid()),
@@ -220,26 +255,25 @@ fn a_flood_of_task_names_stays_bounded_and_keeps_ingest_speed() {
     for round in 0..2 {
         let b = run(&vhost, fifty_names);
         let f = run(&vhost, distinct_names);
-        eprintln!(
-            "round {round}: 50 names {:.0} events/s, peak RSS {:.1} MiB, ws {:.0} B/s (largest {} B); \
-             {TASKS} names {:.0} events/s, peak RSS {:.1} MiB, ws {:.0} B/s (largest {} B)",
-            b.ingest,
-            b.peak_rss as f64 / 1048576.0,
-            b.ws_rate,
-            b.ws_largest,
-            f.ingest,
-            f.peak_rss as f64 / 1048576.0,
-            f.ws_rate,
-            f.ws_largest
-        );
-        if baseline.as_ref().is_none_or(|x| b.ingest > x.ingest) {
+        for (what, r) in [("50 names", &b), ("distinct names", &f)] {
+            eprintln!(
+                "round {round}, {what}: {:.0} events/s ({:.0} per CPU second), peak RSS {:.1} MiB, \
+                 dashboard client {:.0} B/s (largest message {} B)",
+                r.ingest,
+                r.per_cpu_second,
+                r.peak_rss as f64 / 1048576.0,
+                r.ws_rate,
+                r.ws_largest,
+            );
+        }
+        if baseline.as_ref().is_none_or(|x| b.per_cpu_second > x.per_cpu_second) {
             baseline = Some(b);
         }
-        if flood.as_ref().is_none_or(|x| f.ingest > x.ingest) {
+        if flood.as_ref().is_none_or(|x| f.per_cpu_second > x.per_cpu_second) {
             flood = Some(f);
         }
         let (b, f) = (baseline.as_ref().unwrap(), flood.as_ref().unwrap());
-        if f.ingest >= 0.8 * b.ingest {
+        if f.per_cpu_second >= 0.8 * b.per_cpu_second {
             break;
         }
     }
@@ -247,10 +281,11 @@ fn a_flood_of_task_names_stays_bounded_and_keeps_ingest_speed() {
     let c = &flood.celeriac;
 
     assert!(
-        flood.ingest >= 0.8 * baseline.ingest,
-        "ingest with {TASKS} names ({:.0} events/s) is within 20% of ingest with 50 ({:.0} events/s)",
-        flood.ingest,
-        baseline.ingest
+        flood.per_cpu_second >= 0.8 * baseline.per_cpu_second,
+        "ingest with {TASKS} names ({:.0} events per CPU second) is within 20% of ingest with 50 \
+         ({:.0} events per CPU second)",
+        flood.per_cpu_second,
+        baseline.per_cpu_second
     );
 
     // Per-name aggregates: the first 500 names, the rest under `other`.
