@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::loadgen::{self, Plan};
-use crate::monitor::{median, Counter, Monitor};
+use crate::monitor::{median, Counter};
 use crate::report::fmt_int;
 use crate::scenarios::{detail, step, Settings};
 
@@ -39,9 +39,10 @@ pub struct NamesRun {
     /// it read (cut to the run when the run was shorter).
     pub ws_bytes: u64,
     pub ws_secs: f64,
-    /// The client's first message (the snapshot) and its largest.
-    pub ws_first: u64,
+    /// The client's largest message while the flow ran.
     pub ws_largest: u64,
+    /// The snapshot a client connecting after the run is sent.
+    pub snapshot_bytes: u64,
     /// `GET /api/task/types`: body size and median of 5.
     pub types_bytes: usize,
     pub types_time: Duration,
@@ -124,6 +125,10 @@ async fn one_in(
         .await
         .context("joining the dashboard client")?
         .map_err(|_| anyhow::anyhow!("the dashboard client panicked"))??;
+    let base = monitor.base.clone();
+    let snapshot_bytes = tokio::task::spawn_blocking(move || first_message(&base))
+        .await
+        .context("joining the snapshot reader")??;
     let (types_times, types_body) = monitor.get_timed("/api/task/types", 5).await?;
     let (metrics_times, metrics_body) = monitor.get_timed("/metrics", 3).await?;
     let text = String::from_utf8_lossy(&metrics_body);
@@ -140,8 +145,8 @@ async fn one_in(
         peak_rss: peak_rss(monitor.process.pid())?,
         ws_bytes: ws.bytes,
         ws_secs: ws.secs.min(wall.as_secs_f64()),
-        ws_first: ws.first,
         ws_largest: ws.largest,
+        snapshot_bytes,
         types_bytes: types_body.len(),
         types_time: median(types_times),
         metrics_bytes: metrics_body.len(),
@@ -163,8 +168,28 @@ async fn one_in(
 struct Ws {
     bytes: u64,
     secs: f64,
-    first: u64,
     largest: u64,
+}
+
+/// The size of the first `/ws` message: the snapshot a new client gets.
+fn first_message(base: &str) -> Result<u64> {
+    let addr = base.trim_start_matches("http://");
+    let stream = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .context("setting a read timeout")?;
+    let (mut ws, _) = tungstenite::client(format!("ws://{addr}/ws"), stream)
+        .map_err(|e| anyhow::anyhow!("websocket handshake on /ws: {e}"))?;
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Text(t)) => {
+                let _ = ws.close(None);
+                return Ok(t.len() as u64);
+            }
+            Ok(_) => {}
+            Err(e) => anyhow::bail!("reading /ws: {e}"),
+        }
+    }
 }
 
 /// A dashboard client on its own thread: reads `/ws` for `window`.
@@ -181,16 +206,12 @@ fn watch(base: &str, window: Duration) -> Result<std::thread::JoinHandle<Result<
         let mut r = Ws {
             bytes: 0,
             secs: 0.0,
-            first: 0,
             largest: 0,
         };
         while start.elapsed() < window {
             match ws.read() {
                 Ok(tungstenite::Message::Text(t)) => {
                     let n = t.len() as u64;
-                    if r.bytes == 0 {
-                        r.first = n;
-                    }
                     r.bytes += n;
                     r.largest = r.largest.max(n);
                 }
@@ -250,9 +271,14 @@ pub fn render(r: &NamesResult) -> String {
             format!("{}/s over {:.1} s", kb(f.ws_rate()), f.ws_secs),
         ),
         (
-            "dashboard client, snapshot / largest message",
-            format!("{} / {}", kb(b.ws_first as f64), kb(b.ws_largest as f64)),
-            format!("{} / {}", kb(f.ws_first as f64), kb(f.ws_largest as f64)),
+            "dashboard client, largest message",
+            kb(b.ws_largest as f64),
+            kb(f.ws_largest as f64),
+        ),
+        (
+            "snapshot to a client connecting after the run",
+            kb(b.snapshot_bytes as f64),
+            kb(f.snapshot_bytes as f64),
         ),
         (
             "GET /api/task/types (median of 5)",
@@ -274,12 +300,11 @@ pub fn render(r: &NamesResult) -> String {
     );
     let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
     let w2 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
-    out.push_str(&format!(
-        "{:<w$}  {:<w2$}  {}\n",
-        "",
+    let (left, right) = (
         format!("{} names", b.names),
-        format!("{} names", fmt_int(f.names))
-    ));
+        format!("{} names", fmt_int(f.names)),
+    );
+    out.push_str(&format!("{:<w$}  {left:<w2$}  {right}\n", ""));
     for (k, a, c) in rows {
         out.push_str(&format!("{k:<w$}  {a:<w2$}  {c}\n"));
     }

@@ -52,11 +52,7 @@ fn task_id(base: u128, i: u64) -> uuid::Uuid {
 /// Publishes [`TASKS`] tasks as fast as the broker takes them, in order on
 /// one channel; task `i` is named `name(i)`. Names of both runs have the
 /// same length.
-fn publish(
-    vhost: &TestVhost,
-    base: u128,
-    name: fn(u64) -> String,
-) -> std::thread::JoinHandle<()> {
+fn publish(vhost: &TestVhost, base: u128, name: fn(u64) -> String) -> std::thread::JoinHandle<()> {
     let url = vhost.amqp_url();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -266,10 +262,16 @@ fn a_flood_of_task_names_stays_bounded_and_keeps_ingest_speed() {
                 r.ws_largest,
             );
         }
-        if baseline.as_ref().is_none_or(|x| b.per_cpu_second > x.per_cpu_second) {
+        if baseline
+            .as_ref()
+            .is_none_or(|x| b.per_cpu_second > x.per_cpu_second)
+        {
             baseline = Some(b);
         }
-        if flood.as_ref().is_none_or(|x| f.per_cpu_second > x.per_cpu_second) {
+        if flood
+            .as_ref()
+            .is_none_or(|x| f.per_cpu_second > x.per_cpu_second)
+        {
             flood = Some(f);
         }
         let (b, f) = (baseline.as_ref().unwrap(), flood.as_ref().unwrap());
