@@ -178,8 +178,7 @@ fn first_message(base: &str) -> Result<u64> {
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .context("setting a read timeout")?;
-    let (mut ws, _) = tungstenite::client(format!("ws://{addr}/ws"), stream)
-        .map_err(|e| anyhow::anyhow!("websocket handshake on /ws: {e}"))?;
+    let (mut ws, _) = connect_ws(addr, stream)?;
     loop {
         match ws.read() {
             Ok(tungstenite::Message::Text(t)) => {
@@ -199,8 +198,7 @@ fn watch(base: &str, window: Duration) -> Result<std::thread::JoinHandle<Result<
     stream
         .set_read_timeout(Some(Duration::from_millis(200)))
         .context("setting a read timeout")?;
-    let (mut ws, _) = tungstenite::client(format!("ws://{addr}/ws"), stream)
-        .map_err(|e| anyhow::anyhow!("websocket handshake on /ws: {e}"))?;
+    let (mut ws, _) = connect_ws(&addr, stream)?;
     Ok(std::thread::spawn(move || {
         let start = Instant::now();
         let mut r = Ws {
@@ -228,6 +226,23 @@ fn watch(base: &str, window: Duration) -> Result<std::thread::JoinHandle<Result<
         let _ = ws.close(None);
         Ok(r)
     }))
+}
+
+/// A `/ws` client without tungstenite's 16 MB message limit: a build
+/// without the bound sends tens of megabytes in one message, which is a
+/// figure to report, not an error.
+fn connect_ws(
+    addr: &str,
+    stream: TcpStream,
+) -> Result<(
+    tungstenite::WebSocket<TcpStream>,
+    tungstenite::handshake::client::Response,
+)> {
+    let config = tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(None)
+        .max_frame_size(None);
+    tungstenite::client::client_with_config(format!("ws://{addr}/ws"), stream, Some(config))
+        .map_err(|e| anyhow::anyhow!("websocket handshake on /ws: {e}"))
 }
 
 /// VmHWM of a process: its peak resident memory so far.
