@@ -167,6 +167,14 @@ pub struct Worker {
 pub struct TaskTypes {
     #[serde(rename = "task-types")]
     pub task_types: Vec<String>,
+    /// Names met beyond `--max-task-names`, not listed (celeriac's own key;
+    /// absent when none were).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub folded: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The body of every 4xx/5xx JSON answer: what went wrong, and which

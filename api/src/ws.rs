@@ -125,6 +125,8 @@ pub enum WsMessage {
         workers: Vec<Worker>,
         /// The most recently created retained tasks, oldest first.
         tasks: Vec<TaskRow>,
+        /// Every task type, sorted by name (at most `--max-task-names` and
+        /// `other`).
         types: Vec<TypeStats>,
         /// Up to the last 15 minutes, oldest first.
         rates: Vec<RatePoint>,
@@ -139,9 +141,15 @@ pub enum WsMessage {
         /// Tasks created or changed, upserted by uuid.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         tasks: Vec<TaskRow>,
-        /// Every task type, when any changed.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        types: Option<Vec<TypeStats>>,
+        /// The task types that changed since the previous message (once a
+        /// second at most), upserted by name. Bounded: names beyond the
+        /// server's `--max-task-names` are counted under `other`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        types: Vec<TypeStats>,
+        /// Task types gone since the previous message (every series of the
+        /// name left with purged workers).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        types_gone: Vec<String>,
         /// Seconds completed since the previous message.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         rates: Vec<RatePoint>,
@@ -187,7 +195,8 @@ mod tests {
                 root_id: None,
                 retries: None,
             }],
-            types: None,
+            types: vec![],
+            types_gone: vec![],
             rates: vec![],
             ingest: None,
         };

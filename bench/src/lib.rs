@@ -11,6 +11,7 @@ pub mod loadgen;
 pub mod metrics_render; // /metrics render at 1000 workers x 200 names
 pub mod mgmt;
 pub mod monitor;
+pub mod names; // a flood of distinct task names against 50 names
 pub mod noop;
 pub mod pg; // throwaway PostgreSQL databases for the history figures
 pub mod procs;

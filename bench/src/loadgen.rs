@@ -149,6 +149,11 @@ pub struct Plan {
     /// avoided by waiting for the consumer's binding before publishing.
     pub confirms: bool,
     pub confirm_window: usize,
+    /// Task names: `None` is the four names of a small app; `Some(n)`
+    /// names task `i` (counted across channels) `tasks.generated.t{i % n}`,
+    /// so `n` at least the task count gives every task a name of its own
+    /// (the flood of the names scenario).
+    pub names: Option<u64>,
 }
 
 impl Plan {
@@ -161,6 +166,7 @@ impl Plan {
             channels: DEFAULT_CHANNELS,
             confirms: false,
             confirm_window: DEFAULT_CONFIRM_WINDOW,
+            names: None,
         }
     }
 
@@ -247,8 +253,14 @@ pub async fn run(url: &str, plan: &Plan) -> Result<Published> {
         let window = plan.confirm_window.max(1);
         let confirms = plan.confirms;
         let seed = fastrand::u64(..) ^ index as u64;
+        let names = plan.names.map(|n| Names {
+            count: n.max(1),
+            next: index as u64,
+            stride: channels as u64,
+        });
         publishers.push(tokio::spawn(async move {
-            let generator = Generator::new(seed);
+            let mut generator = Generator::new(seed);
+            generator.names = names;
             publish_tasks(channel, generator, quota, deadline, rate, window, confirms).await
         }));
     }
@@ -508,9 +520,20 @@ fn traceback_json() -> &'static str {
     })
 }
 
+/// Generated task names: this generator's tasks are `next`, `next +
+/// stride`, ... of all tasks, named by their number modulo `count`.
+#[derive(Clone, Copy, Debug)]
+pub struct Names {
+    pub count: u64,
+    pub next: u64,
+    pub stride: u64,
+}
+
 /// Builds the two messages of each task. Every string it writes is a Python
 /// repr without `"` or `\`, so it needs no JSON escaping.
 pub struct Generator {
+    /// Generated names instead of the four of the small app.
+    pub names: Option<Names>,
     rng: fastrand::Rng,
     pub client: String,
     pid: u32,
@@ -529,6 +552,7 @@ impl Generator {
             client_clock: 0,
             worker_clocks: [0; WORKERS],
             seq: 0,
+            names: None,
         }
     }
 
@@ -573,6 +597,15 @@ impl Generator {
                 "{'format': 'pdf', 'recipients': ['ops@example.com']}".to_owned(),
                 format!("'s3://reports/2026-11-23/eu-west-{}.pdf'", n % 3 + 1),
             ),
+        };
+        let generated;
+        let name = match &mut self.names {
+            Some(g) => {
+                generated = format!("tasks.generated.t{:06}", g.next % g.count);
+                g.next += g.stride;
+                generated.as_str()
+            }
+            None => name,
         };
         let ts = now_secs();
         self.client_clock += 1;
@@ -657,6 +690,55 @@ pub fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_names_interleave_across_channels() {
+        let name = |g: &mut Generator| {
+            let (mut sent, mut multi) = (String::new(), String::new());
+            g.next_task(&mut sent, &mut multi);
+            let v: serde_json::Value = serde_json::from_str(&sent).unwrap();
+            let m: serde_json::Value = serde_json::from_str(&multi).unwrap();
+            assert_eq!(v["name"], m[0]["name"]);
+            v["name"].as_str().unwrap().to_owned()
+        };
+        let mut a = Generator::new(1);
+        let mut b = Generator::new(2);
+        a.names = Some(Names {
+            count: 1_000_000,
+            next: 0,
+            stride: 2,
+        });
+        b.names = Some(Names {
+            count: 1_000_000,
+            next: 1,
+            stride: 2,
+        });
+        let got = [name(&mut a), name(&mut b), name(&mut a), name(&mut b)];
+        assert_eq!(
+            got,
+            [
+                "tasks.generated.t000000",
+                "tasks.generated.t000001",
+                "tasks.generated.t000002",
+                "tasks.generated.t000003"
+            ]
+        );
+        let mut c = Generator::new(3);
+        c.names = Some(Names {
+            count: 2,
+            next: 0,
+            stride: 1,
+        });
+        let got = [name(&mut c), name(&mut c), name(&mut c)];
+        assert_eq!(
+            got,
+            [
+                "tasks.generated.t000000",
+                "tasks.generated.t000001",
+                "tasks.generated.t000000"
+            ]
+        );
+    }
 
     #[test]
     fn bodies_are_the_real_shapes() {

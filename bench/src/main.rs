@@ -112,6 +112,11 @@ struct BenchArgs {
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     redis: String,
 
+    /// Distinct task names of the names scenario's flood, one per task
+    /// [default: 300,000; --quick 20,000].
+    #[arg(long)]
+    names: Option<u64>,
+
     /// Tasks written into the store of the history scenario (the issue's
     /// goals are stated at 10,000,000) [default: 1,000,000; --quick 250,000].
     #[arg(long)]
@@ -138,6 +143,8 @@ enum Scenario {
     History,
     /// celeriac on a Redis broker beside a no-op subscriber, one burst for both.
     Redis,
+    /// A flood of distinct task names against 50 names: ingest, RSS, /ws traffic, /api/task/types.
+    Names,
     All,
 }
 
@@ -191,6 +198,10 @@ enum Sub {
         /// No worker heartbeats.
         #[arg(long)]
         no_heartbeats: bool,
+        /// Name the tasks `tasks.generated.t{i % N}` instead of four names
+        /// (N at least the task count: a distinct name per task).
+        #[arg(long)]
+        names: Option<u64>,
     },
 }
 
@@ -243,6 +254,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             channels,
             confirms,
             no_heartbeats,
+            names,
         }) => {
             let plan = Plan {
                 tasks,
@@ -252,6 +264,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 channels,
                 confirms,
                 confirm_window: loadgen::DEFAULT_CONFIRM_WINDOW,
+                names,
             };
             publish(&broker, &plan).await
         }
@@ -359,6 +372,8 @@ async fn bench(args: BenchArgs) -> Result<()> {
     let mut metrics_render = None;
     let mut broker_poll = None;
     let mut listing = None;
+    let mut names = None;
+    let names_count = pick(args.names, bench::names::DEFAULT_NAMES, 20_000);
     let listing_tasks = pick(args.listing_tasks, 1_000_000, 100_000) as usize;
     let outcome = tokio::select! {
         r = async {
@@ -391,6 +406,13 @@ async fn bench(args: BenchArgs) -> Result<()> {
                     Err(e) => results.note(format!("broker-poll: {e:#}")),
                 }
             }
+            if matches!(args.scenario, Scenario::All | Scenario::Names) {
+                step(&format!("scenario names ({} distinct task names against 50)", fmt_int(names_count)));
+                match bench::names::run(&settings, names_count).await {
+                    Ok(r) => names = Some(r),
+                    Err(e) => results.note(format!("names: {e:#}")),
+                }
+            }
             if matches!(args.scenario, Scenario::All | Scenario::Dashboard) {
                 step("scenario dashboard (Chromium)");
                 match bench::dashboard::run(&settings, &dashboard).await {
@@ -421,6 +443,9 @@ async fn bench(args: BenchArgs) -> Result<()> {
     }
     if let Some(d) = &results.dashboard {
         print!("{}", bench::dashboard::render(d));
+    }
+    if let Some(n) = &names {
+        print!("{}", bench::names::render(n));
     }
     // Other work on the box skews every figure; say how busy it was.
     println!(

@@ -808,6 +808,16 @@ pub async fn live(settings: &Settings, kind: Kind, rate: Option<f64>) -> Result<
     outcome
 }
 
+/// celeriac on `vhost` with `args`, once its events queue is bound.
+pub async fn start_monitor(
+    settings: &Settings,
+    vhost: &str,
+    args: &[String],
+    log: &str,
+) -> Result<Monitor> {
+    start(settings, vhost, Kind::Celeriac, args, log).await
+}
+
 async fn start(
     settings: &Settings,
     vhost: &str,

@@ -63,6 +63,7 @@ impl Model {
                 workers,
                 tasks,
                 types,
+                types_gone,
                 rates,
                 ingest,
             } => {
@@ -71,9 +72,7 @@ impl Model {
                     self.set_workers(w);
                 }
                 self.upsert(tasks);
-                if let Some(t) = types {
-                    self.types = t;
-                }
+                self.upsert_types(types, &types_gone);
                 for r in rates {
                     if self.rates.back().is_none_or(|last| r.t > last.t) {
                         self.rates.push_back(r);
@@ -83,6 +82,19 @@ impl Model {
                 if let Some(i) = ingest {
                     self.ingest = i;
                 }
+            }
+        }
+    }
+
+    /// Types are kept sorted by name; a delta names only those that changed.
+    fn upsert_types(&mut self, types: Vec<TypeStats>, gone: &[String]) {
+        if !gone.is_empty() {
+            self.types.retain(|t| !gone.contains(&t.name));
+        }
+        for t in types {
+            match self.types.binary_search_by(|x| x.name.cmp(&t.name)) {
+                Ok(i) => self.types[i] = t,
+                Err(i) => self.types.insert(i, t),
             }
         }
     }

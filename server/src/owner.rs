@@ -57,6 +57,7 @@ impl StateArgs {
             max_tasks: self.max_tasks,
             max_workers: self.max_workers,
             purge_offline_after: self.purge_offline_workers.map(|s| s as f64),
+            max_task_names: metrics.max_task_names,
             runtime_buckets: metrics.runtime_buckets.bounds().clone(),
             queue_wait_buckets: metrics.queue_wait_buckets.bounds().clone(),
         }

@@ -62,10 +62,77 @@ fn delta(tasks: Vec<TaskRow>, rates: Vec<RatePoint>) -> WsMessage {
         now: 11.0,
         workers: None,
         tasks,
-        types: None,
+        types: vec![],
+        types_gone: vec![],
         rates,
         ingest: None,
     }
+}
+
+fn stats(name: &str, sent: u64) -> TypeStats {
+    TypeStats {
+        name: name.into(),
+        sent,
+        received: 0,
+        started: 0,
+        succeeded: 0,
+        failed: 0,
+        retried: 0,
+        revoked: 0,
+        rejected: 0,
+        p50: None,
+        p95: None,
+        p99: None,
+        throughput: 0.0,
+    }
+}
+
+/// A delta names only the types that changed: the others stay as they
+/// were, new ones land in name order, gone ones leave.
+#[test]
+fn a_delta_upserts_task_types_by_name() {
+    let mut m = Model::default();
+    let WsMessage::Snapshot {
+        now,
+        workers,
+        tasks,
+        rates,
+        ingest,
+        ..
+    } = snapshot(vec![])
+    else {
+        unreachable!()
+    };
+    m.apply(WsMessage::Snapshot {
+        now,
+        workers,
+        tasks,
+        types: vec![stats("a", 1), stats("c", 1), stats("d", 1)],
+        rates,
+        ingest,
+    });
+    let WsMessage::Delta {
+        now,
+        workers,
+        tasks,
+        rates,
+        ingest,
+        ..
+    } = delta(vec![], vec![])
+    else {
+        unreachable!()
+    };
+    m.apply(WsMessage::Delta {
+        now,
+        workers,
+        tasks,
+        types: vec![stats("c", 5), stats("b", 1)],
+        types_gone: vec!["d".into()],
+        rates,
+        ingest,
+    });
+    let got: Vec<(&str, u64)> = m.types.iter().map(|t| (t.name.as_str(), t.sent)).collect();
+    assert_eq!(got, [("a", 1), ("b", 1), ("c", 5)]);
 }
 
 #[test]

@@ -119,7 +119,7 @@ impl InspectCache {
 /// worker's cached `registered` reply (Flower checks its own app's
 /// registry, which celeriac does not have).
 pub fn knows_task(state: &RwLock<State>, inspect: &InspectCache, name: &str) -> bool {
-    if state.read().task_types().iter().any(|t| t == name) {
+    if state.read().knows_task_name(name) {
         return true;
     }
     inspect.workers.read().values().any(|fields| {

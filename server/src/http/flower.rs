@@ -314,8 +314,12 @@ pub async fn task_info(
     Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
 }
 
-/// `GET /api/task/types`: every task name seen, sorted.
+/// `GET /api/task/types`: every task name seen, sorted, up to
+/// `--max-task-names` (`folded` counts the names beyond).
 pub async fn task_types(State(shared): State<Arc<AppState>>) -> Response {
-    let task_types = shared.state.read().task_types();
-    json_response(&api::TaskTypes { task_types })
+    let (task_types, folded) = {
+        let state = shared.state.read();
+        (state.task_types(), state.task_names_folded())
+    };
+    json_response(&api::TaskTypes { task_types, folded })
 }

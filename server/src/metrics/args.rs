@@ -5,15 +5,14 @@ use clap::ArgAction;
 
 use super::buckets::{parse_buckets, Buckets};
 
-/// Distinct task names exported per metric before the rest fold into
-/// `name="other"`.
-pub const DEFAULT_MAX_TASK_NAMES: usize = 500;
+pub use crate::state::DEFAULT_MAX_TASK_NAMES;
 pub const DEFAULT_STATSD_PREFIX: &str = "celery";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct MetricsArgs {
-    /// Distinct task names exported per metric; later names fold into
-    /// `name="other"`.
+    /// Distinct task names with aggregates of their own (metrics, the
+    /// dashboard's task types, `/api/task/types`), the first seen; later
+    /// names are counted together as `name="other"`.
     #[arg(long, env = "CELERIAC_MAX_TASK_NAMES", default_value_t = DEFAULT_MAX_TASK_NAMES,
           value_parser = clap::value_parser!(u64).range(1..).map(|v| v as usize))]
     pub max_task_names: usize,

@@ -4,7 +4,6 @@ mod broker;
 mod buckets;
 mod celery;
 mod flower;
-mod fold;
 mod insight;
 mod self_metrics;
 pub mod statsd;
@@ -71,13 +70,13 @@ pub fn render_page(shared: Scrape<'_>, now: f64) -> Page {
     });
     let stale = {
         let state = shared.state.read();
-        let mut series: Vec<TaskSeries<'_>> = state.task_series().collect();
-        let folded = fold::fold(&mut series, shared.exporter.max_task_names);
-        series.extend(folded.series());
+        // Bounded by the state: names beyond --max-task-names are already
+        // counted under `other` there.
+        let series: Vec<TaskSeries<'_>> = state.task_series().collect();
         // Under the read lock only what changed is copied; it is rendered
         // once the lock is released, so ingest never waits on rendering.
         let stale = page.stale(&series);
-        write_names_folded(out, folded.names_folded);
+        write_names(out, state.task_names_folded(), state.interned_strings());
         celery::write_lost(out, &series);
         let workers = state.workers(now);
         if shared.exporter.flower_metrics {
@@ -172,17 +171,30 @@ impl std::fmt::Display for Page {
     }
 }
 
-fn write_names_folded(out: &mut String, n: usize) {
+/// What the state's bounds on names did: names folded into `other`, and
+/// the interned strings held.
+fn write_names(out: &mut String, folded: u64, interned: usize) {
     celery::header(
         out,
         (
-            "celeriac_metrics_task_names_folded",
-            "Distinct task names beyond --max-task-names, exported as name=\"other\".",
+            "celeriac_task_names_folded_total",
+            "Task names met beyond --max-task-names, counted under name=\"other\" (metrics, task types, dashboard).",
+        ),
+        "counter",
+    );
+    out.push_str("celeriac_task_names_folded_total ");
+    celery::push_u64(out, folded);
+    out.push('\n');
+    celery::header(
+        out,
+        (
+            "celeriac_interned_strings",
+            "Distinct task names, hostnames and queues held; those nothing retained holds are freed once they doubled.",
         ),
         "gauge",
     );
-    out.push_str("celeriac_metrics_task_names_folded ");
-    celery::push_u64(out, n as u64);
+    out.push_str("celeriac_interned_strings ");
+    celery::push_u64(out, interned as u64);
     out.push('\n');
 }
 

@@ -293,7 +293,10 @@ fn flower_prefetch_gauges_move_as_flower_moves_them() {
 #[test]
 fn queue_wait_prefetch_queues_and_flower_families_render() {
     let mut shared = crate::test_app(&["--flower-metrics", "--max-task-names", "1"]);
-    let mut state = State::new(Limits::default());
+    let mut state = State::new(Limits {
+        max_task_names: 1,
+        ..Limits::default()
+    });
     let t0 = 1_000.0;
     sent_received_started(&mut state, t0);
     let mut eta = event(EventKind::TaskReceived, "w1@vm", "b", Some("t.add"), t0);
@@ -348,7 +351,7 @@ fn queue_wait_prefetch_queues_and_flower_families_render() {
     assert_eq!(one("celery_task_queue_wait_time_sum", &w), 3.0);
     assert_eq!(one("celeriac_task_prefetch_time_seconds_sum", &w), 2.0);
     assert_eq!(one("celery_task_received_total", &[("name", "other")]), 1.0);
-    assert_eq!(one("celeriac_metrics_task_names_folded", &[]), 1.0);
+    assert_eq!(one("celeriac_task_names_folded_total", &[]), 1.0);
     assert_eq!(one("celery_queue_length", &[("queue_name", "q1")]), 3.0);
     assert_eq!(
         one("celery_active_consumer_count", &[("queue_name", "q1")]),

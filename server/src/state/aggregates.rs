@@ -4,7 +4,7 @@
 
 use hashbrown::HashMap;
 
-use super::intern::{Interner, Sym};
+use super::intern::{Interner, Live, Sym};
 
 /// Default upper bounds of the runtime histogram, Prometheus'
 /// `DEFAULT_BUCKETS` as celery-exporter's; `--buckets` replaces them.
@@ -364,6 +364,15 @@ impl Aggregates {
             .enumerate()
             .map(|(i, (k, _, _))| (*k, i))
             .collect();
+    }
+
+    /// Marks the names, hostnames and queues of every series.
+    pub(crate) fn mark(&self, live: &mut Live) {
+        for &((n, h, q), _, _) in &self.series {
+            live.mark(n);
+            live.mark(h);
+            live.mark(q);
+        }
     }
 
     pub(crate) fn iter<'a>(

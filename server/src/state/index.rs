@@ -20,7 +20,7 @@ use std::ops::Bound;
 
 use hashbrown::HashMap;
 
-use super::intern::Sym;
+use super::intern::{Live, Sym};
 use super::merge::StateCode;
 
 /// What the index knows of one task.
@@ -129,6 +129,14 @@ impl Index {
     /// The secondary keys that hold tasks, with how many each holds.
     pub fn keys(&self) -> impl Iterator<Item = (IndexKey, usize)> + '_ {
         self.by.iter().map(|(k, set)| (*k, set.len()))
+    }
+
+    /// Marks the names and workers the index holds.
+    pub fn mark(&self, live: &mut Live) {
+        for k in self.keys.iter().flatten() {
+            live.mark_opt(k.name);
+            live.mark_opt(k.worker);
+        }
     }
 
     /// Tasks in the index.

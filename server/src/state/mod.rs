@@ -21,6 +21,11 @@
 //! whose name is not known yet counts under `unknown`, and one that arrives
 //! before the task's `task-sent` (usually `task-received`, §2.4) counts under
 //! queue `celery`, as celery-exporter does.
+//!
+//! Per-name aggregates are bounded (`names`): beyond `max_task_names`
+//! distinct names, later names count under `other`. Interned strings are
+//! swept (`intern`) when they have doubled since the last sweep, so the
+//! names, hostnames and queues of evicted tasks do not pile up.
 
 mod aggregates;
 mod changes;
@@ -28,6 +33,7 @@ mod ids;
 mod index;
 mod intern;
 mod merge;
+mod names;
 mod tasks;
 mod view;
 mod workers;
@@ -43,6 +49,7 @@ pub use aggregates::{
 };
 pub use changes::{Changes, Evicted, TaskId};
 pub use merge::{rank as state_rank, LOST};
+pub use names::OTHER_NAME;
 
 /// A task id for tests of the change feed's consumers.
 #[cfg(test)]
@@ -56,8 +63,9 @@ use changes::Marks;
 use ids::IdText;
 use index::{time_key, Index, Keys};
 pub use index::{Cursor, IndexKey};
-use intern::{Interner, Sym};
+use intern::{Interner, Live, Sym};
 use merge::{outcome, Outcome, StateCode, BUILTIN_STATES};
+use names::TaskNames;
 use tasks::{opt, Task, Tasks};
 use workers::{WorkerEvent, Workers};
 
@@ -70,6 +78,11 @@ pub const DEFAULT_QUEUE: &str = "celery";
 pub const DEFAULT_MAX_TASKS: usize = 100_000;
 /// Workers retained by default.
 pub const DEFAULT_MAX_WORKERS: usize = 5_000;
+/// Distinct task names with aggregates of their own by default.
+pub const DEFAULT_MAX_TASK_NAMES: usize = 500;
+/// Interned strings below which no sweep runs: a sweep reads every retained
+/// task, which is not worth it for a few thousand strings.
+const SWEEP_FLOOR: usize = 4_096;
 
 /// Bounds on what the state retains.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +93,9 @@ pub struct Limits {
     pub max_workers: usize,
     /// Seconds after which an offline worker is forgotten; `None` keeps them.
     pub purge_offline_after: Option<f64>,
+    /// Distinct task names with aggregates of their own (`--max-task-names`);
+    /// later names are counted under [`OTHER_NAME`].
+    pub max_task_names: usize,
     /// Upper bounds of the runtime histogram (`--buckets`).
     pub runtime_buckets: std::sync::Arc<[f64]>,
     /// Upper bounds of the queue wait and prefetch histograms
@@ -93,6 +109,7 @@ impl Default for Limits {
             max_tasks: DEFAULT_MAX_TASKS,
             max_workers: DEFAULT_MAX_WORKERS,
             purge_offline_after: None,
+            max_task_names: DEFAULT_MAX_TASK_NAMES,
             runtime_buckets: RUNTIME_BUCKETS.into(),
             queue_wait_buckets: QUEUE_WAIT_BUCKETS.into(),
         }
@@ -107,8 +124,12 @@ pub struct State {
     tasks: Tasks,
     workers: Workers,
     aggregates: Aggregates,
-    /// Names ever seen, for `/api/task/types`.
-    task_types: HashSet<Sym>,
+    /// Which names have aggregates of their own (`/api/task/types` lists them).
+    names: TaskNames,
+    /// Interned strings at which the next sweep runs.
+    sweep_at: usize,
+    /// Interned strings freed by sweeps so far.
+    strings_freed: u64,
     /// Custom state names by interned event subject (`progress` → PROGRESS).
     subject_states: HashMap<Sym, StateCode>,
     /// Values views borrow for custom states.
@@ -131,6 +152,8 @@ impl State {
         let mut strings = Interner::default();
         let unknown_name = strings.intern(UNKNOWN_NAME);
         let default_queue = strings.intern(DEFAULT_QUEUE);
+        let other_name = strings.intern(OTHER_NAME);
+        let names = TaskNames::new(limits.max_task_names, other_name, unknown_name);
         let aggregates = Aggregates::new(
             limits.runtime_buckets.clone(),
             limits.queue_wait_buckets.clone(),
@@ -141,7 +164,9 @@ impl State {
             limits,
             strings,
             aggregates,
-            task_types: HashSet::new(),
+            names,
+            sweep_at: SWEEP_FLOOR,
+            strings_freed: 0,
             subject_states: HashMap::new(),
             custom_states: HashMap::new(),
             lost_state: TaskState::Custom(LOST.to_owned()),
@@ -174,6 +199,9 @@ impl State {
     /// tick, not per event: here the marks become ids and the evicted
     /// records owned snapshots.
     pub fn take_changes(&mut self) -> Changes {
+        // Here, because the previous tick's `Changes` (whose evicted records
+        // hold symbols) were told to every subscriber and dropped by now.
+        self.sweep_strings();
         let marks = std::mem::take(&mut self.changes);
         let gone = self.tasks.take_evicted();
         let overflow = marks.overflow || gone.is_none();
@@ -270,7 +298,7 @@ impl State {
             self.tasks.link_parent(r);
         }
         if let Some(n) = name {
-            self.task_types.insert(n);
+            self.names.label(n);
         }
         self.reindex(r);
     }
@@ -460,7 +488,6 @@ impl State {
             Outcome::MergeOnly => Fields::All,
         };
         let mut parent_changed = false;
-        let name_before = task.name;
         if !matches!(ev.kind, EventKind::TaskCustom(_)) {
             parent_changed = merge_fields(task, ev, fields, strings);
         }
@@ -471,17 +498,12 @@ impl State {
         if parent_changed {
             self.tasks.link_parent(r);
         }
-        if let Some(n) = name.filter(|&n| Some(n) != name_before) {
-            self.task_types.insert(n);
-        }
         if let Some(c) = count {
-            let (name, queue) = (
-                name.unwrap_or(self.unknown_name),
-                queue.unwrap_or(self.default_queue),
-            );
-            self.aggregates.count(name, host, queue, c);
+            let label = name.map_or(self.unknown_name, |n| self.names.label(n));
+            let queue = queue.unwrap_or(self.default_queue);
+            self.aggregates.count(label, host, queue, c);
             if let Some(step) = flower {
-                self.aggregates.flower(name, host, queue, step);
+                self.aggregates.flower(label, host, queue, step);
             }
         }
         self.reindex(r);
@@ -533,8 +555,9 @@ impl State {
             task.timestamp = at;
             let (name, queue) = (task.name, task.queue);
             self.lost_total += 1;
+            let label = name.map_or(self.unknown_name, |n| self.names.label(n));
             self.aggregates.count(
-                name.unwrap_or(self.unknown_name),
+                label,
                 host,
                 queue.unwrap_or(self.default_queue),
                 Count::Lost,
@@ -657,15 +680,85 @@ impl State {
         Some(self.workers.get(sym)?.to_api(&self.strings, now))
     }
 
-    /// Sorted task names ever seen (Flower's `/api/task/types`).
+    /// Sorted task names with aggregates of their own (Flower's
+    /// `/api/task/types`): every name seen, up to `max_task_names`.
     pub fn task_types(&self) -> Vec<String> {
         let mut v: Vec<String> = self
-            .task_types
-            .iter()
-            .map(|&s| self.strings.resolve(s).to_owned())
+            .names
+            .kept()
+            .map(|s| self.strings.resolve(s).to_owned())
             .collect();
         v.sort();
         v
+    }
+
+    /// Whether `name` is a task name seen: one with aggregates of its own,
+    /// or that of a retained task.
+    pub fn knows_task_name(&self, name: &str) -> bool {
+        self.strings.get(name).is_some_and(|s| {
+            self.names.is_kept(s)
+                || self
+                    .newest_first(Some(IndexKey::Name(s)), None)
+                    .next()
+                    .is_some()
+        })
+    }
+
+    /// Task names met beyond `max_task_names`, counted under `other`.
+    pub fn task_names_folded(&self) -> u64 {
+        self.names.folded_total()
+    }
+
+    /// Interned strings freed so far (names, hostnames, queues that nothing
+    /// retained holds any more).
+    pub fn interned_strings_freed(&self) -> u64 {
+        self.strings_freed
+    }
+
+    /// Frees the interned strings nothing holds, once they have doubled
+    /// since the last sweep (and are above [`SWEEP_FLOOR`]), so the cost of a
+    /// sweep (a read of every retained task) is spread over as many new
+    /// strings as are held. Symbols must not outlive this call anywhere but
+    /// in the state: every holder is marked here.
+    fn sweep_strings(&mut self) {
+        if self.strings.len() < self.sweep_at {
+            return;
+        }
+        let mut live = self.strings.live();
+        for s in [self.unknown_name, self.default_queue] {
+            live.mark(s);
+        }
+        self.names.mark(&mut live);
+        for t in self.tasks.records() {
+            mark_task(&mut live, t);
+        }
+        for w in self.workers.iter() {
+            live.mark(w.hostname);
+            for s in [w.sw_ident, w.sw_ver, w.sw_sys] {
+                live.mark_opt(s);
+            }
+        }
+        self.aggregates.mark(&mut live);
+        self.index.mark(&mut live);
+        for (&subject, code) in &self.subject_states {
+            live.mark(subject);
+            if let StateCode::Custom(s) = code {
+                live.mark(*s);
+            }
+        }
+        for &s in self.custom_states.keys() {
+            live.mark(s);
+        }
+        self.names.forget_freed(&live);
+        self.strings_freed += self.strings.sweep(&live) as u64;
+        self.sweep_at = (2 * self.strings.len()).max(SWEEP_FLOOR);
+    }
+
+    /// A sweep now, whatever the count (tests).
+    #[cfg(test)]
+    pub fn sweep_now(&mut self) {
+        self.sweep_at = 0;
+        self.sweep_strings();
     }
 
     /// Pre-aggregated counters per (name, hostname, queue), for Prometheus.
@@ -673,8 +766,10 @@ impl State {
         self.aggregates.iter(&self.strings)
     }
 
-    /// Distinct names, hostnames, queues, ... held; they are never freed,
-    /// so this is worth watching for unbounded label sources.
+    /// Distinct names, hostnames, queues, ... held. Those no retained task,
+    /// worker or aggregate holds any more are freed by the next sweep
+    /// (once the count doubled), so this stays within about twice what is
+    /// retained.
     pub fn interned_strings(&self) -> usize {
         self.strings.len()
     }
@@ -738,6 +833,23 @@ impl State {
             parent: known(&t.parent_id),
             children: self.tasks.children(t).collect(),
         }
+    }
+}
+
+/// Marks every symbol a task record holds.
+fn mark_task(live: &mut Live, t: &Task) {
+    for s in [
+        t.name,
+        t.worker,
+        t.client,
+        t.queue,
+        t.exchange,
+        t.routing_key,
+    ] {
+        live.mark_opt(s);
+    }
+    if let StateCode::Custom(s) = t.state {
+        live.mark(s);
     }
 }
 

@@ -222,6 +222,16 @@ impl Tasks {
         self.order.iter().filter_map(|&r| Some((r, self.get(r)?)))
     }
 
+    /// Every record the state still holds: the retained tasks and those
+    /// evicted since the last [`Tasks::take_evicted`] (still to be reported).
+    pub fn records(&self) -> impl Iterator<Item = &Task> + '_ {
+        let gone = self.gone.iter().flatten().map(|(_, t)| t);
+        self.slots
+            .iter()
+            .filter_map(|s| s.task.as_ref())
+            .chain(gone)
+    }
+
     /// The task with this id, created (after evicting the oldest beyond
     /// `max`) if unknown. The bool says whether it was created.
     pub fn get_or_create(&mut self, id: &str) -> (SlotRef, bool) {

@@ -974,3 +974,149 @@ fn a_restored_lost_task_is_lost_again() {
     s.apply(&task_event(EventKind::TaskStarted, "x", "w1@vm", 5.0), 5.0);
     assert_eq!(s.task("x").unwrap().state.as_str(), "STARTED");
 }
+
+fn named(kind: EventKind, uuid: &str, name: &str, ts: f64) -> Event {
+    Event {
+        name: Some(name.into()),
+        queue: Some("celery".into()),
+        ..task_event(kind, uuid, "w1@vm", ts)
+    }
+}
+
+/// Beyond `max_task_names` distinct names, aggregates count later names
+/// under `other` (counted once each), the task-types list stays at the
+/// cap, and every task keeps its own name.
+#[test]
+fn names_beyond_the_cap_fold_into_other_but_tasks_keep_theirs() {
+    let mut s = State::new(Limits {
+        max_task_names: 3,
+        ..Limits::default()
+    });
+    for i in 0..10 {
+        let id = format!("id{i}");
+        let name = format!("t.n{i}");
+        s.apply(&named(EventKind::TaskReceived, &id, &name, 1.0), 1.0);
+        s.apply(&named(EventKind::TaskSucceeded, &id, &name, 2.0), 2.0);
+    }
+    // One more event of a folded name is not a new name.
+    s.apply(&named(EventKind::TaskReceived, "again", "t.n9", 3.0), 3.0);
+    let mut series: Vec<(&str, u64, u64)> = s
+        .task_series()
+        .map(|x| (x.name, x.counts.received, x.counts.succeeded))
+        .collect();
+    series.sort();
+    assert_eq!(
+        series,
+        [
+            ("other", 8, 7),
+            ("t.n0", 1, 1),
+            ("t.n1", 1, 1),
+            ("t.n2", 1, 1)
+        ]
+    );
+    assert_eq!(s.task_types(), ["t.n0", "t.n1", "t.n2"]);
+    assert_eq!(s.task_names_folded(), 7);
+    assert_eq!(s.task("id7").and_then(|t| t.name), Some("t.n7"));
+    assert!(s.knows_task_name("t.n7"), "a retained task has it");
+    assert!(s.knows_task_name("t.n0"));
+    assert!(!s.knows_task_name("t.n77"));
+}
+
+/// A stream of distinct names (each task its own) with few tasks retained:
+/// the interned strings stay within a bound, sweeps free the names of
+/// evicted tasks, and what is retained still reads and filters by its
+/// own names afterwards (a freed slot reused by another name must not
+/// show through).
+#[test]
+fn interned_names_of_evicted_tasks_are_freed() {
+    let mut s = State::new(Limits {
+        max_tasks: 100,
+        max_task_names: 10,
+        ..Limits::default()
+    });
+    let mut most = 0;
+    for i in 0..30_000 {
+        let id = format!("id{i}");
+        s.apply(
+            &named(EventKind::TaskReceived, &id, &format!("dyn.t{i}"), i as f64),
+            i as f64,
+        );
+        if i % 50 == 0 {
+            s.take_changes();
+        }
+        most = most.max(s.interned_strings());
+    }
+    assert!(most <= 2 * super::SWEEP_FLOOR + 200, "held at most {most}");
+    assert!(
+        s.interned_strings_freed() >= 20_000,
+        "{}",
+        s.interned_strings_freed()
+    );
+    // Records evicted since the last take hold their names until taken.
+    s.take_changes();
+    s.sweep_now();
+    // The retained names, the 10 kept ones, the hostname, the queue, and
+    // `unknown`, `celery`, `other`.
+    assert_eq!(
+        s.interned_strings(),
+        100 + 10 + 1 + 3,
+        "{:?}",
+        s.task_types()
+    );
+    for i in 29_900..30_000 {
+        let id = format!("id{i}");
+        let name = format!("dyn.t{i}");
+        assert_eq!(s.task(&id).and_then(|t| t.name), Some(name.as_str()));
+        let by_name: Vec<&str> = s
+            .newest_first(Some(IndexKey::Name(s.strings.get(&name).unwrap())), None)
+            .filter_map(|c| s.indexed(c).map(|t| t.uuid))
+            .collect();
+        assert_eq!(by_name, [id.as_str()]);
+    }
+    let kept: Vec<String> = (0..10).map(|i| format!("dyn.t{i}")).collect();
+    let mut types = s.task_types();
+    types.sort();
+    let mut kept_sorted = kept.clone();
+    kept_sorted.sort();
+    assert_eq!(types, kept_sorted);
+    // The kept names' series still carry their names.
+    assert!(s.task_series().any(|x| x.name == "dyn.t3"));
+    // A new name after the sweep gets a reused slot and resolves as itself.
+    s.apply(
+        &named(EventKind::TaskReceived, "late", "dyn.late", 1e6),
+        1e6,
+    );
+    assert_eq!(s.task("late").and_then(|t| t.name), Some("dyn.late"));
+    assert_eq!(s.task("id29999").and_then(|t| t.name), Some("dyn.t29999"));
+}
+
+/// A sweep keeps what evicted records not yet reported hold: the change
+/// feed renders them after the sweep.
+#[test]
+fn evicted_records_keep_their_names_through_a_sweep() {
+    let mut s = State::new(Limits {
+        max_tasks: 2,
+        max_task_names: 1,
+        ..Limits::default()
+    });
+    let apply = |s: &mut State, i: usize| {
+        s.apply(
+            &named(
+                EventKind::TaskReceived,
+                &format!("id{i}"),
+                &format!("t{i}"),
+                1.0,
+            ),
+            1.0,
+        );
+    };
+    apply(&mut s, 0);
+    apply(&mut s, 1);
+    s.take_changes();
+    apply(&mut s, 2);
+    apply(&mut s, 3);
+    s.sweep_now();
+    let c = s.take_changes();
+    let names: Vec<Option<String>> = c.evicted.iter().map(|e| s.evicted_task(e).name).collect();
+    assert_eq!(names, [Some("t0".into()), Some("t1".into())]);
+}

@@ -57,7 +57,11 @@ struct Publisher {
     rates: VecDeque<RatePoint>,
     /// Finished totals per task name, one sample per second.
     finished: VecDeque<(f64, HashMap<String, u64>)>,
+    /// Every type as of the last fold, sorted by name.
     types: Vec<TypeStats>,
+    /// What that fold changed, for the next delta.
+    types_changed: Vec<TypeStats>,
+    types_gone: Vec<String>,
     last_workers_sent: f64,
     last_ingest: Option<Ingest>,
 }
@@ -145,15 +149,22 @@ impl Hub {
             p.last_ingest = Some(ingest.clone());
             ingest
         });
-        let (types, rates) = if new_second {
+        let (types, types_gone, rates) = if new_second {
             (
-                Some(p.types.clone()),
+                std::mem::take(&mut p.types_changed),
+                std::mem::take(&mut p.types_gone),
                 p.rates.back().copied().into_iter().collect(),
             )
         } else {
-            (None, Vec::new())
+            (Vec::new(), Vec::new(), Vec::new())
         };
-        if rows.is_empty() && workers.is_none() && types.is_none() && ingest.is_none() {
+        if rows.is_empty()
+            && workers.is_none()
+            && types.is_empty()
+            && types_gone.is_empty()
+            && rates.is_empty()
+            && ingest.is_none()
+        {
             return;
         }
         let msg = WsMessage::Delta {
@@ -161,6 +172,7 @@ impl Hub {
             workers,
             tasks: rows,
             types,
+            types_gone,
             rates,
             ingest,
         };
@@ -296,9 +308,42 @@ impl Publisher {
             })
             .collect();
         types.sort_by(|a, b| a.name.cmp(&b.name));
+        (self.types_changed, self.types_gone) = diff_types(&self.types, &types);
         self.types = types;
         self.finished.push_back((second, finished));
     }
+}
+
+/// The types of `new` that differ from or are missing in `old`, and the
+/// names of `old` missing in `new`; both sorted by name.
+fn diff_types(old: &[TypeStats], new: &[TypeStats]) -> (Vec<TypeStats>, Vec<String>) {
+    let (mut changed, mut gone) = (Vec::new(), Vec::new());
+    let (mut o, mut n) = (old.iter().peekable(), new.iter().peekable());
+    loop {
+        match (o.peek(), n.peek()) {
+            (None, None) => break,
+            (Some(a), Some(b)) if a.name == b.name => {
+                if a != b {
+                    changed.push((*b).clone());
+                }
+                o.next();
+                n.next();
+            }
+            (Some(a), Some(b)) if a.name < b.name => {
+                gone.push(a.name.clone());
+                o.next();
+            }
+            (Some(a), None) => {
+                gone.push(a.name.clone());
+                o.next();
+            }
+            (_, Some(b)) => {
+                changed.push((*b).clone());
+                n.next();
+            }
+        }
+    }
+    (changed, gone)
 }
 
 /// The upper bound of the bucket holding quantile `q` (`+Inf` reported as
@@ -443,6 +488,101 @@ mod tests {
             assert_eq!(tasks.len(), 2);
         }
         assert_eq!(s.metrics.ws_resyncs.get(), 2);
+    }
+
+    fn apply_named(s: &AppState, uuid: &str, name: &str, at: f64) {
+        let ev = crate::events::Event {
+            kind: crate::events::EventKind::TaskReceived,
+            hostname: "w1@vm".into(),
+            timestamp: at,
+            uuid: Some(uuid.into()),
+            name: Some(name.into()),
+            ..Default::default()
+        };
+        s.state.write().apply(&ev, at);
+    }
+
+    fn tick(s: &AppState, at: f64) -> Option<WsMessage> {
+        let changes = crate::feed::take(&s.state);
+        let mut rx = s.dashboard.subscribe();
+        s.dashboard
+            .publish_changes(&changes, &StateReader::new(&s.state), at);
+        next(&mut rx)
+    }
+
+    /// With many task types, a client is sent each type when it changes,
+    /// not every type every second.
+    #[test]
+    fn a_delta_carries_only_the_task_types_that_changed() {
+        let s = shared();
+        apply_named(&s, "a", "t.add", 100.0);
+        apply_named(&s, "b", "t.mul", 100.0);
+        let Some(WsMessage::Delta { types, .. }) = tick(&s, 100.0) else {
+            panic!("no delta")
+        };
+        let names: Vec<&str> = types.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["t.add", "t.mul"]);
+
+        apply_named(&s, "c", "t.mul", 101.0);
+        let Some(WsMessage::Delta {
+            types, types_gone, ..
+        }) = tick(&s, 101.0)
+        else {
+            panic!("no delta")
+        };
+        assert_eq!(types.len(), 1);
+        assert_eq!((types[0].name.as_str(), types[0].received), ("t.mul", 2));
+        assert!(types_gone.is_empty());
+
+        // A snapshot still carries every type.
+        let snapshot = s.dashboard.snapshot(&StateReader::new(&s.state));
+        let Ok(WsMessage::Snapshot { types, .. }) = serde_json::from_str(snapshot.as_str()) else {
+            panic!("no snapshot")
+        };
+        assert_eq!(types.len(), 2);
+    }
+
+    /// Names beyond `--max-task-names` reach the dashboard as one `other`
+    /// type, however many there are.
+    #[test]
+    fn task_types_beyond_the_cap_arrive_as_other() {
+        let s = crate::test_app(&["--max-task-names", "3"]);
+        for i in 0..50 {
+            apply_named(&s, &format!("id{i}"), &format!("t.n{i}"), 100.0);
+        }
+        let Some(WsMessage::Delta { types, .. }) = tick(&s, 100.0) else {
+            panic!("no delta")
+        };
+        let names: Vec<&str> = types.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["other", "t.n0", "t.n1", "t.n2"]);
+        let other = types.iter().find(|t| t.name == "other").map(|t| t.received);
+        assert_eq!(other, Some(47));
+    }
+
+    #[test]
+    fn type_diffs_upsert_changes_and_name_the_gone() {
+        let t = |name: &str, sent| TypeStats {
+            name: name.into(),
+            sent,
+            received: 0,
+            started: 0,
+            succeeded: 0,
+            failed: 0,
+            retried: 0,
+            revoked: 0,
+            rejected: 0,
+            p50: None,
+            p95: None,
+            p99: None,
+            throughput: 0.0,
+        };
+        let old = [t("a", 1), t("b", 1), t("d", 1)];
+        let new = [t("b", 2), t("c", 1), t("d", 1), t("e", 1)];
+        let (changed, gone) = diff_types(&old, &new);
+        let names: Vec<&str> = changed.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["b", "c", "e"]);
+        assert_eq!(gone, ["a"]);
+        assert_eq!(diff_types(&new, &new), (vec![], vec![]));
     }
 
     #[test]
