@@ -5,6 +5,7 @@
 mod advice; // capacity and routing advice (polled) for the overview and queues pages
 mod alerts;
 mod audit;
+mod charts; // the server's kept series (polled) as sparklines
 mod control;
 mod diagnosis; // events-off and stuck-task banner (polled)
 mod failures; // failure groups (polled), resolve / unresolve

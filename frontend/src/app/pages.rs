@@ -310,6 +310,8 @@ pub fn TaskTypes() -> impl IntoView {
     let m = model();
     let window = RwSignal::new(String::from("all"));
     let stats = super::task_stats::poll(window);
+    let ok_series = super::charts::poll("task_succeeded_per_second");
+    let failed_series = super::charts::poll("task_failed_per_second");
     view! {
         <h1>"Task types"</h1>
         <Show when=move || m.with(|m| !m.types.is_empty()) fallback=|| view! { <NoEvents/> }>
@@ -327,7 +329,7 @@ pub fn TaskTypes() -> impl IntoView {
                     <th>"task"</th><th class="num">"sent"</th><th class="num">"received"</th><th class="num">"started"</th>
                     <th class="num">"succeeded"</th><th class="num">"failed"</th><th class="num">"retried"</th><th class="num">"revoked"</th>
                     <th class="num">"failure rate"</th><th class="num">"p50"</th><th class="num">"p95"</th><th class="num">"p99"</th>
-                    <th class="num">"wait p95"</th><th class="num">"per s (1 min)"</th>
+                    <th class="num">"wait p95"</th><th class="num">"per s (1 min)"</th><th>"last hour"</th>
                 </tr></thead>
                 <tbody>
                     {move || m.with(|m| m.types.clone()).into_iter().map(|t| {
@@ -348,6 +350,14 @@ pub fn TaskTypes() -> impl IntoView {
                                 <td class="num" data-testid="p50">{p50}</td><td class="num" data-testid="p95">{p95}</td><td class="num" data-testid="p99">{p99}</td>
                                 <td class="num">{wait}</td>
                                 <td class="num">{format!("{:.2}", t.throughput)}</td>
+                                <td>{
+                                    let name = t.name.clone();
+                                    move || {
+                                        let ok = ok_series.with(|s| s.get(&name).cloned().unwrap_or_default());
+                                        let failed = failed_series.with(|s| s.get(&name).cloned().unwrap_or_default());
+                                        view! { <super::charts::RateSpark label=name.clone() ok=ok failed=failed/> }
+                                    }
+                                }</td>
                             </tr>
                         }
                     }).collect_view()}

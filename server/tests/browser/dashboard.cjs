@@ -168,6 +168,15 @@ async function live(browser, shot, pageOut) {
       return row && /^(29\d|30\d) ms$/.test(row.querySelector('[data-testid=p95]').textContent);
     }, null, { timeout: T });
     check(true, 'the task types page shows the p95 of tasks of 0.29 s as 0.29 s, not a bucket bound');
+    // The last hour's successes per second, from the series the server
+    // kept before the page opened (sampled every 10 s).
+    await page.waitForFunction(() => {
+      const row = [...document.querySelectorAll('[data-testid=task-types] tbody tr')]
+        .find((r) => r.cells[0].textContent === 'tasks.add');
+      const spark = row && row.querySelector('[data-testid=rate-spark]');
+      return spark && Number(spark.dataset.points) > 0;
+    }, null, { timeout: T });
+    check(true, "the task types page draws each type's last hour from the server's series");
     await shot('types');
     // Anonymous (no users) may act: the controls are there.
     check(await page.$('[data-testid=limits]') !== null, 'with no users configured the controls show');
