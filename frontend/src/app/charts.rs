@@ -68,8 +68,9 @@ pub fn RateSpark(label: String, ok: Vec<(f64, f64)>, failed: Vec<(f64, f64)>) ->
         .fold(0.0_f64, f64::max)
         .max(f64::EPSILON);
     let title = format!("{label}: peak {max:.2}/s over the last hour");
+    let aria = title.clone();
     view! {
-        <svg width=W height=H viewBox=format!("0 0 {W} {H}") role="img" aria-label=title.clone() data-testid="rate-spark"
+        <svg width=W height=H viewBox=format!("0 0 {W} {H}") role="img" aria-label=aria data-testid="rate-spark"
             data-points=ok.len().to_string()>
             <title>{title}</title>
             <line x1="0" y1=H - 1.0 x2=W y2=H - 1.0 style="stroke:var(--line)"/>
