@@ -70,7 +70,7 @@ pub fn clip(s: &str) -> String {
 
 /// Per task name, from the server's aggregates (all tasks ever seen, not
 /// only the retained ones).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TypeStats {
     pub name: String,
     pub sent: u64,

@@ -73,17 +73,7 @@ fn stats(name: &str, sent: u64) -> TypeStats {
     TypeStats {
         name: name.into(),
         sent,
-        received: 0,
-        started: 0,
-        succeeded: 0,
-        failed: 0,
-        retried: 0,
-        revoked: 0,
-        rejected: 0,
-        p50: None,
-        p95: None,
-        p99: None,
-        throughput: 0.0,
+        ..TypeStats::default()
     }
 }
 

@@ -239,18 +239,7 @@ impl Publisher {
                 (
                     TypeStats {
                         name: s.name.to_owned(),
-                        sent: 0,
-                        received: 0,
-                        started: 0,
-                        succeeded: 0,
-                        failed: 0,
-                        retried: 0,
-                        revoked: 0,
-                        rejected: 0,
-                        p50: None,
-                        p95: None,
-                        p99: None,
-                        throughput: 0.0,
+                        ..TypeStats::default()
                     },
                     Histogram::default(),
                 )
@@ -564,17 +553,7 @@ mod tests {
         let t = |name: &str, sent| TypeStats {
             name: name.into(),
             sent,
-            received: 0,
-            started: 0,
-            succeeded: 0,
-            failed: 0,
-            retried: 0,
-            revoked: 0,
-            rejected: 0,
-            p50: None,
-            p95: None,
-            p99: None,
-            throughput: 0.0,
+            ..TypeStats::default()
         };
         let old = [t("a", 1), t("b", 1), t("d", 1)];
         let new = [t("b", 2), t("c", 1), t("d", 1), t("e", 1)];
