@@ -8,7 +8,7 @@ use std::time::Duration;
 use api::insight::{AdviceResponse, Finding, QueueCapacity, Severity};
 use leptos::prelude::*;
 
-use super::util::{enc, get_json, href};
+use super::util::{enc, href, poll_json};
 use crate::model::duration;
 
 const POLL: Duration = Duration::from_secs(10);
@@ -38,28 +38,11 @@ fn title(f: &Finding) -> &'static str {
 #[component]
 pub fn Advice(#[prop(optional)] capacity: bool) -> impl IntoView {
     let window = RwSignal::new(String::from("5m"));
-    let data: RwSignal<Option<Result<AdviceResponse, String>>> = RwSignal::new(None);
-    let load = move || {
-        let w = window.get_untracked();
-        leptos::task::spawn_local(async move {
-            let url = href(&format!("/api/advice?window={}", enc(&w)));
-            let next = Some(get_json(&url, "/api/advice").await);
-            // The page may be gone by the time the answer arrives.
-            if data.try_with_untracked(|d| *d != next) == Some(true) {
-                let _ = data.try_set(next);
-            }
-        })
-    };
-    Effect::new(move |_| {
-        window.track();
-        load();
-    });
-    let handle = set_interval_with_handle(load, POLL).ok();
-    on_cleanup(move || {
-        if let Some(h) = handle {
-            h.clear();
-        }
-    });
+    let data: RwSignal<Option<Result<AdviceResponse, String>>> = poll_json(
+        move || href(&format!("/api/advice?window={}", enc(&window.get()))),
+        POLL,
+        "/api/advice",
+    );
     view! {
         <section data-testid="advice">
             <h2>"Advice "

@@ -2,12 +2,12 @@
 //! hour at 10 s): polled while the page that shows them lives, so a chart
 //! is full the moment the page opens.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
+use api::series::SeriesAnswer;
 use leptos::prelude::*;
 
-use super::util::{enc, get_json, href};
+use super::util::{enc, href, poll_json};
 
 /// The server samples every 10 s.
 const POLL: Duration = Duration::from_secs(10);
@@ -16,29 +16,22 @@ pub const HOUR: f64 = 3_600.0;
 const W: f64 = 120.0;
 const H: f64 = 24.0;
 
-pub type Series = BTreeMap<String, Vec<(f64, f64)>>;
-
 /// Every series of `metric` over the last hour, refreshed while the
-/// calling component lives; empty until the first answer.
-pub fn poll(metric: &'static str) -> RwSignal<Series> {
-    let data = RwSignal::new(Series::new());
-    let load = move || {
-        leptos::task::spawn_local(async move {
-            let url = href(&format!("/api/series?metric={}&range=1h", enc(metric)));
-            if let Ok(a) = get_json::<api::series::SeriesAnswer>(&url, "/api/series").await {
-                // The page may be gone by the time the answer arrives.
-                let _ = data.try_set(a.series);
-            }
-        })
-    };
-    load();
-    let handle = set_interval_with_handle(load, POLL).ok();
-    on_cleanup(move || {
-        if let Some(h) = handle {
-            h.clear();
-        }
-    });
-    data
+/// calling component lives; `None` until the first answer.
+pub fn poll(metric: &'static str) -> RwSignal<Option<Result<SeriesAnswer, String>>> {
+    poll_json(
+        move || href(&format!("/api/series?metric={}&range=1h", enc(metric))),
+        POLL,
+        "/api/series",
+    )
+}
+
+/// The points of `name` in an answer; none before the first one.
+pub fn of(answer: &Option<Result<SeriesAnswer, String>>, name: &str) -> Vec<(f64, f64)> {
+    match answer {
+        Some(Ok(a)) => a.series.get(name).cloned().unwrap_or_default(),
+        _ => Vec::new(),
+    }
 }
 
 /// An SVG path of `points` over the hour before `now`, scaled to `max`.

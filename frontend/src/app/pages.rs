@@ -353,8 +353,8 @@ pub fn TaskTypes() -> impl IntoView {
                                 <td>{
                                     let name = t.name.clone();
                                     move || {
-                                        let ok = ok_series.with(|s| s.get(&name).cloned().unwrap_or_default());
-                                        let failed = failed_series.with(|s| s.get(&name).cloned().unwrap_or_default());
+                                        let ok = ok_series.with(|a| super::charts::of(a, &name));
+                                        let failed = failed_series.with(|a| super::charts::of(a, &name));
                                         view! { <super::charts::RateSpark label=name.clone() ok=ok failed=failed/> }
                                     }
                                 }</td>

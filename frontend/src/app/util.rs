@@ -31,6 +31,38 @@ pub fn post(url: &str) -> gloo_net::http::RequestBuilder {
     }
 }
 
+/// The answer of a `GET` of JSON at `url()`, asked at once, again every
+/// `every` and whenever a signal `url` reads changes, for as long as the
+/// calling component lives; `None` until the first answer. An answer equal
+/// to the last one changes nothing, and one that arrives after the
+/// component is gone is dropped.
+pub fn poll_json<T>(
+    url: impl Fn() -> String + Copy + Send + Sync + 'static,
+    every: std::time::Duration,
+    what: &'static str,
+) -> RwSignal<Option<Result<T, String>>>
+where
+    T: serde::de::DeserializeOwned + PartialEq + Send + Sync + 'static,
+{
+    let data = RwSignal::new(None);
+    let load = move |url: String| {
+        leptos::task::spawn_local(async move {
+            let next = Some(get_json::<T>(&url, what).await);
+            if data.try_with_untracked(|d| *d != next) == Some(true) {
+                let _ = data.try_set(next);
+            }
+        })
+    };
+    Effect::new(move |_| load(url()));
+    let handle = set_interval_with_handle(move || load(untrack(url)), every).ok();
+    on_cleanup(move || {
+        if let Some(h) = handle {
+            h.clear();
+        }
+    });
+    data
+}
+
 /// A GET of JSON; a failed request, a non-2xx answer (`{what} answered
 /// {status}`) or an unreadable body is the error.
 pub async fn get_json<T: serde::de::DeserializeOwned>(url: &str, what: &str) -> Result<T, String> {
